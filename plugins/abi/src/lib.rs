@@ -1,0 +1,194 @@
+//! The versioned C ABI between wst and reward plugins (`.so` files loaded at run time).
+//!
+//! A plugin exports plain C functions; JSON crosses the boundary, never Rust types or trait
+//! objects. The host calls [`SYMBOL_ABI_VERSION`] first and refuses any version but
+//! [`ABI_VERSION`]. Every other call returns a status code; on failure the host reads the
+//! message through [`SYMBOL_LAST_ERROR`]. Buffers the plugin returns are freed by the plugin's
+//! own [`SYMBOL_FREE`], so the two sides never mix allocators. Panics are caught inside the
+//! plugin and become errors, because unwinding across `extern "C"` aborts the host.
+//!
+//! A Rust author implements [`RewardPlugin`] and writes `wst_plugin_abi::export_reward!(MyType);`
+//! in a `cdylib` crate:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use wst_plugin_abi::{RewardInput, RewardPlugin};
+//!
+//! /// Scores 1 when the answer is non-empty.
+//! struct NonEmpty;
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config {}
+//!
+//! impl RewardPlugin for NonEmpty {
+//!     type Config = Config;
+//!     const NAME: &'static str = "non-empty";
+//!     const VERSION: &'static str = "0.1.0";
+//!     fn value_names() -> Vec<String> { vec!["non_empty".into()] }
+//!     fn new(_: Config) -> Result<Self, String> { Ok(NonEmpty) }
+//!     fn score(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, f64>>, String> {
+//!         Ok(items.iter().map(|i| BTreeMap::from([("non_empty".to_string(), (!i.answer.is_empty()) as u8 as f64)])).collect())
+//!     }
+//! }
+//! wst_plugin_abi::export_reward!(NonEmpty);
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[doc(hidden)]
+pub mod __private;
+
+/// The ABI version this crate speaks. Bumped on any change to symbols, signatures or JSON shapes.
+pub const ABI_VERSION: u32 = 1;
+
+/// `extern "C" fn() -> u32`: the plugin's ABI version. Checked before anything else.
+pub const SYMBOL_ABI_VERSION: &str = "wst_reward_abi_version";
+/// `extern "C" fn(out: *mut Buffer) -> i32`: writes the [`Description`] as JSON.
+pub const SYMBOL_DESCRIBE: &str = "wst_reward_describe";
+/// `extern "C" fn(config: *const u8, len: usize, out: *mut *mut c_void) -> i32`: builds an
+/// instance from JSON config.
+pub const SYMBOL_CREATE: &str = "wst_reward_create";
+/// `extern "C" fn(instance: *const c_void, items: *const u8, len: usize, out: *mut Buffer) -> i32`:
+/// scores a JSON array of [`RewardInput`] into a JSON array of `{name: value}` objects.
+pub const SYMBOL_SCORE: &str = "wst_reward_score";
+/// `extern "C" fn(out: *mut Buffer) -> i32`: the calling thread's last error message.
+pub const SYMBOL_LAST_ERROR: &str = "wst_reward_last_error";
+/// `extern "C" fn(instance: *mut c_void)`: frees an instance.
+pub const SYMBOL_DESTROY: &str = "wst_reward_destroy";
+/// `extern "C" fn(buf: Buffer)`: frees a buffer the plugin returned.
+pub const SYMBOL_FREE: &str = "wst_reward_free";
+
+/// Status code of a successful call.
+pub const STATUS_OK: i32 = 0;
+/// Status code of a failed call; the message is available through [`SYMBOL_LAST_ERROR`].
+pub const STATUS_ERROR: i32 = 1;
+/// Status code of a panic caught inside the plugin; the message is available too.
+pub const STATUS_PANIC: i32 = 2;
+
+/// Bytes owned by the plugin, handed to the host; the host gives them back to [`SYMBOL_FREE`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct Buffer {
+    /// Start of the bytes (UTF-8 JSON or text).
+    pub ptr: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+    /// Allocation capacity, needed to free the buffer.
+    pub cap: usize,
+}
+
+impl Buffer {
+    /// An empty buffer for out-parameters.
+    pub const fn empty() -> Self {
+        Buffer { ptr: std::ptr::null_mut(), len: 0, cap: 0 }
+    }
+}
+
+/// One answer to score, as JSON crosses the boundary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RewardInput {
+    /// The query text.
+    #[serde(default)]
+    pub query: String,
+    /// The instruction the Student was given, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// The Student's answer.
+    pub answer: String,
+    /// The gold answer, if the task has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold: Option<String>,
+    /// The query's free metadata.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    /// The ABI version it was built against.
+    pub abi_version: u32,
+    /// The reward's name (`math`, `reward-model`, ...).
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// Names of the values each score carries.
+    pub values: Vec<String>,
+    /// JSON Schema of its configuration.
+    pub config_schema: serde_json::Value,
+}
+
+/// A reward written in Rust; [`export_reward!`] turns it into the C ABI.
+///
+/// The type must be `Send + Sync`: the host scores from several threads at once.
+pub trait RewardPlugin: Sized + Send + Sync + 'static {
+    /// The configuration, read from the JSON the host passes to `create`.
+    type Config: serde::de::DeserializeOwned + schemars::JsonSchema;
+    /// The reward's name.
+    const NAME: &'static str;
+    /// The plugin's version.
+    const VERSION: &'static str;
+    /// Names of the values each score carries.
+    fn value_names() -> Vec<String>;
+    /// Builds an instance; the error text reaches the user.
+    fn new(config: Self::Config) -> Result<Self, String>;
+    /// One `{value name: value}` map per item, in order.
+    fn score(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, f64>>, String>;
+}
+
+/// Exports a [`RewardPlugin`] type through the C ABI. Use once per `cdylib` crate.
+#[macro_export]
+macro_rules! export_reward {
+    ($ty:ty) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wst_reward_abi_version() -> u32 {
+            $crate::ABI_VERSION
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wst_reward_describe(out: *mut $crate::Buffer) -> i32 {
+            $crate::__private::describe::<$ty>(out)
+        }
+
+        /// # Safety
+        /// `config` must point to `len` readable bytes and `out` to a writable pointer.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wst_reward_create(config: *const u8, len: usize, out: *mut *mut ::std::ffi::c_void) -> i32 {
+            unsafe { $crate::__private::create::<$ty>(config, len, out) }
+        }
+
+        /// # Safety
+        /// `instance` must come from `wst_reward_create`; `items` must point to `len` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wst_reward_score(
+            instance: *const ::std::ffi::c_void,
+            items: *const u8,
+            len: usize,
+            out: *mut $crate::Buffer,
+        ) -> i32 {
+            unsafe { $crate::__private::score::<$ty>(instance, items, len, out) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn wst_reward_last_error(out: *mut $crate::Buffer) -> i32 {
+            $crate::__private::last_error(out)
+        }
+
+        /// # Safety
+        /// `instance` must come from `wst_reward_create` and not be used afterwards.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wst_reward_destroy(instance: *mut ::std::ffi::c_void) {
+            unsafe { $crate::__private::destroy::<$ty>(instance) }
+        }
+
+        /// # Safety
+        /// `buf` must be a buffer this plugin returned, freed once.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wst_reward_free(buf: $crate::Buffer) {
+            unsafe { $crate::__private::free(buf) }
+        }
+    };
+}

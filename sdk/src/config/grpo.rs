@@ -1,0 +1,172 @@
+//! Training knobs with TRL's `GRPOConfig` names and defaults, plus WST's own.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::grpo::{LossType, ScaleRewards};
+
+/// GRPO settings. Names and defaults follow TRL's `GRPOConfig` so TRL users feel at home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoConfig {
+    /// Instructions sampled per query, the paper's G (TRL default 8).
+    pub num_generations: usize,
+    /// Completions per forward/backward micro-batch; a step covers
+    /// per_device_train_batch_size × gradient_accumulation_steps / num_generations queries.
+    pub per_device_train_batch_size: usize,
+    /// Micro-batches accumulated before each optimiser step.
+    pub gradient_accumulation_steps: usize,
+    /// Optimisation passes over each generated batch (TRL's μ); >1 uses clipping against the old policy.
+    pub num_iterations: usize,
+    /// Peak learning rate of AdamW (TRL default 1e-6).
+    pub learning_rate: f64,
+    /// Learning-rate schedule: `linear` (decay to 0), `cosine` or `constant`.
+    pub lr_scheduler_type: LrScheduler,
+    /// Fraction of steps spent warming the learning rate up from 0.
+    pub warmup_ratio: f64,
+    /// AdamW β1.
+    pub adam_beta1: f64,
+    /// AdamW β2.
+    pub adam_beta2: f64,
+    /// AdamW ε.
+    pub adam_epsilon: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value (0 disables clipping).
+    pub max_grad_norm: f64,
+    /// KL coefficient β against the frozen reference Teacher; 0 keeps no reference (TRL default 0).
+    pub beta: f64,
+    /// Lower clip range ε of the ratio.
+    pub epsilon: f64,
+    /// Upper clip range (DAPO's clip-higher); unset means equal to `epsilon`.
+    pub epsilon_high: Option<f64>,
+    /// How per-token losses are averaged: grpo | bnpo | dr_grpo | dapo (TRL default dapo).
+    pub loss_type: LossType,
+    /// How rewards are scaled within groups: group | batch | none.
+    pub scale_rewards: ScaleRewards,
+    /// Maximum tokens in one instruction.
+    pub max_completion_length: usize,
+    /// Maximum prompt tokens given to the Teacher (longer prompts are truncated from the left).
+    pub max_prompt_length: usize,
+    /// Teacher sampling temperature.
+    pub temperature: f64,
+    /// Teacher nucleus sampling mass.
+    pub top_p: f64,
+    /// Teacher top-k (unset disables it).
+    pub top_k: Option<usize>,
+    /// Total optimisation steps; unset means `num_train_epochs` passes over the training data.
+    pub max_steps: Option<usize>,
+    /// Passes over the training data when `max_steps` is unset.
+    pub num_train_epochs: f64,
+    /// Seed for data order, sampling and initialisation.
+    pub seed: u64,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        GrpoConfig {
+            num_generations: 8,
+            per_device_train_batch_size: 8,
+            gradient_accumulation_steps: 1,
+            num_iterations: 1,
+            learning_rate: 1e-6,
+            lr_scheduler_type: LrScheduler::Linear,
+            warmup_ratio: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            beta: 0.0,
+            epsilon: 0.2,
+            epsilon_high: None,
+            loss_type: LossType::Dapo,
+            scale_rewards: ScaleRewards::Group,
+            max_completion_length: 512,
+            max_prompt_length: 512,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: None,
+            max_steps: None,
+            num_train_epochs: 1.0,
+            seed: 42,
+        }
+    }
+}
+
+/// Learning-rate schedules, as in transformers' `lr_scheduler_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScheduler {
+    /// Linear decay from the peak to 0 after warm-up.
+    #[default]
+    Linear,
+    /// Half-cosine decay from the peak to 0 after warm-up.
+    Cosine,
+    /// Constant after warm-up.
+    Constant,
+}
+
+impl LrScheduler {
+    /// The learning rate at `step` (0-based) of `total` steps, with `warmup` warm-up steps.
+    pub fn lr(self, peak: f64, step: usize, total: usize, warmup: usize) -> f64 {
+        if step < warmup {
+            return peak * (step + 1) as f64 / warmup as f64;
+        }
+        let span = total.saturating_sub(warmup).max(1) as f64;
+        let progress = ((step - warmup) as f64 / span).min(1.0);
+        match self {
+            LrScheduler::Constant => peak,
+            LrScheduler::Linear => peak * (1.0 - progress),
+            LrScheduler::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+        }
+    }
+}
+
+/// What to do with groups whose rewards are all equal (they carry no GRPO signal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroStdGroups {
+    /// Train on them anyway (their advantages are 0; TRL's behaviour).
+    #[default]
+    Keep,
+    /// Leave them out of the step.
+    Skip,
+    /// Sample new instructions for them once more before giving up.
+    Resample,
+}
+
+/// WST's own knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WstSettings {
+    /// Student answers per (query, instruction), the paper's K (10 for math, 1 for HH-RLHF).
+    pub student_samples: usize,
+    /// Student answers without instructions used for the baseline s (computed once, cached).
+    pub baseline_samples: usize,
+    /// Groups whose rewards are all equal: keep | skip | resample. Their fraction is always logged.
+    pub zero_std_groups: ZeroStdGroups,
+    /// Student requests in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for WstSettings {
+    fn default() -> Self {
+        WstSettings { student_samples: 10, baseline_samples: 10, zero_std_groups: ZeroStdGroups::Keep, max_concurrency: 8 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_by_hand() {
+        assert_eq!(LrScheduler::Linear.lr(1.0, 0, 10, 0), 1.0);
+        assert_eq!(LrScheduler::Linear.lr(1.0, 5, 10, 0), 0.5);
+        assert_eq!(LrScheduler::Linear.lr(1.0, 0, 10, 2), 0.5);
+        assert_eq!(LrScheduler::Linear.lr(1.0, 1, 10, 2), 1.0);
+        assert!((LrScheduler::Cosine.lr(1.0, 5, 10, 0) - 0.5).abs() < 1e-12);
+        assert_eq!(LrScheduler::Constant.lr(2.0, 9, 10, 0), 2.0);
+    }
+}

@@ -1,0 +1,270 @@
+//! The run configuration: one serde tree, read from TOML, with `deny_unknown_fields` everywhere,
+//! defaults documented on each field, and a JSON Schema derived with schemars.
+
+mod commented;
+mod grpo;
+mod models;
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::DataConfig;
+use crate::error::{Error, Result};
+use crate::score::Weights;
+
+pub use commented::commented_toml;
+pub use grpo::{GrpoConfig, LrScheduler, WstSettings, ZeroStdGroups};
+pub use models::{
+    CandleStudentConfig, DEFAULT_TEACHER_SYSTEM, LlamaCppConfig, LoraConfig, OpenAiConfig, Price, StudentConfig, TeacherConfig,
+};
+
+/// Everything a WST run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WstConfig {
+    /// The Teacher model (trained).
+    pub teacher: TeacherConfig,
+    /// The Student model (frozen, possibly remote).
+    pub student: StudentConfig,
+    /// Reward plugins; their values are combined by `reward_weights`.
+    pub rewards: Vec<RewardConfig>,
+    /// Weights over reward values, e.g. `{ "helpful/score" = 0.7, "harmless/score" = 0.3 }`;
+    /// empty means weight 1 on every value.
+    pub reward_weights: Weights,
+    /// Folders searched for reward plugins by name (before `WST_PLUGIN_PATH`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Training and evaluation data.
+    pub data: DataConfig,
+    /// GRPO knobs (TRL names and defaults).
+    pub grpo: GrpoConfig,
+    /// WST's own knobs (K, baseline samples, zero-std groups).
+    pub wst: WstSettings,
+    /// Where and how often results are written.
+    pub output: OutputConfig,
+}
+
+impl Default for WstConfig {
+    fn default() -> Self {
+        WstConfig {
+            teacher: TeacherConfig::default(),
+            student: StudentConfig::default(),
+            rewards: vec![RewardConfig { plugin: "math".into(), name: None, config: serde_json::Value::Object(Default::default()) }],
+            reward_weights: Weights::default(),
+            plugin_dirs: Vec::new(),
+            data: DataConfig::default(),
+            grpo: GrpoConfig::default(),
+            wst: WstSettings::default(),
+            output: OutputConfig::default(),
+        }
+    }
+}
+
+/// One reward plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RewardConfig {
+    /// A plugin name (`math`, `reward-model`, ...) looked up in the plugin folders, or a path to a `.so`.
+    pub plugin: String,
+    /// The name its values are logged under (default: the plugin's own name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The plugin's own configuration (see `wst schema --plugin NAME`).
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// Output folder and logging cadence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Folder for metrics, completions, checkpoints and results.
+    pub output_dir: PathBuf,
+    /// Write a metrics line every N steps.
+    pub logging_steps: usize,
+    /// Write a checkpoint every N steps (0 = only at the end).
+    pub save_steps: usize,
+    /// Keep at most this many checkpoints (unset keeps all).
+    pub save_total_limit: Option<usize>,
+    /// Evaluate on the held-out split every N steps (0 = only at the end).
+    pub eval_steps: usize,
+    /// Write a completions table (query, instruction, answers, rewards) every N steps (0 = never).
+    pub log_completions_steps: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            output_dir: PathBuf::from("wst-out"),
+            logging_steps: 1,
+            save_steps: 50,
+            save_total_limit: Some(3),
+            eval_steps: 0,
+            log_completions_steps: 10,
+        }
+    }
+}
+
+impl WstConfig {
+    /// Reads and validates a TOML file.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors (a file path).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let cfg: WstConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            Error::Config {
+                location: match line {
+                    Some(l) => format!("{origin}:{l}"),
+                    None => origin.to_string(),
+                },
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate().map_err(|e| match e {
+            Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// The config as TOML text (no comments).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Config { location: "<config>".into(), message: e.to_string() })
+    }
+
+    /// The JSON Schema of the whole tree.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(WstConfig)).unwrap_or_default()
+    }
+
+    /// Checks values that types alone cannot (ranges, divisibility).
+    pub fn validate(&self) -> Result<()> {
+        let g = &self.grpo;
+        let bad = |field: &str, message: String| Err(Error::Config { location: field.to_string(), message });
+        if g.num_generations < 2 {
+            return bad("grpo.num_generations", format!("GRPO needs at least 2 instructions per query, got {}", g.num_generations));
+        }
+        let batch = g.per_device_train_batch_size * g.gradient_accumulation_steps;
+        if batch == 0 || batch % g.num_generations != 0 {
+            return bad(
+                "grpo.per_device_train_batch_size",
+                format!(
+                    "per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a positive multiple of num_generations ({})",
+                    g.num_generations
+                ),
+            );
+        }
+        if g.num_iterations == 0 {
+            return bad("grpo.num_iterations", "must be at least 1".into());
+        }
+        if !(g.learning_rate >= 0.0 && g.learning_rate.is_finite()) {
+            return bad("grpo.learning_rate", format!("must be a finite value >= 0, got {}", g.learning_rate));
+        }
+        if !(0.0..1.0).contains(&g.epsilon) {
+            return bad("grpo.epsilon", format!("must be in [0, 1), got {}", g.epsilon));
+        }
+        if let Some(h) = g.epsilon_high
+            && !(h >= 0.0 && h.is_finite())
+        {
+            return bad("grpo.epsilon_high", format!("must be >= 0, got {h}"));
+        }
+        if g.beta < 0.0 {
+            return bad("grpo.beta", format!("must be >= 0, got {}", g.beta));
+        }
+        if !(0.0..1.0).contains(&g.warmup_ratio) {
+            return bad("grpo.warmup_ratio", format!("must be in [0, 1), got {}", g.warmup_ratio));
+        }
+        if !(g.top_p > 0.0 && g.top_p <= 1.0) {
+            return bad("grpo.top_p", format!("must be in (0, 1], got {}", g.top_p));
+        }
+        if g.temperature < 0.0 {
+            return bad("grpo.temperature", format!("must be >= 0, got {}", g.temperature));
+        }
+        if g.max_completion_length == 0 {
+            return bad("grpo.max_completion_length", "must be at least 1".into());
+        }
+        if self.wst.student_samples == 0 {
+            return bad("wst.student_samples", "the Student must answer at least once per instruction".into());
+        }
+        if self.wst.baseline_samples == 0 {
+            return bad("wst.baseline_samples", "the baseline needs at least one Student answer".into());
+        }
+        if self.wst.max_concurrency == 0 {
+            return bad("wst.max_concurrency", "must be at least 1".into());
+        }
+        if self.rewards.is_empty() {
+            return bad("rewards", "at least one [[rewards]] entry is needed".into());
+        }
+        for (i, r) in self.rewards.iter().enumerate() {
+            if !r.config.is_object() {
+                return bad(&format!("rewards[{i}].config"), "must be a table".into());
+            }
+        }
+        if let Some(lora) = &self.teacher.lora
+            && lora.r == 0
+        {
+            return bad("teacher.lora.r", "rank must be at least 1".into());
+        }
+        if !matches!(self.teacher.dtype.as_str(), "f32" | "bf16" | "f16" | "auto") {
+            return bad("teacher.dtype", format!("expected f32, bf16, f16 or auto, got `{}`", self.teacher.dtype));
+        }
+        let spec = &self.student.spec;
+        if !["openai:", "llamacpp:", "candle:"].iter().any(|p| spec.starts_with(p)) {
+            return bad("student.spec", format!("expected openai:MODEL, llamacpp:PATH.gguf or candle:PATH_OR_ID, got `{spec}`"));
+        }
+        if self.student.sampling.max_tokens == 0 {
+            return bad("student.sampling.max_tokens", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = WstConfig::default();
+        c.validate().unwrap();
+        let back = WstConfig::from_toml_str(&c.to_toml().unwrap(), "x.toml").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_the_line() {
+        let err = WstConfig::from_toml_str("[grpo]\nnum_generations = 4\nlearning_rat = 1e-5\n", "run.toml").unwrap_err().to_string();
+        assert!(err.contains("run.toml:3") && err.contains("learning_rat"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_rejected_with_the_line() {
+        let err = WstConfig::from_toml_str("\n[grpo]\nbeta = \"high\"\n", "run.toml").unwrap_err().to_string();
+        assert!(err.contains("run.toml:3"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let err = WstConfig::from_toml_str("[grpo]\nnum_generations = 3\n", "run.toml").unwrap_err().to_string();
+        assert!(err.contains("grpo.per_device_train_batch_size") && err.contains("(8)") && err.contains("(3)"), "{err}");
+        let err = WstConfig::from_toml_str("[student]\nspec = \"gpt4\"\n", "run.toml").unwrap_err().to_string();
+        assert!(err.contains("student.spec"), "{err}");
+    }
+
+    #[test]
+    fn trl_defaults() {
+        let g = GrpoConfig::default();
+        assert_eq!((g.num_generations, g.beta, g.epsilon, g.learning_rate, g.max_grad_norm), (8, 0.0, 0.2, 1e-6, 1.0));
+        assert_eq!(g.loss_type, crate::grpo::LossType::Dapo);
+    }
+}

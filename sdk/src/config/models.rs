@@ -1,0 +1,194 @@
+//! Which models play Teacher and Student, and how to reach them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::student::{SamplingParams, StudentPrompt};
+
+/// The Teacher model and how it is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeacherConfig {
+    /// A Hugging Face folder, a `.gguf` file, or a hub id (`org/name`, downloaded when online).
+    pub model: String,
+    /// Hub revision (branch, tag or commit) when `model` is a hub id.
+    pub revision: String,
+    /// `cpu`, `cuda` or `cuda:N` (the latter need the `cuda` feature).
+    pub device: String,
+    /// Weight and compute type: `f32`, `bf16`, or `auto` (bf16 on GPU, f32 on CPU).
+    pub dtype: String,
+    /// Train a LoRA adapter instead of every weight; unset means full fine-tuning.
+    pub lora: Option<LoraConfig>,
+    /// System message of the Teacher's chat.
+    pub system_prompt: String,
+    /// Jinja template of the Teacher's user message; variable: `query`.
+    pub prompt_template: String,
+    /// Completions per chunk when computing log-probs (bounds the [batch, seq, vocab] tensor).
+    pub logprob_chunk_size: usize,
+}
+
+/// The default Teacher system message: ask for instructions, not an answer.
+pub const DEFAULT_TEACHER_SYSTEM: &str = "You are a teacher. Read the problem and write short, specific instructions that will help a student solve it. Do not solve the problem yourself.";
+
+impl Default for TeacherConfig {
+    fn default() -> Self {
+        TeacherConfig {
+            model: "HuggingFaceTB/SmolLM2-135M-Instruct".into(),
+            revision: "main".into(),
+            device: "cpu".into(),
+            dtype: "auto".into(),
+            lora: None,
+            system_prompt: DEFAULT_TEACHER_SYSTEM.into(),
+            prompt_template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
+            logprob_chunk_size: 4,
+        }
+    }
+}
+
+/// LoRA settings, named as PEFT names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraConfig {
+    /// Adapter rank r.
+    pub r: usize,
+    /// Scaling numerator: the update is (alpha / r) · B·A.
+    pub lora_alpha: f64,
+    /// Linear layers that get an adapter (PEFT names: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        LoraConfig {
+            r: 16,
+            lora_alpha: 32.0,
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// The Student backend and how to call it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StudentConfig {
+    /// `openai:MODEL`, `llamacpp:PATH.gguf` or `candle:PATH_OR_HUB_ID`.
+    pub spec: String,
+    /// How (query, instruction) becomes the Student's messages.
+    pub prompt: StudentPrompt,
+    /// Sampling settings of every Student request.
+    pub sampling: SamplingParams,
+    /// Folder of the on-disk response cache (unset disables caching).
+    pub cache_dir: Option<PathBuf>,
+    /// OpenAI-compatible HTTP settings (used by `openai:` specs).
+    pub openai: OpenAiConfig,
+    /// llama.cpp settings (used by `llamacpp:` specs).
+    pub llamacpp: LlamaCppConfig,
+    /// candle settings (used by `candle:` specs).
+    pub candle: CandleStudentConfig,
+}
+
+impl Default for StudentConfig {
+    fn default() -> Self {
+        StudentConfig {
+            spec: "openai:gpt-4o-mini".into(),
+            prompt: StudentPrompt::default(),
+            sampling: SamplingParams::default(),
+            cache_dir: Some(PathBuf::from("wst-cache")),
+            openai: OpenAiConfig::default(),
+            llamacpp: LlamaCppConfig::default(),
+            candle: CandleStudentConfig::default(),
+        }
+    }
+}
+
+/// Settings for OpenAI-compatible servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiConfig {
+    /// Base URLs (…/v1); several are load-balanced as one Student.
+    pub base_urls: Vec<String>,
+    /// Environment variable holding the API key (never logged); unset sends no key.
+    pub api_key_env: Option<String>,
+    /// Requests in flight at once, over all base URLs.
+    pub max_concurrency: usize,
+    /// Requests-per-minute limit (0 = unlimited).
+    pub requests_per_minute: u32,
+    /// Tokens-per-minute limit (0 = unlimited).
+    pub tokens_per_minute: u32,
+    /// Retries on 429, 5xx and timeouts, with exponential backoff and jitter.
+    pub max_retries: u32,
+    /// Per-request timeout in seconds.
+    pub timeout_secs: f64,
+    /// USD per million tokens, per model: `{ "gpt-4o-mini" = { input = 0.15, output = 0.6 } }`.
+    pub prices: BTreeMap<String, Price>,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        let mut prices = BTreeMap::new();
+        prices.insert("gpt-4o-mini".to_string(), Price { input: 0.15, output: 0.60 });
+        OpenAiConfig {
+            base_urls: vec!["https://api.openai.com/v1".into()],
+            api_key_env: Some("OPENAI_API_KEY".into()),
+            max_concurrency: 16,
+            requests_per_minute: 0,
+            tokens_per_minute: 0,
+            max_retries: 6,
+            timeout_secs: 120.0,
+            prices,
+        }
+    }
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Prompt tokens.
+    pub input: f64,
+    /// Completion tokens.
+    pub output: f64,
+}
+
+/// Settings for the in-process llama.cpp backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlamaCppConfig {
+    /// CPU threads for decoding; 1 avoids OpenMP spin collapse on busy small machines.
+    pub n_threads: usize,
+    /// Context size in tokens shared by the n parallel answers of one request.
+    pub n_ctx: u32,
+    /// Layers offloaded to a GPU (needs a CUDA build of llama.cpp).
+    pub n_gpu_layers: u32,
+    /// Min-p sampling cut-off (0 disables it).
+    pub min_p: f64,
+    /// Repetition penalty (1 disables it).
+    pub repeat_penalty: f64,
+}
+
+impl Default for LlamaCppConfig {
+    fn default() -> Self {
+        LlamaCppConfig { n_threads: 1, n_ctx: 4096, n_gpu_layers: 0, min_p: 0.0, repeat_penalty: 1.0 }
+    }
+}
+
+/// Settings for the local candle Student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CandleStudentConfig {
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `bf16` or `auto`.
+    pub dtype: String,
+}
+
+impl Default for CandleStudentConfig {
+    fn default() -> Self {
+        CandleStudentConfig { device: "cpu".into(), dtype: "auto".into() }
+    }
+}

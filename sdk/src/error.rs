@@ -1,0 +1,103 @@
+//! The SDK's one error type. Every variant says what was expected, what was found and where
+//! (file, line, field), so a user can fix their input without reading our code.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `wst-sdk`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration file or value is invalid.
+    #[error("config {location}: {message}")]
+    Config {
+        /// File (and line, when known) or field path.
+        location: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A dataset row is invalid.
+    #[error("{}:{line}: field `{field}`: {message}", path.display())]
+    Dataset {
+        /// The dataset file.
+        path: PathBuf,
+        /// 1-based line of the row (for JSON arrays, the line where the element starts).
+        line: usize,
+        /// The field that is missing or malformed (`<row>` when the row itself is bad).
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A reward plugin failed to load or to score.
+    #[error("reward plugin {}: {message}", path.display())]
+    Plugin {
+        /// The plugin's `.so` file.
+        path: PathBuf,
+        /// What went wrong, including the plugin's own error text.
+        message: String,
+    },
+    /// A reward could not score a batch.
+    #[error("reward `{reward}`: {message}")]
+    Reward {
+        /// The reward's name.
+        reward: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A Student backend failed.
+    #[error("student `{student}`: {message}")]
+    Student {
+        /// The Student's name.
+        student: String,
+        /// What went wrong, including the server's message where there is one.
+        message: String,
+    },
+    /// The Teacher model failed to load, sample or train.
+    #[error("teacher: {0}")]
+    Teacher(String),
+    /// A model checkpoint (config, weights or tokenizer) is invalid.
+    #[error("model {}: {message}", path.display())]
+    Model {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A tensor operation failed (shape mismatch, device error, ...).
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// A caller passed an argument outside its documented range.
+    #[error("invalid argument `{name}`: {message}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: &'static str,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A run was interrupted (Ctrl-C) after saving its state.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument { name, message: message.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// `Result` with the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

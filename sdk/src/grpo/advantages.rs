@@ -1,0 +1,130 @@
+//! Group-relative advantages, as TRL computes them: A_i = (r_i − mean_group) / (std + 1e-4),
+//! where std is the unbiased standard deviation of the group (`group`), of the whole batch
+//! (`batch`), or 1 with no scaling (`none`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How rewards are scaled after subtracting the group mean (TRL `scale_rewards`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleRewards {
+    /// Divide by each group's standard deviation (the original GRPO).
+    #[default]
+    Group,
+    /// Divide by the standard deviation of the whole batch (more robust, per Dr. GRPO).
+    Batch,
+    /// Do not scale (Dr. GRPO).
+    None,
+}
+
+/// Advantages for a batch of groups, plus the per-group statistics TRL logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advantages {
+    /// One advantage per completion, in input order.
+    pub advantages: Vec<f64>,
+    /// The standard deviation used for each completion (per group or batch-wide).
+    pub std: Vec<f64>,
+    /// Whether each group's rewards were all (numerically) equal, so it carries no signal.
+    pub group_std_is_zero: Vec<bool>,
+}
+
+/// Unbiased standard deviation (n − 1 denominator), as `torch.std`; 0 for a single value.
+fn std_unbiased(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return if xs.len() == 1 { f64::NAN } else { 0.0 };
+    }
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+/// Computes advantages for `rewards`, laid out as consecutive groups of `group_size`.
+pub fn compute_advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards) -> Result<Advantages> {
+    if group_size < 2 {
+        return Err(Error::invalid("num_generations", format!("GRPO needs at least 2 completions per group, got {group_size}")));
+    }
+    if rewards.len() % group_size != 0 {
+        return Err(Error::invalid(
+            "rewards",
+            format!("{} rewards do not split into groups of {group_size}", rewards.len()),
+        ));
+    }
+    if let Some(r) = rewards.iter().find(|r| !r.is_finite()) {
+        return Err(Error::invalid("rewards", format!("non-finite reward {r}")));
+    }
+    let batch_std = std_unbiased(rewards);
+    let mut out = Advantages { advantages: Vec::with_capacity(rewards.len()), std: Vec::new(), group_std_is_zero: Vec::new() };
+    for group in rewards.chunks(group_size) {
+        let mean = group.iter().sum::<f64>() / group.len() as f64;
+        let group_std = std_unbiased(group);
+        // torch.isclose(std, 0) with its default atol 1e-8.
+        out.group_std_is_zero.push(group_std.abs() <= 1e-8);
+        let std = match scale {
+            ScaleRewards::Group => group_std,
+            ScaleRewards::Batch => batch_std,
+            ScaleRewards::None => 1.0,
+        };
+        for r in group {
+            let centred = r - mean;
+            let a = if scale == ScaleRewards::None { centred } else { centred / (std + 1e-4) };
+            out.advantages.push(a);
+            out.std.push(if scale == ScaleRewards::None { group_std } else { std });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-9, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn group_scaling_by_hand() {
+        // Group [1, 0, 0, 1]: mean 0.5, unbiased std = sqrt(4 * 0.25 / 3) = 0.577350269.
+        let a = compute_advantages(&[1.0, 0.0, 0.0, 1.0], 4, ScaleRewards::Group).unwrap();
+        let s = (1.0f64 / 3.0).sqrt();
+        let v = 0.5 / (s + 1e-4);
+        close(&a.advantages, &[v, -v, -v, v]);
+        assert_eq!(a.group_std_is_zero, vec![false]);
+    }
+
+    #[test]
+    fn equal_rewards_give_zero_advantages_and_are_flagged() {
+        let a = compute_advantages(&[0.3, 0.3, 1.0, 0.0], 2, ScaleRewards::Group).unwrap();
+        close(&a.advantages[..2], &[0.0, 0.0]);
+        assert_eq!(a.group_std_is_zero, vec![true, false]);
+        // Second group [1, 0]: mean 0.5, std sqrt(0.5) = 0.70710678.
+        let v = 0.5 / (0.5f64.sqrt() + 1e-4);
+        close(&a.advantages[2..], &[v, -v]);
+    }
+
+    #[test]
+    fn batch_scaling_uses_group_mean_and_batch_std() {
+        // Batch [0, 2, 4, 6]: std = sqrt(((9+1+1+9))/3) = sqrt(20/3). Group means 1 and 5.
+        let a = compute_advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::Batch).unwrap();
+        let s = (20.0f64 / 3.0).sqrt() + 1e-4;
+        close(&a.advantages, &[-1.0 / s, 1.0 / s, -1.0 / s, 1.0 / s]);
+    }
+
+    #[test]
+    fn no_scaling_only_centres() {
+        let a = compute_advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::None).unwrap();
+        close(&a.advantages, &[-1.0, 1.0, -1.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(compute_advantages(&[1.0, 2.0, 3.0], 2, ScaleRewards::Group).is_err());
+        assert!(compute_advantages(&[1.0], 1, ScaleRewards::Group).is_err());
+        assert!(compute_advantages(&[1.0, f64::NAN], 2, ScaleRewards::Group).is_err());
+    }
+}

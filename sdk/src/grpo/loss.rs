@@ -1,0 +1,264 @@
+//! The clipped GRPO surrogate with TRL's loss normalisations and the k3 KL penalty.
+//!
+//! Per token: ρ = exp(logp − logp_old), L = −min(ρ·A, clip(ρ, 1−ε, 1+ε_high)·A) + β·KL, with
+//! KL = exp(ref − logp) − (ref − logp) − 1 (Schulman's k3 estimator). Tokens are then averaged
+//! as TRL's `loss_type` says: `grpo` per sequence then over sequences, `bnpo` over the
+//! micro-batch's tokens, `dr_grpo` over B × max_completion_length, `dapo` over every completion
+//! token of the whole optimisation step (so accumulation does not change the loss).
+
+use candle_core::{D, DType, Tensor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How per-token losses are averaged (TRL `loss_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LossType {
+    /// Mean over each sequence's tokens, then over sequences (the original GRPO; length-biased).
+    Grpo,
+    /// Mean over all tokens of the micro-batch.
+    Bnpo,
+    /// Sum over tokens divided by batch size × `max_completion_length` (Dr. GRPO).
+    DrGrpo,
+    /// Sum over tokens divided by all completion tokens of the optimisation step (DAPO; TRL's default).
+    #[default]
+    Dapo,
+}
+
+/// The loss's settings, named as in TRL's `GRPOConfig`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrpoLoss {
+    /// Lower clip range ε.
+    pub epsilon: f64,
+    /// Upper clip range ε_high (DAPO's clip-higher); equal to ε when not set.
+    pub epsilon_high: f64,
+    /// KL coefficient β; 0 disables the KL term and the reference model.
+    pub beta: f64,
+    /// How tokens are averaged.
+    pub loss_type: LossType,
+    /// Normaliser for `dr_grpo`.
+    pub max_completion_length: usize,
+}
+
+/// A micro-batch's loss (differentiable) and its detached metrics.
+#[derive(Debug, Clone)]
+pub struct LossOutput {
+    /// The scalar loss to back-propagate.
+    pub loss: Tensor,
+    /// Masked mean of the per-token k3 KL, when a reference was given.
+    pub kl: Option<f64>,
+    /// Fraction of tokens with ρ < 1 − ε and A < 0 (their gradient is clipped away).
+    pub clip_ratio_low: f64,
+    /// Fraction of tokens with ρ > 1 + ε_high and A > 0.
+    pub clip_ratio_high: f64,
+    /// Fraction clipped either way.
+    pub clip_ratio_region: f64,
+    /// Completion tokens in the micro-batch.
+    pub tokens: f64,
+}
+
+/// The `dapo` normaliser: every completion token of the optimisation step (all micro-batches).
+pub fn loss_normalizer(completion_lengths: impl IntoIterator<Item = usize>) -> f64 {
+    completion_lengths.into_iter().sum::<usize>().max(1) as f64
+}
+
+impl GrpoLoss {
+    /// The loss of one micro-batch.
+    ///
+    /// Shapes: `logp`, `old_logp`, `ref_logp`, `mask` are [B, T] (mask 1 on completion tokens,
+    /// 0 on padding); `advantages` is [B]. `old_logp = None` means a single iteration per batch
+    /// (ρ = 1 in value, gradient of logp). `accumulation_steps` divides the non-`dapo` losses so
+    /// that summing micro-batch losses gives the step's loss; `dapo_normalizer` is
+    /// [`loss_normalizer`] over the whole step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compute(
+        &self,
+        logp: &Tensor,
+        old_logp: Option<&Tensor>,
+        ref_logp: Option<&Tensor>,
+        advantages: &Tensor,
+        mask: &Tensor,
+        accumulation_steps: usize,
+        dapo_normalizer: f64,
+    ) -> Result<LossOutput> {
+        let (b, t) = logp.dims2()?;
+        if mask.dims() != [b, t] || advantages.dims() != [b] {
+            return Err(Error::invalid(
+                "mask/advantages",
+                format!("expected mask [{b}, {t}] and advantages [{b}], got {:?} and {:?}", mask.dims(), advantages.dims()),
+            ));
+        }
+        if self.beta != 0.0 && ref_logp.is_none() {
+            return Err(Error::invalid("ref_logp", "beta != 0 needs the reference model's log-probs"));
+        }
+        let mask = mask.to_dtype(logp.dtype())?;
+        let old = match old_logp {
+            Some(o) => o.detach(),
+            None => logp.detach(),
+        };
+        let ratio = (logp - &old)?.exp()?;
+        let adv = advantages.to_dtype(logp.dtype())?.unsqueeze(1)?;
+        let clipped = ratio.clamp(1.0 - self.epsilon, 1.0 + self.epsilon_high)?;
+        let l1 = ratio.broadcast_mul(&adv)?;
+        let l2 = clipped.broadcast_mul(&adv)?;
+        // −min(l1, l2) written as −(l1 − relu(l1 − l2)): one unambiguous gradient path.
+        let mut per_token = (&l1 - (&l1 - &l2)?.relu()?)?.neg()?;
+
+        let tokens = mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let masked_mean = |x: &Tensor| -> Result<f64> {
+            let s = (x * &mask)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            Ok(s / tokens.max(1.0))
+        };
+
+        let mut kl_mean = None;
+        if let Some(r) = ref_logp {
+            let d = (r.detach() - logp)?;
+            let kl = ((d.exp()? - &d)? - 1.0)?;
+            kl_mean = Some(masked_mean(&kl.detach())?);
+            if self.beta != 0.0 {
+                per_token = (per_token + (kl * self.beta)?)?;
+            }
+        }
+
+        let masked = (&per_token * &mask)?;
+        let steps = accumulation_steps.max(1) as f64;
+        let loss = match self.loss_type {
+            LossType::Grpo => {
+                let per_seq = masked.sum(D::Minus1)?.div(&mask.sum(D::Minus1)?.clamp(1.0, f64::INFINITY)?)?;
+                (per_seq.mean_all()? / steps)?
+            }
+            LossType::Bnpo => (masked.sum_all()? / (tokens.max(1.0) * steps))?,
+            LossType::DrGrpo => (masked.sum_all()? / (b as f64 * self.max_completion_length.max(1) as f64 * steps))?,
+            LossType::Dapo => (masked.sum_all()? / dapo_normalizer.max(1.0))?,
+        };
+
+        let ratio_d = ratio.detach();
+        let adv_neg = adv.lt(0.0)?.to_dtype(logp.dtype())?;
+        let adv_pos = adv.gt(0.0)?.to_dtype(logp.dtype())?;
+        let low = ratio_d.lt(1.0 - self.epsilon)?.to_dtype(logp.dtype())?.broadcast_mul(&adv_neg)?;
+        let high = ratio_d.gt(1.0 + self.epsilon_high)?.to_dtype(logp.dtype())?.broadcast_mul(&adv_pos)?;
+        let region = (&low + &high)?;
+        Ok(LossOutput {
+            loss,
+            kl: kl_mean,
+            clip_ratio_low: masked_mean(&low)?,
+            clip_ratio_high: masked_mean(&high)?,
+            clip_ratio_region: masked_mean(&region)?,
+            tokens,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t2(v: &[[f32; 3]; 2]) -> Tensor {
+        Tensor::new(v, &Device::Cpu).unwrap()
+    }
+
+    fn cfg(loss_type: LossType) -> GrpoLoss {
+        GrpoLoss { epsilon: 0.2, epsilon_high: 0.2, beta: 0.0, loss_type, max_completion_length: 4 }
+    }
+
+    // Two sequences; the second has one padding token. On-policy (ratio 1): per-token loss is −A.
+    // A = [1, -2]. Row 1: 3 tokens of −1; row 2: 2 tokens of +2 (plus one masked).
+    fn on_policy(loss_type: LossType) -> f32 {
+        let logp = t2(&[[-1.0, -2.0, -0.5], [-0.3, -0.7, -9.0]]);
+        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let adv = Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+        let out = cfg(loss_type).compute(&logp, None, None, &adv, &mask, 1, 5.0).unwrap();
+        assert_eq!(out.tokens, 5.0);
+        assert_eq!(out.clip_ratio_region, 0.0);
+        out.loss.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn loss_types_by_hand() {
+        // grpo: mean(−1, +2) = 0.5; bnpo: (−3 + 4)/5 = 0.2; dr_grpo: 1/(2·4) = 0.125; dapo: 1/5.
+        assert!((on_policy(LossType::Grpo) - 0.5).abs() < 1e-6);
+        assert!((on_policy(LossType::Bnpo) - 0.2).abs() < 1e-6);
+        assert!((on_policy(LossType::DrGrpo) - 0.125).abs() < 1e-6);
+        assert!((on_policy(LossType::Dapo) - 0.2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn clipping_by_hand() {
+        // ρ = exp(logp − old). Token ratios: 1.5 (A>0: clipped to 1.2), 0.5 (A>0: unclipped, min
+        // picks 0.5), 1.0; row 2 with A<0: 0.5 (clipped low: −min(−0.5, −0.8)=0.8), 1.5 (−min(−1.5,−1.2)=1.5).
+        let old = t2(&[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]);
+        let l = |r: f32| r.ln();
+        let logp = t2(&[[l(1.5), l(0.5), 0.0], [l(0.5), l(1.5), 0.0]]);
+        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let adv = Tensor::new(&[1.0f32, -1.0], &Device::Cpu).unwrap();
+        let out = cfg(LossType::Bnpo).compute(&logp, Some(&old), None, &adv, &mask, 1, 0.0).unwrap();
+        let expected = (-1.2 - 0.5 - 1.0 + 0.8 + 1.5) / 5.0;
+        assert!((out.loss.to_scalar::<f32>().unwrap() - expected).abs() < 1e-5);
+        assert!((out.clip_ratio_high - 0.2).abs() < 1e-9);
+        assert!((out.clip_ratio_low - 0.2).abs() < 1e-9);
+        assert!((out.clip_ratio_region - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gradient_by_hand_and_clipped_tokens_get_none() {
+        // d/dlogp of −ρA/N is −ρA/N where unclipped, 0 where clipped.
+        let old = t2(&[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]);
+        let ln = |r: f32| r.ln();
+        let logp = Var::from_tensor(&t2(&[[ln(1.5), ln(0.9), 0.0], [ln(0.5), ln(1.1), 0.0]])).unwrap();
+        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let adv = Tensor::new(&[2.0f32, -1.0], &Device::Cpu).unwrap();
+        let out = cfg(LossType::Bnpo).compute(logp.as_tensor(), Some(&old), None, &adv, &mask, 1, 0.0).unwrap();
+        let g = out.loss.backward().unwrap();
+        let grad = g.get(logp.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        let want = [[0.0, -0.9 * 2.0 / 5.0, -2.0 / 5.0], [0.0, 1.1 / 5.0, 0.0]];
+        for (gr, wr) in grad.iter().zip(want) {
+            for (g, w) in gr.iter().zip(wr) {
+                assert!((g - w).abs() < 1e-5, "{grad:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn k3_kl_by_hand() {
+        // logp = ref on row 1 (KL 0); row 2: ref − logp = 1 → e − 2 on both real tokens.
+        let logp = t2(&[[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]]);
+        let reference = t2(&[[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]);
+        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let adv = Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
+        let mut c = cfg(LossType::Bnpo);
+        c.beta = 0.5;
+        let out = c.compute(&logp, None, Some(&reference), &adv, &mask, 1, 0.0).unwrap();
+        let k = std::f64::consts::E - 2.0;
+        assert!((out.kl.unwrap() - 2.0 * k / 5.0).abs() < 1e-5);
+        assert!((out.loss.to_scalar::<f32>().unwrap() as f64 - 0.5 * 2.0 * k / 5.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn accumulation_sums_to_the_full_batch_loss_for_dapo() {
+        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let logp = t2(&[[-1.0, -2.0, -0.5], [-0.3, -0.7, -9.0]]);
+        let adv = Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+        let c = cfg(LossType::Dapo);
+        let full = c.compute(&logp, None, None, &adv, &mask, 1, 5.0).unwrap().loss.to_scalar::<f32>().unwrap();
+        let mut parts = 0.0;
+        for i in 0..2 {
+            let out = c
+                .compute(&logp.narrow(0, i, 1).unwrap(), None, None, &adv.narrow(0, i, 1).unwrap(), &mask.narrow(0, i, 1).unwrap(), 2, 5.0)
+                .unwrap();
+            parts += out.loss.to_scalar::<f32>().unwrap();
+        }
+        assert!((full - parts).abs() < 1e-6);
+    }
+
+    #[test]
+    fn beta_without_reference_is_an_error() {
+        let m = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
+        let a = Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
+        let mut c = cfg(LossType::Grpo);
+        c.beta = 0.1;
+        assert!(c.compute(&m, None, None, &a, &m, 1, 1.0).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! GRPO maths, independent of any model: WST rewards, group-normalised advantages, the clipped
+//! surrogate loss with TRL's `loss_type`s, the k3 KL estimate, and the metrics TRL logs.
+
+mod advantages;
+mod loss;
+mod metrics;
+mod wst_reward;
+
+pub use advantages::{Advantages, ScaleRewards, compute_advantages};
+pub use loss::{GrpoLoss, LossOutput, LossType, loss_normalizer};
+pub use metrics::{CompletionMetrics, RewardMetrics};
+pub use wst_reward::{mean, wst_reward};

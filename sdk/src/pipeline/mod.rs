@@ -1,0 +1,118 @@
+//! The Pipeline: Teacher → Student → Reward, usable before any training.
+//!
+//! `instruct` asks the Teacher for instructions, `answer` asks the Student (with or without an
+//! instruction), `score` runs the rewards. Tensor work (Teacher, rewards) runs on blocking
+//! threads so the async runtime keeps serving Student requests.
+
+mod builder;
+
+use std::sync::{Arc, Mutex};
+
+pub use builder::PipelineBuilder;
+
+use crate::error::{Error, Result};
+use crate::instruction::Instruction;
+use crate::query::Query;
+use crate::reward::{RewardInput, WeightedReward, WeightedScore};
+use crate::student::{SamplingParams, Student, StudentPrompt, StudentRequest, StudentSample};
+use crate::teacher::{Teacher, TeacherSample, TeacherSampling};
+
+/// A Teacher, a Student and rewards, wired together.
+pub struct Pipeline {
+    pub(crate) teacher: Option<Arc<Mutex<Box<dyn Teacher>>>>,
+    pub(crate) student: Arc<dyn Student>,
+    pub(crate) reward: Option<WeightedReward>,
+    pub(crate) student_prompt: StudentPrompt,
+    pub(crate) student_sampling: SamplingParams,
+    pub(crate) teacher_sampling: TeacherSampling,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("teacher", &self.teacher.is_some())
+            .field("student", &self.student.name())
+            .field("reward", &self.reward)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Starts a [`PipelineBuilder`].
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The Student.
+    pub fn student(&self) -> &Arc<dyn Student> {
+        &self.student
+    }
+
+    /// The Teacher's samples (instructions with token ids and log-probs) for each query.
+    pub async fn sample_instructions(&self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        let teacher = self.teacher.clone().ok_or_else(|| Error::invalid("teacher", "this pipeline was built without a Teacher"))?;
+        let queries = queries.to_vec();
+        let sampling = sampling.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut t = teacher.lock().map_err(|_| Error::Teacher("the Teacher's lock was poisoned by an earlier panic".into()))?;
+            t.sample(&queries, &sampling)
+        })
+        .await
+        .map_err(|e| Error::Teacher(format!("sampling task failed: {e}")))?
+    }
+
+    /// `n` instructions from the Teacher for `query`, with the pipeline's Teacher sampling settings.
+    pub async fn instruct(&self, query: &Query, n: usize) -> Result<Vec<Instruction>> {
+        if n == 0 {
+            return Err(Error::invalid("n", "ask for at least one instruction"));
+        }
+        let sampling = TeacherSampling { num_generations: n, ..self.teacher_sampling.clone() };
+        let mut groups = self.sample_instructions(std::slice::from_ref(query), &sampling).await?;
+        Ok(groups.pop().unwrap_or_default().into_iter().map(|s| s.instruction).collect())
+    }
+
+    /// `n` Student answers to `query`, guided by `instruction` when given.
+    pub async fn answer(&self, query: &Query, instruction: Option<&Instruction>, n: usize) -> Result<Vec<StudentSample>> {
+        self.answer_with(query, instruction, n, &self.student_sampling).await
+    }
+
+    /// Like [`Pipeline::answer`] with explicit sampling settings.
+    pub async fn answer_with(
+        &self,
+        query: &Query,
+        instruction: Option<&Instruction>,
+        n: usize,
+        params: &SamplingParams,
+    ) -> Result<Vec<StudentSample>> {
+        if n == 0 {
+            return Err(Error::invalid("n", "ask for at least one answer"));
+        }
+        let request = StudentRequest { messages: self.student_prompt.render(query, instruction)?, n, params: params.clone() };
+        let answers = self.student.generate(&request).await?;
+        if answers.len() != n {
+            return Err(Error::Student {
+                student: self.student.name().to_string(),
+                message: format!("asked for {n} answers, got {}", answers.len()),
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Scores `answers` to `query` (given `instruction`) with the pipeline's rewards.
+    pub async fn score(&self, query: &Query, instruction: Option<&Instruction>, answers: &[StudentSample]) -> Result<Vec<WeightedScore>> {
+        let reward = self.reward.clone().ok_or_else(|| Error::invalid("reward", "this pipeline was built without a reward"))?;
+        let inputs: Vec<RewardInput> = answers
+            .iter()
+            .map(|a| RewardInput {
+                query: query.text.clone(),
+                instruction: instruction.map(|i| i.text.clone()),
+                answer: a.text.clone(),
+                gold: query.gold.clone(),
+                metadata: query.metadata.clone(),
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || reward.score(&inputs))
+            .await
+            .map_err(|e| Error::Reward { reward: "<pipeline>".into(), message: format!("scoring task failed: {e}") })?
+    }
+}

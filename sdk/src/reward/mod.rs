@@ -1,0 +1,57 @@
+//! Rewards g: score Student answers into named values.
+//!
+//! Execution model: a [`Reward`] scores a batch of [`RewardInput`]s at once (so model-based
+//! rewards can batch) and returns one [`Score`] per input, in order. Rewards are synchronous
+//! CPU/GPU work; the Pipeline calls them on blocking threads. Plugins loaded from `.so` files
+//! ([`PluginReward`]) and several rewards combined by user weights ([`WeightedReward`]) are
+//! rewards too.
+
+mod plugin;
+mod weighted;
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::score::Score;
+
+pub use plugin::{PluginReward, PluginSearchPath, PLUGIN_PATH_ENV};
+pub use weighted::{WeightedReward, WeightedScore};
+
+/// One answer to score, with everything a reward may need (the plugin ABI's JSON shape).
+pub use wst_plugin_abi::RewardInput;
+
+/// A reward function g over Student answers.
+pub trait Reward: Send + Sync {
+    /// The reward's name, used as the prefix of its values in logs.
+    fn name(&self) -> &str;
+
+    /// The names of the values every [`Score`] from this reward carries.
+    fn value_names(&self) -> Vec<String>;
+
+    /// One score per input, in order.
+    fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>>;
+}
+
+impl<T: Reward + ?Sized> Reward for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn value_names(&self) -> Vec<String> {
+        (**self).value_names()
+    }
+    fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
+        (**self).score(inputs)
+    }
+}
+
+impl<T: Reward + ?Sized> Reward for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn value_names(&self) -> Vec<String> {
+        (**self).value_names()
+    }
+    fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
+        (**self).score(inputs)
+    }
+}

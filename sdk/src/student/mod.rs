@@ -1,0 +1,191 @@
+//! The Student: the large model whose answers the Teacher's instructions should improve.
+//!
+//! Execution model: the Pipeline renders (query, optional instruction) into chat messages with a
+//! [`StudentPrompt`], then asks the Student for `n` answers in one [`StudentRequest`]. Backends
+//! (candle, llama.cpp, OpenAI-compatible HTTP) live in their own crates and implement
+//! [`Student`]; they declare what they can do in [`StudentCapabilities`] so callers can plan
+//! (fan out when `n` is not native, bound concurrency) instead of failing late.
+
+mod prompt;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+pub use prompt::StudentPrompt;
+
+/// One chat message, as every chat API and chat template understands it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with the given role.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+    /// A `system` message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+    /// A `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+    /// An `assistant` message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// Sampling settings for one request; names follow the OpenAI API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingParams {
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: f64,
+    /// Nucleus sampling mass (1.0 disables it).
+    pub top_p: f64,
+    /// Keep only the k most likely tokens (None disables it).
+    pub top_k: Option<usize>,
+    /// Maximum tokens generated per answer.
+    pub max_tokens: usize,
+    /// Seed for reproducible sampling; answer i of a request uses `seed + i` where a backend
+    /// samples answers one by one.
+    pub seed: Option<u64>,
+    /// Strings that end an answer (not included in it).
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.7,
+            top_p: 1.0,
+            top_k: None,
+            max_tokens: 512,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// A request for `n` answers to one conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentRequest {
+    /// The conversation; the answer continues it as the assistant.
+    pub messages: Vec<ChatMessage>,
+    /// How many independent answers to return.
+    pub n: usize,
+    /// Sampling settings shared by the `n` answers.
+    pub params: SamplingParams,
+}
+
+/// Why generation of an answer ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its answer (EOS or a stop string).
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// Anything else a server reports (content filter, ...).
+    Other(String),
+}
+
+/// Tokens spent on one answer (prompt tokens are counted once per request by most servers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Prompt tokens billed.
+    pub prompt_tokens: u64,
+    /// Completion tokens billed.
+    pub completion_tokens: u64,
+}
+
+impl std::ops::AddAssign for TokenUsage {
+    fn add_assign(&mut self, rhs: Self) {
+        self.prompt_tokens += rhs.prompt_tokens;
+        self.completion_tokens += rhs.completion_tokens;
+    }
+}
+
+/// One answer m2 from the Student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentSample {
+    /// The answer text.
+    pub text: String,
+    /// Why generation ended.
+    pub finish_reason: FinishReason,
+    /// Tokens spent on this answer.
+    pub usage: TokenUsage,
+}
+
+/// What a Student backend can do, declared up front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentCapabilities {
+    /// Whether one request returns `n` answers natively (else callers may fan out).
+    pub native_n: bool,
+    /// Whether `seed` makes answers reproducible.
+    pub seeds: bool,
+    /// The model's context length in tokens, when known.
+    pub context_length: Option<usize>,
+    /// How many requests may usefully run at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for StudentCapabilities {
+    fn default() -> Self {
+        StudentCapabilities { native_n: false, seeds: false, context_length: None, max_concurrency: 1 }
+    }
+}
+
+/// A model that answers queries: local (candle, llama.cpp) or remote (OpenAI-compatible HTTP).
+///
+/// `generate` must return exactly `request.n` samples or an error; it may be called
+/// concurrently from many tasks, up to `capabilities().max_concurrency` usefully.
+#[async_trait]
+pub trait Student: Send + Sync {
+    /// A short name for logs and cache keys (e.g. `llamacpp:SmolLM2-135M`).
+    fn name(&self) -> &str;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> StudentCapabilities {
+        StudentCapabilities::default()
+    }
+
+    /// `request.n` answers to `request.messages`.
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
+}
+
+#[async_trait]
+impl<T: Student + ?Sized> Student for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> StudentCapabilities {
+        (**self).capabilities()
+    }
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        (**self).generate(request).await
+    }
+}
+
+#[async_trait]
+impl<T: Student + ?Sized> Student for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> StudentCapabilities {
+        (**self).capabilities()
+    }
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        (**self).generate(request).await
+    }
+}

@@ -1,0 +1,97 @@
+//! The Teacher: the small model that writes instructions m1 and is trained with GRPO.
+//!
+//! Execution model: [`Teacher::sample`] writes G instructions per query and returns, for each,
+//! its token ids and the per-token log-probs under the current policy (the "old" policy of the
+//! GRPO step). After the Student's answers are scored, [`Teacher::step`] takes the samples with
+//! their advantages and applies one optimisation step (or accumulates gradients). Compute is
+//! synchronous; async callers run it on blocking threads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::instruction::Instruction;
+use crate::query::Query;
+
+/// Sampling settings for the Teacher; names follow TRL's `GRPOConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherSampling {
+    /// Instructions per query (TRL `num_generations`, the paper's G).
+    pub num_generations: usize,
+    /// Softmax temperature (0 = greedy).
+    pub temperature: f64,
+    /// Nucleus sampling mass.
+    pub top_p: f64,
+    /// Top-k cut-off (None disables it).
+    pub top_k: Option<usize>,
+    /// Maximum tokens per instruction (TRL `max_completion_length`).
+    pub max_completion_length: usize,
+    /// Seed; the same seed and weights give the same instructions.
+    pub seed: u64,
+}
+
+impl Default for TeacherSampling {
+    fn default() -> Self {
+        TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 256, seed: 42 }
+    }
+}
+
+/// One instruction the Teacher wrote, with what GRPO needs to train on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherSample {
+    /// The decoded instruction.
+    pub instruction: Instruction,
+    /// The prompt's token ids (chat template applied).
+    pub prompt_ids: Vec<u32>,
+    /// The instruction's token ids, EOS included when generation stopped on it.
+    pub completion_ids: Vec<u32>,
+    /// Log-prob of each completion token under the policy that sampled it.
+    pub logprobs: Vec<f32>,
+    /// Whether generation hit `max_completion_length` instead of stopping.
+    pub truncated: bool,
+}
+
+/// One sample with its advantage, for a GRPO step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainItem<'a> {
+    /// The sample (its `logprobs` are the old policy's).
+    pub sample: &'a TeacherSample,
+    /// Its group-normalised advantage.
+    pub advantage: f32,
+}
+
+/// What one optimisation step measured; names follow TRL's logs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// The GRPO loss.
+    pub loss: f64,
+    /// Mean k3 KL to the reference (0 when `beta` = 0 and no reference is kept).
+    pub kl: f64,
+    /// Fraction of tokens clipped below 1 − ε with negative advantage.
+    pub clip_ratio_low_mean: f64,
+    /// Fraction of tokens clipped above 1 + ε_high with positive advantage.
+    pub clip_ratio_high_mean: f64,
+    /// Fraction of tokens clipped either way.
+    pub clip_ratio_region_mean: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used for this step.
+    pub learning_rate: f64,
+}
+
+/// A model that writes instructions and learns from advantages.
+pub trait Teacher: Send {
+    /// `sampling.num_generations` instructions for each query, in query order.
+    fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>>;
+
+    /// One GRPO optimisation step over `items` (which may span several queries).
+    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics>;
+}
+
+impl<T: Teacher + ?Sized> Teacher for Box<T> {
+    fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        (**self).sample(queries, sampling)
+    }
+    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
+        (**self).step(items)
+    }
+}
