@@ -1,8 +1,7 @@
 //! Jinja templates (minijinja with Python-compatible string methods), used for chat templates
 //! from checkpoints and for the prompts wst builds around queries and instructions.
 
-use minijinja::{Environment, UndefinedBehavior};
-use serde::Serialize;
+use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::error::{Error, Result};
 
@@ -20,8 +19,6 @@ impl Template {
         let name = name.into();
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.set_trim_blocks(false);
-        env.set_lstrip_blocks(false);
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
@@ -39,8 +36,8 @@ impl Template {
         Ok(t)
     }
 
-    /// Renders the template with `ctx` (any serialisable value, usually `minijinja::context!`).
-    pub fn render<S: Serialize>(&self, ctx: S) -> Result<String> {
+    /// Renders the template with `ctx` (usually `minijinja::context!`, or `Value::from_serialize`).
+    pub fn render(&self, ctx: impl Into<Value>) -> Result<String> {
         let tmpl = self.env.get_template(&self.source_name).map_err(|e| Error::Config {
             location: self.source_name.clone(),
             message: e.to_string(),

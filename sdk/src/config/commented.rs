@@ -49,7 +49,8 @@ fn description(root: &Value, prop: &Value) -> Option<String> {
     } else {
         Vec::new()
     };
-    if !choices.is_empty() {
+    let listed = d.as_deref().is_some_and(|d| choices.iter().all(|c| d.contains(c.as_str())));
+    if !choices.is_empty() && !listed {
         let c = format!("One of: {}.", choices.join(" | "));
         d = Some(match d {
             Some(d) => format!("{d}\n{c}"),
@@ -167,7 +168,8 @@ mod tests {
         let c = WstConfig::default();
         let text = commented_toml(&WstConfig::json_schema(), &serde_json::to_value(&c).unwrap(), "header");
         assert!(text.contains("# Instructions sampled per query"), "{text}");
-        assert!(text.contains("# One of: grpo | bnpo | dr_grpo | dapo."), "{text}");
+        assert!(text.contains("# One of: keep | skip | resample.") || text.contains("keep | skip | resample"), "{text}");
+        assert!(text.contains("# One of: auto | jsonl | json."), "{text}");
         assert!(text.contains("# epsilon_high = (unset)"), "{text}");
         let back = WstConfig::from_toml_str(&text, "init.toml").unwrap();
         assert_eq!(back, c);

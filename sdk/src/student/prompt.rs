@@ -35,7 +35,7 @@ impl StudentPrompt {
     pub fn render(&self, query: &Query, instruction: Option<&Instruction>) -> Result<Vec<ChatMessage>> {
         let t = Template::strict("student.prompt.template", self.template.clone())?;
         let user = t.render(context! {
-            query => query.text,
+            query => query.text.as_str(),
             instruction => instruction.map(|i| i.text.as_str()).unwrap_or(""),
         })?;
         let mut messages = Vec::with_capacity(2);

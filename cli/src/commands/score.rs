@@ -1,0 +1,112 @@
+//! `wst score`: score a JSONL file of answers with a reward plugin. Bad lines are reported with
+//! their line number and skipped; the run goes on.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wst_sdk::reward::{PluginReward, PluginSearchPath, Reward, RewardInput};
+
+/// Arguments of `wst score`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Reward plugin: a name found on the plugin path, or a `.so` path.
+    #[arg(long)]
+    reward: String,
+    /// The plugin's configuration as JSON.
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// JSONL with `answer` and `gold` per line (optional `query`, `instruction`, `metadata`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the scores (default: standard output).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Extra plugin folders.
+    #[arg(long = "plugin-dir")]
+    plugin_dirs: Vec<PathBuf>,
+    /// Exit with status 2 when any line was bad.
+    #[arg(long)]
+    strict: bool,
+    /// Items scored per plugin call.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config: serde_json::Value = serde_json::from_str(&args.config).context("--config is not valid JSON")?;
+    let reward = PluginReward::load_by_name(&args.reward, &PluginSearchPath::new(&args.plugin_dirs), &config)?;
+    let file = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let (mut ok, mut bad) = (0usize, 0usize);
+    let mut batch: Vec<(usize, RewardInput)> = Vec::new();
+    let flush = |batch: &mut Vec<(usize, RewardInput)>, out: &mut dyn Write, ok: &mut usize, bad: &mut usize| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<RewardInput> = batch.iter().map(|(_, i)| i.clone()).collect();
+        match reward.score(&inputs) {
+            Ok(scores) => {
+                for ((line, _), s) in batch.iter().zip(scores) {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("line".into(), (*line).into());
+                    for (k, v) in s.values {
+                        obj.insert(k, serde_json::json!(v));
+                    }
+                    writeln!(out, "{}", serde_json::Value::Object(obj))?;
+                    *ok += 1;
+                }
+            }
+            Err(e) => {
+                // Score one by one so a single bad item does not lose the others.
+                for (line, input) in batch.iter() {
+                    match reward.score(std::slice::from_ref(input)) {
+                        Ok(mut s) => {
+                            let mut obj = serde_json::Map::new();
+                            obj.insert("line".into(), (*line).into());
+                            for (k, v) in s.remove(0).values {
+                                obj.insert(k, serde_json::json!(v));
+                            }
+                            writeln!(out, "{}", serde_json::Value::Object(obj))?;
+                            *ok += 1;
+                        }
+                        Err(e1) => {
+                            eprintln!("{}:{line}: {e1}", args.input.display());
+                            writeln!(out, "{}", serde_json::json!({"line": line, "error": e1.to_string()}))?;
+                            *bad += 1;
+                        }
+                    }
+                }
+                tracing::debug!("batch failed ({e}); scored items one by one");
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("{}:{n}: cannot read", args.input.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<RewardInput>(&line) {
+            Ok(input) => batch.push((n, input)),
+            Err(e) => {
+                eprintln!("{}:{n}: invalid line: {e}", args.input.display());
+                writeln!(out, "{}", serde_json::json!({"line": n, "error": format!("invalid line: {e}")}))?;
+                bad += 1;
+            }
+        }
+        if batch.len() >= args.batch_size.max(1) {
+            flush(&mut batch, &mut *out, &mut ok, &mut bad)?;
+        }
+    }
+    flush(&mut batch, &mut *out, &mut ok, &mut bad)?;
+    out.flush()?;
+    eprintln!("scored {ok} lines, {bad} bad");
+    Ok(if bad > 0 && args.strict { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}

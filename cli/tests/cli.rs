@@ -1,0 +1,64 @@
+//! The `wst` binary, end to end: help, schema, config init/check.
+
+use std::process::Command;
+
+fn wst() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wst"))
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = wst().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for c in ["schema", "config", "score"] {
+        assert!(text.contains(c), "{text}");
+    }
+}
+
+#[test]
+fn schema_validates_the_file_config_init_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wst.toml");
+    let out = wst().args(["config", "init", "--output"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().filter(|l| l.starts_with('#')).count() > 50, "the file should be commented:\n{text}");
+
+    let out = wst().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+
+    let written: toml::Value = toml::from_str(&text).unwrap();
+    let as_json = serde_json::to_value(&written).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&as_json).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // The schema must also reject what the loader rejects: a misspelt knob.
+    let mut wrong = as_json.clone();
+    wrong["grpo"]["learning_rat"] = serde_json::json!(1e-5);
+    assert!(!validator.is_valid(&wrong));
+}
+
+#[test]
+fn config_init_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wst.toml");
+    std::fs::write(&path, "keep me").unwrap();
+    let out = wst().args(["config", "init", "--output"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+}
+
+#[test]
+fn config_check_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, "[grpo]\nnum_generations = 4\nbeta = \"x\"\n").unwrap();
+    let out = wst().args(["config", "check"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run.toml:3"), "{err}");
+}

@@ -1,0 +1,56 @@
+//! The Pipeline through the public API: Teacher → Student → reward plugin.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use wst_sdk::reward::PluginReward;
+use wst_sdk::{Pipeline, Query, Weights};
+use wst_tests::{HintStudent, ScriptedTeacher, plugin_path};
+
+fn query() -> Query {
+    Query::new("q1", "What is 12 + 30?").with_gold("42")
+}
+
+#[tokio::test]
+async fn instruct_then_answer_uses_the_instruction() {
+    let student = Arc::new(HintStudent::new("hint"));
+    let pipeline = Pipeline::builder()
+        .teacher(ScriptedTeacher::new(&["Use the hint: add the numbers.", "Guess."]))
+        .student_arc(student.clone())
+        .build()
+        .unwrap();
+    let instructions = pipeline.instruct(&query(), 2).await.unwrap();
+    assert_eq!(instructions.len(), 2);
+    let helped = pipeline.answer(&query(), Some(&instructions[0]), 3).await.unwrap();
+    let alone = pipeline.answer(&query(), None, 3).await.unwrap();
+    assert_eq!(helped.len(), 3);
+    assert!(helped[0].text.contains("42"), "{}", helped[0].text);
+    assert!(alone[0].text.contains("43"), "{}", alone[0].text);
+    assert_eq!(student.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn pipeline_scores_answers_with_a_loaded_plugin_and_weights() {
+    let length = PluginReward::load(plugin_path("wst_reward_length"), &serde_json::json!({"min_words": 1, "max_words": 4})).unwrap();
+    let pipeline = Pipeline::builder()
+        .student(HintStudent::new("hint"))
+        .reward(length)
+        .weights(Weights::new([("within_limit", 2.0)]))
+        .build()
+        .unwrap();
+    let answers = pipeline.answer(&query(), None, 2).await.unwrap();
+    let scores = pipeline.score(&query(), None, &answers).await.unwrap();
+    // "Let me think. The answer is 43." has 7 words: 3 over a limit of 4 → 1 − 3/4 = 0.25, weighted ×2.
+    assert_eq!(scores[0].values.get("words"), Some(7.0));
+    assert!((scores[0].total - 0.5).abs() < 1e-12, "{scores:?}");
+}
+
+#[tokio::test]
+async fn missing_parts_are_clear_errors() {
+    let err = Pipeline::builder().build().unwrap_err().to_string();
+    assert!(err.contains("Student"), "{err}");
+    let p = Pipeline::builder().student(HintStudent::new("x")).build().unwrap();
+    assert!(p.instruct(&query(), 1).await.unwrap_err().to_string().contains("without a Teacher"));
+    assert!(p.score(&query(), None, &[]).await.unwrap_err().to_string().contains("without a reward"));
+    assert!(p.answer(&query(), None, 0).await.is_err());
+}
