@@ -96,3 +96,17 @@ fn plugins_score_from_many_threads() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn the_math_plugin_grades_through_the_abi() {
+    let m = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
+    assert_eq!(m.value_names(), vec!["accuracy".to_string()]);
+    let item = |answer: &str, gold: &str| RewardInput { answer: answer.into(), gold: Some(gold.into()), ..Default::default() };
+    let s = m
+        .score(&[item("so \\boxed{\\dfrac{1}{2}}", "0.5"), item("The answer is 71.", "Work.\n#### 72"), item("#### 1,000", "1000")])
+        .unwrap();
+    let acc: Vec<f64> = s.iter().map(|s| s.get("accuracy").unwrap()).collect();
+    assert_eq!(acc, vec![1.0, 0.0, 1.0]);
+    let err = m.score(&[RewardInput { answer: "1".into(), ..Default::default() }]).unwrap_err().to_string();
+    assert!(err.contains("no `gold` answer"), "{err}");
+}

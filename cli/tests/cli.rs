@@ -62,3 +62,33 @@ fn config_check_reports_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("run.toml:3"), "{err}");
 }
+
+#[test]
+fn score_reports_bad_lines_and_goes_on() {
+    wst_tests::build_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("answers.jsonl");
+    std::fs::write(
+        &input,
+        "{\"answer\": \"The answer is 72.\", \"gold\": \"#### 72\"}\n\
+         {\"answr\": \"typo\"}\n\
+         \n\
+         not json\n\
+         {\"answer\": \"\\\\boxed{3}\", \"gold\": \"4\"}\n",
+    )
+    .unwrap();
+    let out = wst().args(["score", "--reward", "math", "--input"]).arg(&input).arg("--plugin-dir").arg(wst_tests::artifact_dir()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("answers.jsonl:2") && stderr.contains("answers.jsonl:4"), "{stderr}");
+    assert!(stderr.contains("scored 2 lines, 2 bad"), "{stderr}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "one output line per non-blank input line");
+    assert_eq!((lines[0]["line"].as_u64(), lines[0]["accuracy"].as_f64()), (Some(1), Some(1.0)));
+    assert!(lines[1]["error"].as_str().unwrap().contains("answer"));
+    assert_eq!((lines[3]["line"].as_u64(), lines[3]["accuracy"].as_f64()), (Some(5), Some(0.0)));
+
+    let strict = wst().args(["score", "--strict", "--reward", "math", "--input"]).arg(&input).arg("--plugin-dir").arg(wst_tests::artifact_dir()).output().unwrap();
+    assert_eq!(strict.status.code(), Some(2));
+}

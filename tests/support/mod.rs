@@ -23,6 +23,7 @@ pub fn artifact_dir() -> PathBuf {
 pub const PLUGIN_PACKAGES: &[&str] = &[
     "wst-reward-length",
     "wst-reward-format",
+    "wst-reward-math",
     "wst-test-plugin-panics",
     "wst-test-plugin-wrong-abi",
     "wst-test-plugin-missing-symbol",

@@ -43,48 +43,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let (mut ok, mut bad) = (0usize, 0usize);
-    let mut batch: Vec<(usize, RewardInput)> = Vec::new();
-    let flush = |batch: &mut Vec<(usize, RewardInput)>, out: &mut dyn Write, ok: &mut usize, bad: &mut usize| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let inputs: Vec<RewardInput> = batch.iter().map(|(_, i)| i.clone()).collect();
-        match reward.score(&inputs) {
-            Ok(scores) => {
-                for ((line, _), s) in batch.iter().zip(scores) {
+    // Lines are buffered per batch so the output keeps the input's order.
+    let mut batch: Vec<(usize, Result<RewardInput, String>)> = Vec::new();
+    let mut flush = |batch: &mut Vec<(usize, Result<RewardInput, String>)>, out: &mut dyn Write| -> anyhow::Result<()> {
+        let inputs: Vec<RewardInput> = batch.iter().filter_map(|(_, r)| r.as_ref().ok().cloned()).collect();
+        let mut scored: Vec<Result<wst_sdk::Score, String>> = match reward.score(&inputs) {
+            Ok(s) => s.into_iter().map(Ok).collect(),
+            // Score one by one so a single bad item does not lose the others.
+            Err(_) => inputs.iter().map(|i| reward.score(std::slice::from_ref(i)).map(|mut s| s.remove(0)).map_err(|e| e.to_string())).collect(),
+        };
+        scored.reverse();
+        for (line, parsed) in batch.drain(..) {
+            let result = parsed.and_then(|_| scored.pop().unwrap_or_else(|| Err("no score returned".into())));
+            match result {
+                Ok(score) => {
                     let mut obj = serde_json::Map::new();
-                    obj.insert("line".into(), (*line).into());
-                    for (k, v) in s.values {
+                    obj.insert("line".into(), line.into());
+                    for (k, v) in score.values {
                         obj.insert(k, serde_json::json!(v));
                     }
                     writeln!(out, "{}", serde_json::Value::Object(obj))?;
-                    *ok += 1;
+                    ok += 1;
                 }
-            }
-            Err(e) => {
-                // Score one by one so a single bad item does not lose the others.
-                for (line, input) in batch.iter() {
-                    match reward.score(std::slice::from_ref(input)) {
-                        Ok(mut s) => {
-                            let mut obj = serde_json::Map::new();
-                            obj.insert("line".into(), (*line).into());
-                            for (k, v) in s.remove(0).values {
-                                obj.insert(k, serde_json::json!(v));
-                            }
-                            writeln!(out, "{}", serde_json::Value::Object(obj))?;
-                            *ok += 1;
-                        }
-                        Err(e1) => {
-                            eprintln!("{}:{line}: {e1}", args.input.display());
-                            writeln!(out, "{}", serde_json::json!({"line": line, "error": e1.to_string()}))?;
-                            *bad += 1;
-                        }
-                    }
+                Err(e) => {
+                    eprintln!("{}:{line}: {e}", args.input.display());
+                    writeln!(out, "{}", serde_json::json!({"line": line, "error": e}))?;
+                    bad += 1;
                 }
-                tracing::debug!("batch failed ({e}); scored items one by one");
             }
         }
-        batch.clear();
         Ok(())
     };
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -93,19 +80,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<RewardInput>(&line) {
-            Ok(input) => batch.push((n, input)),
-            Err(e) => {
-                eprintln!("{}:{n}: invalid line: {e}", args.input.display());
-                writeln!(out, "{}", serde_json::json!({"line": n, "error": format!("invalid line: {e}")}))?;
-                bad += 1;
-            }
-        }
+        batch.push((n, serde_json::from_str::<RewardInput>(&line).map_err(|e| format!("invalid line: {e}"))));
         if batch.len() >= args.batch_size.max(1) {
-            flush(&mut batch, &mut *out, &mut ok, &mut bad)?;
+            flush(&mut batch, &mut *out)?;
         }
     }
-    flush(&mut batch, &mut *out, &mut ok, &mut bad)?;
+    flush(&mut batch, &mut *out)?;
+    drop(flush);
     out.flush()?;
     eprintln!("scored {ok} lines, {bad} bad");
     Ok(if bad > 0 && args.strict { ExitCode::from(2) } else { ExitCode::SUCCESS })
