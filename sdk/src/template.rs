@@ -36,7 +36,7 @@ impl Template {
         Ok(t)
     }
 
-    /// Renders the template with `ctx` (usually `minijinja::context!`, or `Value::from_serialize`).
+    /// Renders the template with `ctx` (usually `minijinja::context!`, or `Value::from(Serde(x))`).
     pub fn render(&self, ctx: impl Into<Value>) -> Result<String> {
         let tmpl = self.env.get_template(&self.source_name).map_err(|e| Error::Config {
             location: self.source_name.clone(),

@@ -24,6 +24,7 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "wst-reward-length",
     "wst-reward-format",
     "wst-reward-math",
+    "wst-reward-model",
     "wst-test-plugin-panics",
     "wst-test-plugin-wrong-abi",
     "wst-test-plugin-missing-symbol",

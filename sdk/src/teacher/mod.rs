@@ -6,7 +6,16 @@
 //! their advantages and applies one optimisation step (or accumulates gradients). Compute is
 //! synchronous; async callers run it on blocking threads.
 
+pub mod chat;
+mod lm;
+pub mod model;
+pub mod optimizer;
+pub mod sampler;
+
 use serde::{Deserialize, Serialize};
+
+pub use chat::ChatTokenizer;
+pub use lm::{LmTeacher, TeacherOptions, parse_device};
 
 use crate::error::Result;
 use crate::instruction::Instruction;

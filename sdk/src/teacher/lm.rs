@@ -1,0 +1,577 @@
+//! `LmTeacher`: a causal language model from a checkpoint that writes instructions (batched,
+//! KV-cached sampling) and trains with GRPO (chunked per-token log-probs, gradient accumulation,
+//! global-norm clipping, AdamW, a learning-rate schedule, full fine-tuning or LoRA).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use minijinja::context;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::chat::ChatTokenizer;
+use super::model::linear::Lora;
+use super::model::weights::{TensorStore, load_safetensors};
+use super::model::{Decoder, KvCache, ModelConfig, attention_mask, hub};
+use super::optimizer::{AdamW, AdamWSettings};
+use super::sampler::{SamplerSettings, sample, token_logprob};
+use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
+use crate::config::{GrpoConfig, LoraConfig, TeacherConfig};
+use crate::error::{Error, Result};
+use crate::grpo::GrpoLoss;
+use crate::instruction::Instruction;
+use crate::query::Query;
+use crate::student::ChatMessage;
+use crate::template::Template;
+
+/// Everything `LmTeacher` needs besides the checkpoint.
+#[derive(Debug, Clone)]
+pub struct TeacherOptions {
+    /// Device (`cpu`, `cuda`, `cuda:N`).
+    pub device: String,
+    /// `f32`, `bf16`, `f16` or `auto`.
+    pub dtype: String,
+    /// LoRA instead of full fine-tuning.
+    pub lora: Option<LoraConfig>,
+    /// Teacher system message.
+    pub system_prompt: String,
+    /// Teacher user-message template (variable `query`).
+    pub prompt_template: String,
+    /// Rows per forward/backward micro-batch when computing log-probs.
+    pub logprob_chunk_size: usize,
+    /// GRPO and optimiser knobs.
+    pub grpo: GrpoConfig,
+    /// Total optimisation steps (for the learning-rate schedule).
+    pub total_steps: usize,
+    /// Hub revision for hub ids.
+    pub revision: String,
+    /// Strings that end an instruction.
+    pub stop: Vec<String>,
+}
+
+impl TeacherOptions {
+    /// Options from the run configuration.
+    pub fn from_config(teacher: &TeacherConfig, grpo: &GrpoConfig, total_steps: usize) -> Self {
+        TeacherOptions {
+            device: teacher.device.clone(),
+            dtype: teacher.dtype.clone(),
+            lora: teacher.lora.clone(),
+            system_prompt: teacher.system_prompt.clone(),
+            prompt_template: teacher.prompt_template.clone(),
+            logprob_chunk_size: teacher.logprob_chunk_size.max(1),
+            grpo: grpo.clone(),
+            total_steps: total_steps.max(1),
+            revision: teacher.revision.clone(),
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl Default for TeacherOptions {
+    fn default() -> Self {
+        Self::from_config(&TeacherConfig::default(), &GrpoConfig::default(), 1)
+    }
+}
+
+/// Parses a device string.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let n = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse::<usize>().map_err(|_| Error::invalid("device", format!("expected cuda:N, got `{s}`")))?,
+                None => 0,
+            };
+            Device::new_cuda(n).map_err(|e| Error::invalid("device", format!("`{s}`: {e} (build with the `cuda` feature)")))
+        }
+        other => Err(Error::invalid("device", format!("expected cpu, cuda or cuda:N, got `{other}`"))),
+    }
+}
+
+fn parse_dtype(spec: &str, device: &Device) -> Result<DType> {
+    Ok(match spec {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        "auto" => {
+            if device.is_cpu() {
+                DType::F32
+            } else {
+                DType::BF16
+            }
+        }
+        other => return Err(Error::invalid("dtype", format!("expected f32, bf16, f16 or auto, got `{other}`"))),
+    })
+}
+
+/// A trainable Teacher language model.
+pub struct LmTeacher {
+    decoder: Decoder,
+    reference: Option<Decoder>,
+    tokenizer: ChatTokenizer,
+    optimizer: AdamW,
+    base: BTreeMap<String, Tensor>,
+    lora: BTreeMap<String, (Var, Var, f64)>,
+    options: TeacherOptions,
+    prompt: Template,
+    source_dir: PathBuf,
+    device: Device,
+    dtype: DType,
+    sample_calls: u64,
+}
+
+impl std::fmt::Debug for LmTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmTeacher").field("model", &self.source_dir).field("lora", &self.options.lora.is_some()).finish()
+    }
+}
+
+fn lora_name(layer: usize, module: &str, ab: &str) -> String {
+    let parent = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
+    format!("base_model.model.model.layers.{layer}.{parent}.{module}.lora_{ab}.weight")
+}
+
+impl LmTeacher {
+    /// Loads a Teacher from a Hugging Face folder or hub id.
+    pub fn load(model: &str, options: TeacherOptions) -> Result<Self> {
+        let dir = hub::resolve_model_dir(model, &options.revision)?;
+        let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        let device = parse_device(&options.device)?;
+        let dtype = parse_dtype(&options.dtype, &device)?;
+        let tensors = load_safetensors(&dir, dtype, &device)?;
+        let tokenizer = ChatTokenizer::from_dir(&dir, config.eos_ids())?;
+        Self::from_parts(config, tensors, tokenizer, &dir, options)
+    }
+
+    /// Builds a Teacher from a config, tensors by Hugging Face name and a tokenizer.
+    pub fn from_parts(
+        config: ModelConfig,
+        tensors: BTreeMap<String, Tensor>,
+        tokenizer: ChatTokenizer,
+        source_dir: &Path,
+        options: TeacherOptions,
+    ) -> Result<Self> {
+        config.check().map_err(|message| Error::Model { path: source_dir.join("config.json"), message })?;
+        let device = tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
+        let dtype = tensors.values().next().map(|t| t.dtype()).unwrap_or(DType::F32);
+        let full = options.lora.is_none();
+        let mut store = TensorStore::new(tensors, full, source_dir);
+        let model_err = |e: candle_core::Error| Error::Model { path: source_dir.to_path_buf(), message: e.to_string() };
+        let mut decoder = Decoder::new(&config, &mut store, dtype, &device).map_err(model_err)?;
+        let beta = options.grpo.beta;
+        let mut reference = None;
+        let mut lora = BTreeMap::new();
+        if let Some(l) = &options.lora {
+            if beta != 0.0 {
+                // Frozen base weights are shared: the reference is the model without adapters.
+                reference = Some(decoder.clone());
+            }
+            let scale = l.lora_alpha / l.r as f64;
+            let mut rng = StdRng::seed_from_u64(options.grpo.seed);
+            decoder
+                .attach_lora(|layer, module, lin| {
+                    if !l.target_modules.iter().any(|t| t == module) {
+                        return Ok(None);
+                    }
+                    let (out_f, in_f) = lin.weight.dims2()?;
+                    // PEFT's init: A ~ U(−1/√in, 1/√in) (kaiming-uniform, a = √5), B = 0.
+                    let bound = 1.0 / (in_f as f64).sqrt();
+                    let a: Vec<f32> = (0..l.r * in_f).map(|_| ((rand::Rng::random::<f64>(&mut rng) * 2.0 - 1.0) * bound) as f32).collect();
+                    let a = Var::from_tensor(&Tensor::from_vec(a, (l.r, in_f), &device)?.to_dtype(dtype)?)?;
+                    let b = Var::from_tensor(&Tensor::zeros((out_f, l.r), dtype, &device)?)?;
+                    lora.insert(format!("{layer}.{module}"), (a.clone(), b.clone(), scale));
+                    Ok(Some(Lora { a: a.as_tensor().clone(), b: b.as_tensor().clone(), scale }))
+                })
+                .map_err(model_err)?;
+            if lora.is_empty() {
+                return Err(Error::Config {
+                    location: "teacher.lora.target_modules".into(),
+                    message: format!("none of {:?} is a linear layer of this model", l.target_modules),
+                });
+            }
+        } else if beta != 0.0 {
+            // The store's tensors were copied into Vars, so the originals stay frozen.
+            let mut frozen = TensorStore::new(store.tensors().clone(), false, source_dir);
+            reference = Some(Decoder::new(&config, &mut frozen, dtype, &device).map_err(model_err)?);
+        }
+        let params: BTreeMap<String, Var> = if full {
+            store.vars.clone()
+        } else {
+            lora.iter()
+                .flat_map(|(k, (a, b, _))| {
+                    let (layer, module) = k.split_once('.').unwrap_or(("0", k));
+                    let layer: usize = layer.parse().unwrap_or(0);
+                    [(lora_name(layer, module, "A"), a.clone()), (lora_name(layer, module, "B"), b.clone())]
+                })
+                .collect()
+        };
+        let g = &options.grpo;
+        let optimizer = AdamW::new(
+            params,
+            AdamWSettings { beta1: g.adam_beta1, beta2: g.adam_beta2, eps: g.adam_epsilon, weight_decay: g.weight_decay },
+        );
+        let prompt = Template::strict("teacher.prompt_template", options.prompt_template.clone())?;
+        Ok(LmTeacher {
+            decoder,
+            reference,
+            tokenizer,
+            optimizer,
+            base: store.tensors().clone(),
+            lora,
+            options,
+            prompt,
+            source_dir: source_dir.to_path_buf(),
+            device,
+            dtype,
+            sample_calls: 0,
+        })
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &ChatTokenizer {
+        &self.tokenizer
+    }
+
+    /// The decoder (for inspection and tests).
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// Trainable parameters by name (Hugging Face names, or PEFT names for LoRA).
+    pub fn trainable(&self) -> &BTreeMap<String, Var> {
+        self.optimizer.params()
+    }
+
+    /// Optimisation steps taken.
+    pub fn steps_taken(&self) -> usize {
+        self.optimizer.step
+    }
+
+    /// The Teacher's chat for a query.
+    pub fn messages(&self, query: &Query) -> Result<Vec<ChatMessage>> {
+        let user = self.prompt.render(context! { query => query.text.as_str() })?;
+        let mut m = Vec::with_capacity(2);
+        if !self.options.system_prompt.is_empty() {
+            m.push(ChatMessage::system(self.options.system_prompt.clone()));
+        }
+        m.push(ChatMessage::user(user));
+        Ok(m)
+    }
+
+    /// `n` completions for each conversation (batched, KV-cached).
+    pub fn generate(&mut self, conversations: &[Vec<ChatMessage>], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        let n = sampling.num_generations.max(1);
+        let mut prompts = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            let mut ids = self.tokenizer.encode(&self.tokenizer.render(c)?)?;
+            let max = self.options.grpo.max_prompt_length.max(1);
+            if ids.len() > max {
+                ids.drain(..ids.len() - max);
+            }
+            if ids.is_empty() {
+                return Err(Error::Teacher("a prompt tokenised to zero tokens".into()));
+            }
+            prompts.push(ids);
+        }
+        let rows: Vec<&Vec<u32>> = prompts.iter().flat_map(|p| std::iter::repeat_n(p, n)).collect();
+        let b = rows.len();
+        let tp = rows.iter().map(|r| r.len()).max().unwrap_or(1);
+        let pad = self.tokenizer.pad_id;
+        let mut ids = Vec::with_capacity(b * tp);
+        let mut real = vec![vec![false; tp]; b];
+        let mut pos = vec![vec![0i64; tp]; b];
+        for (r, row) in rows.iter().enumerate() {
+            let off = tp - row.len();
+            ids.extend(std::iter::repeat_n(pad, off));
+            ids.extend(row.iter().copied());
+            for j in off..tp {
+                real[r][j] = true;
+                pos[r][j] = (j - off) as i64;
+            }
+        }
+        let ids = Tensor::from_vec(ids, (b, tp), &self.device)?;
+        let positions = Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?;
+        let mask = attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?;
+        let mut cache = KvCache::default();
+        let hidden = self.decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+        let mut logits = self.decoder.logits(&hidden.narrow(1, tp - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+
+        self.sample_calls += 1;
+        let mut rng = StdRng::seed_from_u64(sampling.seed ^ self.sample_calls.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
+        let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
+        let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
+        let mut done = vec![false; b];
+        let mut k_pos = pos;
+        let mut k_real = real;
+        let mut next_pos: Vec<i64> = rows.iter().map(|r| r.len() as i64).collect();
+        for step in 0..sampling.max_completion_length {
+            let mut feed = Vec::with_capacity(b);
+            for r in 0..b {
+                if done[r] {
+                    feed.push(pad);
+                    continue;
+                }
+                let tok = sample(&logits[r], settings, &mut rng);
+                logprobs[r].push(token_logprob(&logits[r], tok, sampling.temperature));
+                completions[r].push(tok as u32);
+                feed.push(tok as u32);
+                if self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? {
+                    done[r] = true;
+                }
+            }
+            if done.iter().all(|d| *d) || step + 1 == sampling.max_completion_length {
+                break;
+            }
+            let q_pos: Vec<Vec<i64>> = next_pos.iter().map(|p| vec![*p]).collect();
+            let q_real: Vec<Vec<bool>> = done.iter().map(|d| vec![!d]).collect();
+            for r in 0..b {
+                k_pos[r].push(next_pos[r]);
+                k_real[r].push(!done[r]);
+            }
+            let mask = attention_mask(&q_pos, &k_pos, &k_real, &q_real, self.dtype, &self.device)?;
+            let ids = Tensor::from_vec(feed, (b, 1), &self.device)?;
+            let positions = Tensor::from_vec(next_pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), (b, 1), &self.device)?;
+            let hidden = self.decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+            logits = self.decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for p in next_pos.iter_mut() {
+                *p += 1;
+            }
+        }
+        let mut out: Vec<Vec<TeacherSample>> = Vec::with_capacity(prompts.len());
+        for (r, (completion, lp)) in completions.into_iter().zip(logprobs).enumerate() {
+            if r % n == 0 {
+                out.push(Vec::with_capacity(n));
+            }
+            let truncated = !done[r];
+            let text = self.tokenizer.decode(&completion)?;
+            let text = self.cut_at_stop(&text);
+            out.last_mut().map(|g| {
+                g.push(TeacherSample {
+                    instruction: Instruction::new(text.trim()),
+                    prompt_ids: rows[r].clone(),
+                    completion_ids: completion,
+                    logprobs: lp,
+                    truncated,
+                })
+            });
+        }
+        Ok(out)
+    }
+
+    fn hits_stop(&self, completion: &[u32]) -> Result<bool> {
+        if self.options.stop.is_empty() {
+            return Ok(false);
+        }
+        let tail = &completion[completion.len().saturating_sub(16)..];
+        let text = self.tokenizer.decode(tail)?;
+        Ok(self.options.stop.iter().any(|s| text.contains(s.as_str())))
+    }
+
+    fn cut_at_stop(&self, text: &str) -> String {
+        let cut = self.options.stop.iter().filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
+        text[..cut].to_string()
+    }
+
+    /// Per-token log-probs [B, T_c] of each sample's completion under `decoder` (temperature-
+    /// scaled as when sampling), with the completion mask [B, T_c]. Differentiable.
+    pub fn completion_logprobs(&self, decoder: &Decoder, samples: &[&TeacherSample], temperature: f64) -> Result<(Tensor, Tensor)> {
+        let b = samples.len();
+        let tp = samples.iter().map(|s| s.prompt_ids.len()).max().unwrap_or(1).max(1);
+        let tc = samples.iter().map(|s| s.completion_ids.len()).max().unwrap_or(1).max(1);
+        let t = tp + tc;
+        let pad = self.tokenizer.pad_id;
+        let (mut ids, mut targets, mut cmask) = (Vec::with_capacity(b * t), Vec::with_capacity(b * tc), Vec::with_capacity(b * tc));
+        let mut real = vec![vec![false; t]; b];
+        let mut pos = vec![vec![0i64; t]; b];
+        for (r, s) in samples.iter().enumerate() {
+            let off = tp - s.prompt_ids.len();
+            ids.extend(std::iter::repeat_n(pad, off));
+            ids.extend(s.prompt_ids.iter().copied());
+            ids.extend(s.completion_ids.iter().copied());
+            ids.extend(std::iter::repeat_n(pad, tc - s.completion_ids.len()));
+            let len = s.prompt_ids.len() + s.completion_ids.len();
+            for j in 0..len {
+                real[r][off + j] = true;
+                pos[r][off + j] = j as i64;
+            }
+            targets.extend(s.completion_ids.iter().copied());
+            targets.extend(std::iter::repeat_n(0u32, tc - s.completion_ids.len()));
+            cmask.extend((0..tc).map(|j| if j < s.completion_ids.len() { 1.0f32 } else { 0.0 }));
+        }
+        let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
+        let positions = Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?;
+        let mask = attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?;
+        let hidden = decoder.forward_hidden(&ids, &positions, &mask, None)?;
+        // Position i predicts token i + 1: the completion is predicted from tp − 1 onwards.
+        let h = hidden.narrow(1, tp - 1, tc)?;
+        let temp = if temperature > 0.0 { temperature } else { 1.0 };
+        let logits = (decoder.logits(&h)?.to_dtype(DType::F32)? / temp)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let targets = Tensor::from_vec(targets, (b, tc, 1), &self.device)?;
+        let picked = logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
+        Ok((picked, Tensor::from_vec(cmask, (b, tc), &self.device)?))
+    }
+
+    fn learning_rate(&self) -> f64 {
+        let g = &self.options.grpo;
+        let total = self.options.total_steps.max(1);
+        let warmup = (g.warmup_ratio * total as f64).ceil() as usize;
+        g.lr_scheduler_type.lr(g.learning_rate, self.optimizer.step, total, warmup)
+    }
+
+    /// Saves the model for inference: `model.safetensors` with Hugging Face names (LoRA merged
+    /// into the weights) plus the checkpoint's config and tokenizer files.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut out: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
+        for (name, t) in &self.base {
+            let t = match self.optimizer.params().get(name) {
+                Some(v) => v.as_tensor().clone(),
+                None => t.clone(),
+            };
+            out.insert(name.clone(), t);
+        }
+        for (key, (a, b, scale)) in &self.lora {
+            let (layer, module) = key.split_once('.').unwrap_or(("0", key));
+            let parent = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
+            let name = format!("model.layers.{layer}.{parent}.{module}.weight");
+            if let Some(w) = out.get(&name) {
+                let delta = (b.as_tensor().matmul(a.as_tensor())? * *scale)?;
+                out.insert(name, (w + delta)?);
+            }
+        }
+        let path = dir.join("model.safetensors");
+        write_safetensors(&out, &path)?;
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            let src = self.source_dir.join(f);
+            if src.is_file() && src != dir.join(f) {
+                std::fs::copy(&src, dir.join(f)).map_err(|e| Error::io(&src, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves only the LoRA adapter in PEFT's format (`adapter_model.safetensors`,
+    /// `adapter_config.json`).
+    pub fn save_adapter(&self, dir: &Path) -> Result<()> {
+        let l = self.options.lora.as_ref().ok_or_else(|| Error::invalid("lora", "this Teacher has no LoRA adapter"))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors: std::collections::HashMap<String, Tensor> =
+            self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        write_safetensors(&tensors, &dir.join("adapter_model.safetensors"))?;
+        let cfg = serde_json::json!({
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": l.r, "lora_alpha": l.lora_alpha,
+            "target_modules": l.target_modules, "lora_dropout": 0.0, "bias": "none",
+            "base_model_name_or_path": self.source_dir.display().to_string(),
+        });
+        let p = dir.join("adapter_config.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&p, e))
+    }
+
+    /// Saves what resuming training needs: trainable weights and optimiser state.
+    pub fn save_training_state(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors: std::collections::HashMap<String, Tensor> =
+            self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        write_safetensors(&tensors, &dir.join("trainable.safetensors"))?;
+        let opt = dir.join("optimizer.safetensors");
+        let tmp = dir.join("optimizer.safetensors.tmp");
+        self.optimizer.save(&tmp)?;
+        std::fs::rename(&tmp, &opt).map_err(|e| Error::io(&opt, e))
+    }
+
+    /// Restores what [`LmTeacher::save_training_state`] wrote.
+    pub fn load_training_state(&mut self, dir: &Path) -> Result<()> {
+        let p = dir.join("trainable.safetensors");
+        let t = candle_core::safetensors::load(&p, &self.device).map_err(|e| Error::Model { path: p.clone(), message: e.to_string() })?;
+        for (name, var) in self.optimizer.params() {
+            let v = t.get(name).ok_or_else(|| Error::Model { path: p.clone(), message: format!("missing `{name}`") })?;
+            var.set(&v.to_dtype(var.dtype())?)?;
+        }
+        self.optimizer.load(&dir.join("optimizer.safetensors"), &self.device)
+    }
+}
+
+/// Writes tensors atomically (temporary file, then rename).
+fn write_safetensors(tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp).map_err(|e| Error::Model { path: tmp.clone(), message: e.to_string() })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+impl Teacher for LmTeacher {
+    fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        let convs = queries.iter().map(|q| self.messages(q)).collect::<Result<Vec<_>>>()?;
+        self.generate(&convs, sampling)
+    }
+
+    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
+        if items.is_empty() {
+            return Err(Error::invalid("items", "a GRPO step needs at least one sample"));
+        }
+        let g = self.options.grpo.clone();
+        let loss_fn = GrpoLoss {
+            epsilon: g.epsilon,
+            epsilon_high: g.epsilon_high.unwrap_or(g.epsilon),
+            beta: g.beta,
+            loss_type: g.loss_type,
+            max_completion_length: g.max_completion_length,
+        };
+        let chunk = self.options.logprob_chunk_size.max(1);
+        let micro: Vec<&[TrainItem<'_>]> = items.chunks(chunk).collect();
+        let normalizer = crate::grpo::loss_normalizer(items.iter().map(|i| i.sample.completion_ids.len()));
+        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+        let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        for mb in &micro {
+            let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
+            let (logp, mask) = self.completion_logprobs(&self.decoder, &samples, g.temperature)?;
+            let reference = match &self.reference {
+                Some(r) => Some(self.completion_logprobs(r, &samples, g.temperature)?.0.detach()),
+                None => None,
+            };
+            let old = if g.num_iterations > 1 {
+                let tc = logp.dim(1)?;
+                let flat: Vec<f32> = samples
+                    .iter()
+                    .flat_map(|s| s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc).collect::<Vec<_>>())
+                    .collect();
+                Some(Tensor::from_vec(flat, (samples.len(), tc), &self.device)?)
+            } else {
+                None
+            };
+            let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
+            let out = loss_fn.compute(&logp, old.as_ref(), reference.as_ref(), &adv, &mask, micro.len(), normalizer)?;
+            let store = out.loss.backward()?;
+            for (name, var) in self.optimizer.params() {
+                if let Some(gr) = store.get(var.as_tensor()) {
+                    let sum = match grads.remove(name) {
+                        Some(acc) => (acc + gr)?,
+                        None => gr.clone(),
+                    };
+                    grads.insert(name.clone(), sum);
+                }
+            }
+            loss_sum += out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            tokens += out.tokens;
+            kl += out.kl.unwrap_or(0.0) * out.tokens;
+            low += out.clip_ratio_low * out.tokens;
+            high += out.clip_ratio_high * out.tokens;
+            region += out.clip_ratio_region * out.tokens;
+        }
+        let lr = self.learning_rate();
+        let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm)?;
+        let t = tokens.max(1.0);
+        Ok(StepMetrics {
+            loss: loss_sum,
+            kl: kl / t,
+            clip_ratio_low_mean: low / t,
+            clip_ratio_high_mean: high / t,
+            clip_ratio_region_mean: region / t,
+            grad_norm,
+            learning_rate: lr,
+        })
+    }
+}
+

@@ -1,0 +1,11 @@
+//! The Teacher's language model: configuration, checkpoint loading, the differentiable
+//! Llama-family decoder and its linear layers.
+
+pub mod config;
+pub mod hub;
+pub mod linear;
+pub mod transformer;
+pub mod weights;
+
+pub use config::ModelConfig;
+pub use transformer::{Decoder, KvCache, WeightSource, attention_mask};

@@ -1,0 +1,310 @@
+//! The Teacher's decoder: a Llama-family transformer (Llama, Qwen2, Mistral) written only from
+//! differentiable candle ops, returning hidden states at every position.
+//!
+//! Pre-RMSNorm blocks; grouped-query attention; rotate-half RoPE with per-row positions (so left-
+//! and right-padded batches give the same values as unpadded rows); SwiGLU MLP; one additive
+//! mask for causality, padding and the KV-cache offset. candle-nn's fused `rms_norm`,
+//! `softmax_last_dim` and `rope` have no backward pass, so none is used here.
+
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+
+use super::config::ModelConfig;
+use super::linear::Linear;
+
+/// Where the decoder takes its weights from, by Hugging Face name.
+pub trait WeightSource {
+    /// The tensor called `name` (e.g. `model.layers.0.self_attn.q_proj.weight`).
+    fn get(&mut self, name: &str) -> Result<Tensor>;
+    /// Whether a tensor exists.
+    fn contains(&self, name: &str) -> bool;
+    /// The linear layer with prefix `name` (`.weight`, optional `.bias`, optional LoRA).
+    fn linear(&mut self, name: &str, bias: bool) -> Result<Linear> {
+        let weight = self.get(&format!("{name}.weight"))?;
+        let bias = if bias { Some(self.get(&format!("{name}.bias"))?) } else { None };
+        Ok(Linear { weight, bias, lora: None })
+    }
+}
+
+/// RMSNorm from differentiable ops: x / sqrt(mean(x²) + ε) · w, computed in f32.
+#[derive(Debug, Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let xf = x.to_dtype(DType::F32)?;
+        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+    }
+}
+
+/// cos/sin tables [max_positions, head_dim / 2].
+#[derive(Debug, Clone)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let inv = cfg.inv_freq();
+        let n = cfg.max_position_embeddings;
+        let half = inv.len();
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in 0..n {
+            for f in &inv {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Ok(Rope {
+            cos: Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?,
+        })
+    }
+
+    /// cos and sin for `positions` [B, T] as [B, 1, T, head_dim].
+    fn tables(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, t) = positions.dims2()?;
+        let flat = positions.flatten_all()?;
+        let pick = |table: &Tensor| -> Result<Tensor> {
+            let half = table.dim(1)?;
+            let x = table.index_select(&flat, 0)?.reshape((b, 1, t, half))?;
+            Tensor::cat(&[&x, &x], D::Minus1)
+        };
+        Ok((pick(&self.cos)?, pick(&self.sin)?))
+    }
+}
+
+fn rotate_half(x: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)
+}
+
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?
+}
+
+/// Keys and values of earlier positions, one entry per layer: [B, n_kv, T_past, head_dim].
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Positions already cached.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+    }
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: usize,
+    n_kv: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let shape = |y: Tensor, h: usize| -> Result<Tensor> { y.reshape((b, t, h, self.head_dim))?.transpose(1, 2)?.contiguous() };
+        let q = apply_rope(&shape(self.q_proj.forward(x)?, self.n_heads)?, cos, sin)?;
+        let mut k = apply_rope(&shape(self.k_proj.forward(x)?, self.n_kv)?, cos, sin)?;
+        let mut v = shape(self.v_proj.forward(x)?, self.n_kv)?;
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let rep = self.n_heads / self.n_kv;
+        let (k, v) = if rep > 1 {
+            let tk = k.dim(2)?;
+            let expand = |y: &Tensor| -> Result<Tensor> {
+                y.unsqueeze(2)?.broadcast_as((b, self.n_kv, rep, tk, self.head_dim))?.reshape((b, self.n_heads, tk, self.head_dim))
+            };
+            (expand(&k)?, expand(&v)?)
+        } else {
+            (k, v)
+        };
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_dim as f64).sqrt())?;
+        let scores = scores.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let y = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((b, t, self.n_heads * self.head_dim))?;
+        self.o_proj.forward(&y)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let g = self.gate_proj.forward(x)?;
+        // silu(g) = g · sigmoid(g), from differentiable ops.
+        let silu = (&g * candle_nn::ops::sigmoid(&g)?)?;
+        self.down_proj.forward(&(silu * self.up_proj.forward(x)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// The decoder with its output projection.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Tensor,
+    rope: Rope,
+    /// The configuration.
+    pub config: ModelConfig,
+}
+
+/// Linear layers of a block, by PEFT target-module name.
+pub const LINEAR_MODULES: &[(&str, &str)] = &[
+    ("q_proj", "self_attn"),
+    ("k_proj", "self_attn"),
+    ("v_proj", "self_attn"),
+    ("o_proj", "self_attn"),
+    ("gate_proj", "mlp"),
+    ("up_proj", "mlp"),
+    ("down_proj", "mlp"),
+];
+
+impl Decoder {
+    /// Builds the decoder from `source` (names as in Hugging Face checkpoints).
+    pub fn new(cfg: &ModelConfig, source: &mut dyn WeightSource, dtype: DType, device: &Device) -> Result<Self> {
+        let embed_tokens = source.get("model.embed_tokens.weight")?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let bias = cfg.qkv_bias();
+            layers.push(Layer {
+                input_layernorm: RmsNorm { weight: source.get(&format!("{p}.input_layernorm.weight"))?, eps: cfg.rms_norm_eps },
+                self_attn: Attention {
+                    q_proj: source.linear(&format!("{p}.self_attn.q_proj"), bias)?,
+                    k_proj: source.linear(&format!("{p}.self_attn.k_proj"), bias)?,
+                    v_proj: source.linear(&format!("{p}.self_attn.v_proj"), bias)?,
+                    o_proj: source.linear(&format!("{p}.self_attn.o_proj"), false)?,
+                    n_heads: cfg.num_attention_heads,
+                    n_kv: cfg.num_kv_heads(),
+                    head_dim: cfg.head_dim(),
+                },
+                post_attention_layernorm: RmsNorm {
+                    weight: source.get(&format!("{p}.post_attention_layernorm.weight"))?,
+                    eps: cfg.rms_norm_eps,
+                },
+                mlp: Mlp {
+                    gate_proj: source.linear(&format!("{p}.mlp.gate_proj"), false)?,
+                    up_proj: source.linear(&format!("{p}.mlp.up_proj"), false)?,
+                    down_proj: source.linear(&format!("{p}.mlp.down_proj"), false)?,
+                },
+            });
+        }
+        let norm = RmsNorm { weight: source.get("model.norm.weight")?, eps: cfg.rms_norm_eps };
+        let lm_head = if cfg.tie_word_embeddings || !source.contains("lm_head.weight") {
+            embed_tokens.clone()
+        } else {
+            source.get("lm_head.weight")?
+        };
+        Ok(Decoder { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
+    }
+
+    /// Hidden states [B, T, H] after the final norm, for `ids` [B, T] at `positions` [B, T] (u32)
+    /// with additive `mask` [B, 1, T, T_past + T]. With a cache, keys/values are appended to it.
+    pub fn forward_hidden(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let max_pos = positions.max_all()?.to_scalar::<u32>()? as usize;
+        if max_pos >= self.config.max_position_embeddings {
+            candle_core::bail!("position {max_pos} is beyond max_position_embeddings {}", self.config.max_position_embeddings);
+        }
+        let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
+        let (cos, sin) = self.rope.tables(positions)?;
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.len() != self.layers.len()
+        {
+            c.layers = vec![None; self.layers.len()];
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&x)?, &cos, &sin, mask, slot)?;
+            x = (x + h)?;
+            let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?;
+            x = (x + h)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Logits [.., V] from hidden states [.., H].
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        hidden.broadcast_matmul(&self.lm_head.t()?)
+    }
+
+    /// Sets LoRA adapters on the linear layers: `make(layer, module)` returns the adapter, if any.
+    pub fn attach_lora(&mut self, mut make: impl FnMut(usize, &str, &Linear) -> Result<Option<super::linear::Lora>>) -> Result<()> {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let targets: [(&str, &mut Linear); 7] = [
+                ("q_proj", &mut l.self_attn.q_proj),
+                ("k_proj", &mut l.self_attn.k_proj),
+                ("v_proj", &mut l.self_attn.v_proj),
+                ("o_proj", &mut l.self_attn.o_proj),
+                ("gate_proj", &mut l.mlp.gate_proj),
+                ("up_proj", &mut l.mlp.up_proj),
+                ("down_proj", &mut l.mlp.down_proj),
+            ];
+            for (name, lin) in targets {
+                lin.lora = make(i, name, lin)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The additive attention mask [B, 1, T, T_past + T] for queries at `q_pos` over keys at `k_pos`,
+/// where `k_real` marks real (non-padding) keys: a query sees real keys at earlier or equal
+/// positions. Padding queries see themselves only, so no row is fully masked (no NaNs).
+pub fn attention_mask(q_pos: &[Vec<i64>], k_pos: &[Vec<i64>], k_real: &[Vec<bool>], q_real: &[Vec<bool>], dtype: DType, device: &Device) -> Result<Tensor> {
+    let b = q_pos.len();
+    let t = q_pos.first().map(Vec::len).unwrap_or(0);
+    let tk = k_pos.first().map(Vec::len).unwrap_or(0);
+    let past = tk - t;
+    let mut m = Vec::with_capacity(b * t * tk);
+    for r in 0..b {
+        for i in 0..t {
+            for j in 0..tk {
+                let ok = if q_real[r][i] { k_real[r][j] && k_pos[r][j] <= q_pos[r][i] } else { j == past + i };
+                m.push(if ok { 0.0f32 } else { -1e9 });
+            }
+        }
+    }
+    Tensor::from_vec(m, (b, 1, t, tk), device)?.to_dtype(dtype)
+}

@@ -1,0 +1,92 @@
+//! Choosing the next token from logits: temperature, top-k, top-p, seeded; and the token's
+//! log-prob under the temperature-scaled distribution (what GRPO's ratio uses, as in TRL).
+
+use rand::Rng;
+
+/// Sampling settings for one step.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplerSettings {
+    /// Temperature (0 = greedy).
+    pub temperature: f64,
+    /// Nucleus mass.
+    pub top_p: f64,
+    /// Top-k (0 = off).
+    pub top_k: usize,
+}
+
+/// log-softmax of `logits / t` at `token` (t = 1 when greedy).
+pub fn token_logprob(logits: &[f32], token: usize, temperature: f64) -> f32 {
+    let t = if temperature > 0.0 { temperature } else { 1.0 };
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).sum::<f64>().ln();
+    (((logits[token] as f64 - max) / t) - lse) as f32
+}
+
+/// The next token for one row of logits.
+pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
+    if s.temperature <= 0.0 {
+        return logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if s.top_k > 0 && s.top_k < idx.len() {
+        idx.truncate(s.top_k);
+    }
+    let max = logits[idx[0]] as f64;
+    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    if s.top_p < 1.0 {
+        let mut cum = 0.0;
+        let mut keep = probs.len();
+        for (i, p) in probs.iter().enumerate() {
+            cum += p;
+            if cum >= s.top_p {
+                keep = i + 1;
+                break;
+            }
+        }
+        probs.truncate(keep);
+        idx.truncate(keep);
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+    }
+    let r: f64 = rng.random();
+    let mut cum = 0.0;
+    for (p, &i) in probs.iter().zip(&idx) {
+        cum += p;
+        if r < cum {
+            return i;
+        }
+    }
+    *idx.last().unwrap_or(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn logprob_by_hand() {
+        // softmax([0, ln 3]) = [1/4, 3/4].
+        let l = [0.0f32, 3f32.ln()];
+        assert!((token_logprob(&l, 1, 1.0) - 0.75f32.ln()).abs() < 1e-6);
+        // At temperature 2 the logits halve: softmax([0, ln 3 / 2]) = [1/(1+√3), √3/(1+√3)].
+        let p = 3f64.sqrt() / (1.0 + 3f64.sqrt());
+        assert!((token_logprob(&l, 1, 2.0) as f64 - p.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn greedy_top_k_and_top_p() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let l = [1.0f32, 5.0, 2.0, 4.9];
+        assert_eq!(sample(&l, SamplerSettings { temperature: 0.0, top_p: 1.0, top_k: 0 }, &mut rng), 1);
+        for _ in 0..50 {
+            let t = sample(&l, SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 2 }, &mut rng);
+            assert!(t == 1 || t == 3);
+            // p(1) ≈ 0.5, p(3) ≈ 0.45: top_p 0.3 keeps only token 1.
+            assert_eq!(sample(&l, SamplerSettings { temperature: 1.0, top_p: 0.3, top_k: 0 }, &mut rng), 1);
+        }
+    }
+}
