@@ -1,0 +1,282 @@
+//! The Teacher language model on tiny random Llama and Qwen2 checkpoints written by the tests:
+//! logits against candle-transformers, gradients against finite differences, padding
+//! invariance, KV-cache consistency, seeded sampling, GRPO learning, save → load round trips.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use wst_sdk::config::{GrpoConfig, LoraConfig};
+use wst_sdk::grpo::{ScaleRewards, compute_advantages};
+use wst_sdk::teacher::model::attention_mask;
+use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
+use wst_sdk::{Query, Teacher, TeacherSample, TeacherSampling};
+use wst_tests::tiny::{Arch, write_model};
+
+fn options() -> TeacherOptions {
+    TeacherOptions { dtype: "f32".into(), ..Default::default() }
+}
+
+/// Runs our decoder on `ids` (one unpadded row) and returns logits [T, V].
+fn our_logits(t: &LmTeacher, ids: &[u32]) -> Vec<Vec<f32>> {
+    let n = ids.len();
+    let pos: Vec<Vec<i64>> = vec![(0..n as i64).collect()];
+    let real = vec![vec![true; n]];
+    let mask = attention_mask(&pos, &pos, &real, &real, DType::F32, &Device::Cpu).unwrap();
+    let ids_t = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let positions = Tensor::new((0..n as u32).collect::<Vec<_>>(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let h = t.decoder().forward_hidden(&ids_t, &positions, &mask, None).unwrap();
+    t.decoder().logits(&h).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+}
+
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().zip(b).flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs())).fold(0.0, f32::max)
+}
+
+/// candle-transformers' inference models on the same checkpoint, logits at every position.
+fn reference_logits(dir: &Path, arch: Arch, ids: &[u32]) -> Vec<Vec<f32>> {
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu).unwrap() };
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    match arch {
+        Arch::Qwen2 => {
+            let cfg: candle_transformers::models::qwen2::Config = serde_json::from_str(&text).unwrap();
+            let mut m = candle_transformers::models::qwen2::Model::new(&cfg, vb.clone()).unwrap();
+            let h = m.forward(&input, 0, None).unwrap();
+            let head = vb.get((cfg.vocab_size, cfg.hidden_size), "lm_head.weight").unwrap();
+            h.broadcast_matmul(&head.t().unwrap()).unwrap().squeeze(0).unwrap().to_vec2().unwrap()
+        }
+        Arch::Llama => {
+            use candle_transformers::models::llama;
+            let cfg: llama::LlamaConfig = serde_json::from_str(&text).unwrap();
+            let cfg = cfg.into_config(false);
+            let model = llama::Llama::load(vb, &cfg).unwrap();
+            (1..=ids.len())
+                .map(|n| {
+                    let mut cache = llama::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
+                    let x = Tensor::new(&ids[..n], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+                    model.forward(&x, 0, &mut cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap()
+                })
+                .collect()
+        }
+    }
+}
+
+#[test]
+fn logits_match_candle_transformers_at_every_position() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let dir = tempfile::tempdir().unwrap();
+        write_model(dir.path(), arch, 1);
+        let t = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+        let ids = t.tokenizer().encode("Problem: What is 12 + 30? Add the numbers.").unwrap();
+        assert!(ids.len() > 8);
+        let ours = our_logits(&t, &ids);
+        let theirs = reference_logits(dir.path(), arch, &ids);
+        let d = max_diff(&ours, &theirs);
+        assert!(d < 1e-4, "{arch:?}: max logit difference {d}");
+        // The logits are not trivially equal to each other (the comparison can fail).
+        assert!(max_diff(&ours[..1], &ours[1..2]) > 1e-3);
+    }
+}
+
+fn sample(prompt: Vec<u32>, completion: Vec<u32>) -> TeacherSample {
+    TeacherSample {
+        instruction: wst_sdk::Instruction::new(""),
+        logprobs: vec![0.0; completion.len()],
+        prompt_ids: prompt,
+        completion_ids: completion,
+        truncated: false,
+    }
+}
+
+#[test]
+fn padding_does_not_change_log_probs() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 2);
+    let t = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let short = sample(vec![5, 6, 7], vec![8, 9]);
+    let long = sample(vec![10, 11, 12, 13, 14, 15], vec![16, 17, 18, 19, 20]);
+    let (alone, _) = t.completion_logprobs(t.decoder(), &[&short], 1.0).unwrap();
+    let (batch, mask) = t.completion_logprobs(t.decoder(), &[&short, &long], 1.0).unwrap();
+    let alone = alone.to_vec2::<f32>().unwrap();
+    let batch = batch.to_vec2::<f32>().unwrap();
+    for j in 0..2 {
+        assert!((alone[0][j] - batch[0][j]).abs() < 1e-5, "{alone:?} vs {batch:?}");
+    }
+    assert_eq!(mask.to_vec2::<f32>().unwrap()[0], vec![1.0, 1.0, 0.0, 0.0, 0.0]);
+    let (long_alone, _) = t.completion_logprobs(t.decoder(), &[&long], 1.0).unwrap();
+    let la = long_alone.to_vec2::<f32>().unwrap();
+    for j in 0..5 {
+        assert!((la[0][j] - batch[1][j]).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 3);
+    // f64 weights so central differences are precise.
+    let t = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let s = sample(vec![3, 4, 5, 6], vec![7, 8, 9]);
+    let coeffs = Tensor::new(&[[0.7f32, -1.3, 0.4]], &Device::Cpu).unwrap();
+    let f = |t: &LmTeacher| -> Tensor {
+        let (lp, _) = t.completion_logprobs(t.decoder(), &[&s], 1.0).unwrap();
+        (lp * &coeffs).unwrap().sum_all().unwrap()
+    };
+    let loss = f(&t);
+    let grads = loss.backward().unwrap();
+    let params = t.trainable();
+    assert!(params.len() > 20, "full fine-tuning trains every tensor");
+    let with_grad = params.values().filter(|v| grads.get(v.as_tensor()).is_some()).count();
+    assert_eq!(with_grad, params.len(), "every weight must get a gradient");
+    for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.k_proj.bias", "lm_head.weight"] {
+        let var: &Var = &params[name];
+        let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let orig = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // The element with the largest gradient, so the difference is well above f32 noise.
+        let (i, _) = g.iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap();
+        let h = 1e-2f32;
+        let eval = |delta: f32| -> f64 {
+            let mut w = orig.clone();
+            w[i] += delta;
+            var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap()).unwrap();
+            f(&t).to_scalar::<f32>().unwrap() as f64
+        };
+        let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
+        var.set(&Tensor::from_vec(orig.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+        let an = g[i] as f64;
+        assert!((fd - an).abs() <= 2e-2 * an.abs().max(1e-2), "{name}[{i}]: analytic {an}, finite difference {fd}");
+    }
+}
+
+fn sampling(n: usize, seed: u64, temperature: f64) -> TeacherSampling {
+    TeacherSampling { num_generations: n, temperature, top_p: 1.0, top_k: None, max_completion_length: 6, seed }
+}
+
+#[test]
+fn sampling_is_seeded_and_its_logprobs_match_a_full_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 4);
+    let q = [Query::new("a", "What is 12 + 30?"), Query::new("b", "Janet has 3 apples and buys 4 more, how many?")];
+    let mut t1 = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let mut t2 = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let a = t1.sample(&q, &sampling(3, 11, 1.0)).unwrap();
+    let b = t2.sample(&q, &sampling(3, 11, 1.0)).unwrap();
+    assert_eq!(a, b, "same seed and weights give the same instructions");
+    assert_eq!((a.len(), a[0].len()), (2, 3));
+    let c = t2.sample(&q, &sampling(3, 12, 1.0)).unwrap();
+    assert_ne!(a, c, "another seed gives other instructions");
+    // Log-probs recorded while sampling with the KV cache equal a full forward pass.
+    let flat: Vec<&TeacherSample> = a.iter().flatten().collect();
+    let (lp, mask) = t1.completion_logprobs(t1.decoder(), &flat, 1.0).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    let mask = mask.to_vec2::<f32>().unwrap();
+    for (r, s) in flat.iter().enumerate() {
+        assert!(!s.completion_ids.is_empty());
+        for (j, want) in s.logprobs.iter().enumerate() {
+            assert_eq!(mask[r][j], 1.0);
+            assert!((lp[r][j] - want).abs() < 1e-4, "row {r} token {j}: {} vs {want}", lp[r][j]);
+        }
+    }
+    // Greedy sampling repeats itself across rows of a group.
+    let g = t1.sample(&q[..1], &sampling(2, 1, 0.0)).unwrap();
+    assert_eq!(g[0][0].completion_ids, g[0][1].completion_ids);
+}
+
+/// GRPO on a toy task: reward = fraction of completion tokens with an even id (≈ 0.5 at start).
+/// Returns the mean reward of the first and of the last three steps.
+fn train_toward_even_tokens(mut t: LmTeacher, steps: usize) -> (f64, f64) {
+    let q = [Query::new("q", "Write instructions.")];
+    let mut first = None;
+    let mut history = Vec::new();
+    for step in 0..steps {
+        let groups = t.sample(&q, &sampling(8, step as u64, 1.0)).unwrap();
+        let rewards: Vec<f64> = groups[0]
+            .iter()
+            .map(|s| s.completion_ids.iter().filter(|&&c| c % 2 == 0).count() as f64 / s.completion_ids.len().max(1) as f64)
+            .collect();
+        let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
+        first.get_or_insert(mean);
+        history.push(mean);
+        let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
+        let items: Vec<TrainItem<'_>> =
+            groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
+        t.step(&items).unwrap();
+    }
+    let tail = &history[history.len().saturating_sub(3)..];
+    (first.unwrap(), tail.iter().sum::<f64>() / tail.len() as f64)
+}
+
+fn grpo_options(lr: f64, lora: Option<LoraConfig>) -> TeacherOptions {
+    let grpo = GrpoConfig { learning_rate: lr, beta: 0.04, max_completion_length: 6, ..Default::default() };
+    TeacherOptions { dtype: "f32".into(), lora, grpo, logprob_chunk_size: 4, total_steps: 1000, ..Default::default() }
+}
+
+#[test]
+fn grpo_steps_raise_the_reward_full_and_lora() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 5);
+    let path = dir.path().to_str().unwrap();
+    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, grpo_options(2e-2, None)).unwrap(), 25);
+    eprintln!("full fine-tuning: mean reward {before:.2} → {after:.2}");
+    assert!(after > 0.85 && after > before + 0.2, "full fine-tuning: reward {before:.2} → {after:.2}");
+    let lora = LoraConfig { r: 8, lora_alpha: 16.0, ..Default::default() };
+    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, grpo_options(2e-2, Some(lora))).unwrap(), 25);
+    eprintln!("LoRA: mean reward {before:.2} → {after:.2}");
+    assert!(after > 0.85 && after > before + 0.2, "LoRA: reward {before:.2} → {after:.2}");
+}
+
+#[test]
+fn save_and_load_round_trip_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 6);
+    let path = dir.path().to_str().unwrap();
+    let mut t = LmTeacher::load(path, grpo_options(1e-2, Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
+    // One step so the adapter is no longer zero.
+    let q = [Query::new("q", "Write.")];
+    let groups = t.sample(&q, &sampling(4, 0, 1.0)).unwrap();
+    let items: Vec<TrainItem<'_>> =
+        groups[0].iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: if i % 2 == 0 { 1.0 } else { -1.0 } }).collect();
+    t.step(&items).unwrap();
+    let ids = t.tokenizer().encode("Add the numbers carefully.").unwrap();
+    let before = our_logits(&t, &ids);
+    let base = LmTeacher::load(path, options()).unwrap();
+    assert!(max_diff(&before, &our_logits(&base, &ids)) > 1e-6, "the step changed the model");
+
+    // Merged save: loads back in wst and in candle-transformers with the same logits.
+    let out = tempfile::tempdir().unwrap();
+    t.save_pretrained(out.path()).unwrap();
+    let back = LmTeacher::load(out.path().to_str().unwrap(), options()).unwrap();
+    assert!(max_diff(&before, &our_logits(&back, &ids)) < 1e-5);
+    assert!(max_diff(&before, &reference_logits(out.path(), Arch::Llama, &ids)) < 1e-4);
+
+    // PEFT adapter files with PEFT names.
+    t.save_adapter(out.path()).unwrap();
+    let adapter = candle_core::safetensors::load(out.path().join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+    assert!(adapter.contains_key("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["peft_type"].as_str(), cfg["r"].as_u64()), (Some("LORA"), Some(4)));
+
+    // Training state: a fresh Teacher restored from it has the same weights and step count.
+    t.save_training_state(out.path()).unwrap();
+    let mut resumed = LmTeacher::load(path, grpo_options(1e-2, Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
+    resumed.load_training_state(out.path()).unwrap();
+    assert_eq!(resumed.steps_taken(), 1);
+    assert_eq!(max_diff(&before, &our_logits(&resumed, &ids)), 0.0);
+    let names: BTreeMap<_, _> = resumed.trainable().iter().map(|(k, _)| (k.clone(), ())).collect();
+    assert_eq!(names.len(), 2 * 7 * 2, "A and B for 7 modules in 2 layers");
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    write_model(dir.path(), Arch::Llama, 7);
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt_neox", "vocab_size": 1, "hidden_size": 1, "intermediate_size": 1, "num_hidden_layers": 1, "num_attention_heads": 1}"#).unwrap();
+    let err = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap_err().to_string();
+    assert!(err.contains("gpt_neox") && err.contains("config.json"), "{err}");
+    let err = LmTeacher::load("not/a/model/id", options()).unwrap_err().to_string();
+    assert!(err.contains("hub id"), "{err}");
+}
