@@ -280,3 +280,24 @@ fn bad_checkpoints_are_clear_errors() {
     let err = LmTeacher::load("not/a/model/id", options()).unwrap_err().to_string();
     assert!(err.contains("hub id"), "{err}");
 }
+
+#[test]
+fn gguf_checkpoints_load_like_their_safetensors_source() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 8);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    let st = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let gg = LmTeacher::load(gguf.to_str().unwrap(), options()).unwrap();
+    let text = "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n";
+    let ids = st.tokenizer().encode(text).unwrap();
+    assert_eq!(gg.tokenizer().encode(text).unwrap(), ids, "the tokenizer rebuilt from GGUF metadata");
+    assert_eq!(gg.tokenizer().eos_ids, st.tokenizer().eos_ids);
+    let d = max_diff(&our_logits(&st, &ids), &our_logits(&gg, &ids));
+    assert!(d < 1e-5, "q/k un-permutation and names: max difference {d}");
+    // A GGUF Teacher saves a Hugging Face folder that candle-transformers loads unchanged.
+    let out = tempfile::tempdir().unwrap();
+    gg.save_pretrained(out.path()).unwrap();
+    assert!(max_diff(&our_logits(&st, &ids), &reference_logits(out.path(), Arch::Llama, &ids)) < 1e-4);
+    let back = LmTeacher::load(out.path().to_str().unwrap(), options()).unwrap();
+    assert_eq!(back.tokenizer().encode(text).unwrap(), ids);
+}

@@ -126,3 +126,92 @@ pub fn write_model(dir: &Path, arch: Arch, seed: u64) -> usize {
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     vocab
 }
+
+/// Converts the tiny **llama** checkpoint in `dir` into `dir/model.gguf` as llama.cpp's converter
+/// would: GGUF names, q/k rows permuted, the tokenizer as `tokenizer.ggml.*` metadata.
+pub fn write_gguf(dir: &Path) -> std::path::PathBuf {
+    use candle_core::quantized::gguf_file::{self, Value};
+    use candle_core::quantized::{GgmlDType, QTensor};
+
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "llama", "write_gguf converts llama checkpoints");
+    let n = |k: &str| cfg[k].as_u64().unwrap() as usize;
+    let (heads, kv) = (n("num_attention_heads"), n("num_key_value_heads"));
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let permute = |w: &Tensor, h: usize| -> Tensor {
+        let (out, inp) = w.dims2().unwrap();
+        w.reshape((h, 2, out / h / 2, inp)).unwrap().transpose(1, 2).unwrap().reshape((out, inp)).unwrap()
+    };
+    let mut q: Vec<(String, QTensor)> = Vec::new();
+    for (name, t) in &tensors {
+        let (gname, t) = match name.as_str() {
+            "model.embed_tokens.weight" => ("token_embd.weight".to_string(), t.clone()),
+            "model.norm.weight" => ("output_norm.weight".to_string(), t.clone()),
+            "lm_head.weight" => ("output.weight".to_string(), t.clone()),
+            other => {
+                let rest = other.strip_prefix("model.layers.").unwrap();
+                let (layer, tail) = rest.split_once('.').unwrap();
+                let (module, kind) = tail.rsplit_once('.').unwrap();
+                let g = match module {
+                    "input_layernorm" => "attn_norm",
+                    "post_attention_layernorm" => "ffn_norm",
+                    "self_attn.q_proj" => "attn_q",
+                    "self_attn.k_proj" => "attn_k",
+                    "self_attn.v_proj" => "attn_v",
+                    "self_attn.o_proj" => "attn_output",
+                    "mlp.gate_proj" => "ffn_gate",
+                    "mlp.up_proj" => "ffn_up",
+                    "mlp.down_proj" => "ffn_down",
+                    m => panic!("unexpected module {m}"),
+                };
+                let t = match g {
+                    "attn_q" => permute(t, heads),
+                    "attn_k" => permute(t, kv),
+                    _ => t.clone(),
+                };
+                (format!("blk.{layer}.{g}.{kind}"), t)
+            }
+        };
+        q.push((gname, QTensor::quantize(&t, GgmlDType::F32).unwrap()));
+    }
+    let tj: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
+    let mut vocab: Vec<(String, u64)> =
+        tj["model"]["vocab"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    vocab.sort_by_key(|(_, i)| *i);
+    let specials: Vec<u64> = tj["added_tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    let merges: Vec<Value> = tj["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(a) => Value::String(format!("{} {}", a[0].as_str().unwrap(), a[1].as_str().unwrap())),
+            _ => panic!("merge"),
+        })
+        .collect();
+    let tok = |s: &str| vocab.iter().find(|(t, _)| t == s).unwrap().1 as u32;
+    let md: Vec<(&str, Value)> = vec![
+        ("general.architecture", Value::String("llama".into())),
+        ("llama.block_count", Value::U32(n("num_hidden_layers") as u32)),
+        ("llama.embedding_length", Value::U32(n("hidden_size") as u32)),
+        ("llama.feed_forward_length", Value::U32(n("intermediate_size") as u32)),
+        ("llama.attention.head_count", Value::U32(heads as u32)),
+        ("llama.attention.head_count_kv", Value::U32(kv as u32)),
+        ("llama.rope.freq_base", Value::F32(cfg["rope_theta"].as_f64().unwrap() as f32)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32)),
+        ("llama.context_length", Value::U32(n("max_position_embeddings") as u32)),
+        ("tokenizer.ggml.model", Value::String("gpt2".into())),
+        ("tokenizer.ggml.tokens", Value::Array(vocab.iter().map(|(t, _)| Value::String(t.clone())).collect())),
+        ("tokenizer.ggml.token_type", Value::Array(vocab.iter().map(|(_, i)| Value::I32(if specials.contains(i) { 3 } else { 1 })).collect())),
+        ("tokenizer.ggml.merges", Value::Array(merges)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(tok("<|im_end|>"))),
+        ("tokenizer.ggml.bos_token_id", Value::U32(tok("<|im_start|>"))),
+        ("tokenizer.chat_template", Value::String(CHATML.into())),
+    ];
+    let path = dir.join("model.gguf");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut f, &md_refs, &t_refs).unwrap();
+    path
+}

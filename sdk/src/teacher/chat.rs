@@ -14,6 +14,7 @@ use crate::template::Template;
 pub struct ChatTokenizer {
     tokenizer: Tokenizer,
     template: Option<Template>,
+    template_source: Option<String>,
     bos_token: String,
     eos_token: String,
     /// Ids that end generation (from the config, generation config and tokenizer config).
@@ -46,7 +47,7 @@ impl ChatTokenizer {
         }
         let template = chat_template.map(|t| Template::new("chat_template", t)).transpose()?;
         let pad_id = eos_ids.first().copied().unwrap_or(0);
-        Ok(ChatTokenizer { tokenizer, template, bos_token: bos_token.into(), eos_token: eos_token.into(), eos_ids, pad_id })
+        Ok(ChatTokenizer { tokenizer, template, template_source: chat_template.map(str::to_string), bos_token: bos_token.into(), eos_token: eos_token.into(), eos_ids, pad_id })
     }
 
     /// Loads `tokenizer.json`, `tokenizer_config.json` (chat template, special tokens) and
@@ -129,7 +130,12 @@ impl ChatTokenizer {
         &self.tokenizer
     }
 
-    /// Saves `tokenizer.json` and a `tokenizer_config.json` with the chat template into `dir`.
+    /// A `tokenizer_config.json` equivalent: chat template and special tokens.
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::json!({"chat_template": self.template_source, "bos_token": self.bos_token, "eos_token": self.eos_token})
+    }
+
+    /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
     }

@@ -119,6 +119,7 @@ pub struct LmTeacher {
     device: Device,
     dtype: DType,
     sample_calls: u64,
+    tokenizer_json: Option<String>,
 }
 
 impl std::fmt::Debug for LmTeacher {
@@ -135,6 +136,15 @@ fn lora_name(layer: usize, module: &str, ab: &str) -> String {
 impl LmTeacher {
     /// Loads a Teacher from a Hugging Face folder or hub id.
     pub fn load(model: &str, options: TeacherOptions) -> Result<Self> {
+        if model.ends_with(".gguf") {
+            let path = Path::new(model);
+            let device = parse_device(&options.device)?;
+            let dtype = parse_dtype(&options.dtype, &device)?;
+            let ck = super::model::gguf::load_gguf(path, dtype, &device)?;
+            let mut t = Self::from_parts(ck.config, ck.tensors, ck.tokenizer, path, options)?;
+            t.tokenizer_json = Some(ck.tokenizer_json);
+            return Ok(t);
+        }
         let dir = hub::resolve_model_dir(model, &options.revision)?;
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let device = parse_device(&options.device)?;
@@ -225,6 +235,7 @@ impl LmTeacher {
             device,
             dtype,
             sample_calls: 0,
+            tokenizer_json: None,
         })
     }
 
@@ -444,11 +455,33 @@ impl LmTeacher {
         }
         let path = dir.join("model.safetensors");
         write_safetensors(&out, &path)?;
-        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
-            let src = self.source_dir.join(f);
-            if src.is_file() && src != dir.join(f) {
-                std::fs::copy(&src, dir.join(f)).map_err(|e| Error::io(&src, e))?;
+        let copied: Vec<&str> = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+            .into_iter()
+            .filter(|f| {
+                let src = self.source_dir.join(f);
+                src.is_file() && (src == dir.join(f) || std::fs::copy(&src, dir.join(f)).is_ok())
+            })
+            .collect();
+        // A GGUF source has no such files: write them from what was read.
+        let write = |name: &str, text: String| -> Result<()> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+        };
+        if !copied.contains(&"config.json") {
+            let c = &self.decoder.config;
+            let arch = if c.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+            let mut v = serde_json::to_value(c).map_err(|e| Error::Teacher(e.to_string()))?;
+            v["architectures"] = serde_json::json!([arch]);
+            v["torch_dtype"] = "float32".into();
+            write("config.json", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+        }
+        if !copied.contains(&"tokenizer.json") {
+            if let Some(tj) = &self.tokenizer_json {
+                write("tokenizer.json", tj.clone())?;
             }
+        }
+        if !copied.contains(&"tokenizer_config.json") {
+            write("tokenizer_config.json", self.tokenizer.config_json().to_string())?;
         }
         Ok(())
     }

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// Llama 3's RoPE frequency scaling (`rope_scaling` with `rope_type = "llama3"`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RopeScaling {
     /// `llama3` (others are rejected rather than silently ignored).
     #[serde(alias = "type")]
@@ -35,7 +35,7 @@ fn four() -> f64 {
 }
 
 /// What the decoder needs to know, in the checkpoint's names.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// `llama`, `qwen2` or `mistral`.
     pub model_type: String,

@@ -2,6 +2,7 @@
 //! Llama-family decoder and its linear layers.
 
 pub mod config;
+pub mod gguf;
 pub mod hub;
 pub mod linear;
 pub mod transformer;
