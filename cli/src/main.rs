@@ -22,6 +22,8 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// Score answers from a JSONL file with a reward plugin.
     Score(commands::score::Args),
+    /// Print the Teacher's instructions for a query.
+    Instruct(commands::instruct::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Schema(a) => commands::schema::run(a),
         Command::Config(c) => commands::config::run(c),
         Command::Score(a) => commands::score::run(a),
+        Command::Instruct(a) => commands::instruct::run(a),
     };
     match result {
         Ok(code) => code,

@@ -92,3 +92,27 @@ fn score_reports_bad_lines_and_goes_on() {
     let strict = wst().args(["score", "--strict", "--reward", "math", "--input"]).arg(&input).arg("--plugin-dir").arg(wst_tests::artifact_dir()).output().unwrap();
     assert_eq!(strict.status.code(), Some(2));
 }
+
+#[test]
+fn instruct_prints_seeded_instructions_from_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Qwen2, 9);
+    let run = |seed: &str| {
+        let out = wst()
+            .args(["instruct", "--teacher"])
+            .arg(dir.path())
+            .args(["--query", "What is 12 + 30?", "-n", "3", "--max-tokens", "5", "--json", "--seed", seed])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let a = run("1");
+    let lines: Vec<serde_json::Value> = a.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["tokens"].as_u64().unwrap() >= 1));
+    assert_eq!(a, run("1"), "same seed, same instructions");
+    let err = wst().args(["instruct", "--teacher", "/nonexistent/model", "--query", "q"]).output().unwrap();
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("/nonexistent/model"));
+}
