@@ -7,15 +7,16 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
-use wst_sdk::config::{GrpoConfig, LoraConfig};
+use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
 use wst_sdk::grpo::{ScaleRewards, compute_advantages};
 use wst_sdk::teacher::model::attention_mask;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
+use wst_tests::f32_teacher;
 use wst_sdk::{Query, Teacher, TeacherSample, TeacherSampling};
 use wst_tests::tiny::{Arch, write_model};
 
 fn options() -> TeacherOptions {
-    TeacherOptions { dtype: "f32".into(), ..Default::default() }
+    TeacherOptions { teacher: f32_teacher(), ..Default::default() }
 }
 
 /// Runs our decoder on `ids` (one unpadded row) and returns logits [T, V].
@@ -210,7 +211,7 @@ fn train_toward_even_tokens(mut t: LmTeacher, steps: usize) -> (f64, f64) {
 
 fn grpo_options(lr: f64, lora: Option<LoraConfig>) -> TeacherOptions {
     let grpo = GrpoConfig { learning_rate: lr, beta: 0.04, max_completion_length: 6, ..Default::default() };
-    TeacherOptions { dtype: "f32".into(), lora, grpo, logprob_chunk_size: 4, total_steps: 1000, ..Default::default() }
+    TeacherOptions { teacher: TeacherConfig { lora, logprob_chunk_size: 4, ..f32_teacher() }, grpo, total_steps: 1000, ..Default::default() }
 }
 
 #[test]

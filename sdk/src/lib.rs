@@ -36,3 +36,8 @@ pub use reward::{Reward, RewardInput};
 pub use score::{Score, Weights};
 pub use student::{ChatMessage, SamplingParams, Student, StudentRequest, StudentSample};
 pub use teacher::{Teacher, TeacherSample, TeacherSampling};
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

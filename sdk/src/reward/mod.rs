@@ -32,26 +32,21 @@ pub trait Reward: Send + Sync {
     fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>>;
 }
 
-impl<T: Reward + ?Sized> Reward for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn value_names(&self) -> Vec<String> {
-        (**self).value_names()
-    }
-    fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
-        (**self).score(inputs)
-    }
+/// `Arc<R>` and `Box<R>` are rewards too.
+macro_rules! forward_reward {
+    ($($wrapper:ident),*) => {$(
+        impl<T: Reward + ?Sized> Reward for $wrapper<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn value_names(&self) -> Vec<String> {
+                (**self).value_names()
+            }
+            fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
+                (**self).score(inputs)
+            }
+        }
+    )*};
 }
 
-impl<T: Reward + ?Sized> Reward for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn value_names(&self) -> Vec<String> {
-        (**self).value_names()
-    }
-    fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
-        (**self).score(inputs)
-    }
-}
+forward_reward!(Arc, Box);

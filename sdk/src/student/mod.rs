@@ -164,28 +164,22 @@ pub trait Student: Send + Sync {
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
 }
 
-#[async_trait]
-impl<T: Student + ?Sized> Student for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn capabilities(&self) -> StudentCapabilities {
-        (**self).capabilities()
-    }
-    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
-        (**self).generate(request).await
-    }
+/// `Arc<S>` and `Box<S>` are Students too, so Students can be shared and boxed freely.
+macro_rules! forward_student {
+    ($($wrapper:ident),*) => {$(
+        #[async_trait]
+        impl<T: Student + ?Sized> Student for $wrapper<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn capabilities(&self) -> StudentCapabilities {
+                (**self).capabilities()
+            }
+            async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+                (**self).generate(request).await
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<T: Student + ?Sized> Student for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn capabilities(&self) -> StudentCapabilities {
-        (**self).capabilities()
-    }
-    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
-        (**self).generate(request).await
-    }
-}
+forward_student!(Arc, Box);

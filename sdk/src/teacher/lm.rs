@@ -17,7 +17,7 @@ use super::model::{Decoder, KvCache, ModelConfig, attention_mask, hub};
 use super::optimizer::{AdamW, AdamWSettings};
 use super::sampler::{SamplerSettings, sample, token_logprob};
 use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
-use crate::config::{GrpoConfig, LoraConfig, TeacherConfig};
+use crate::config::{GrpoConfig, TeacherConfig};
 use crate::error::{Error, Result};
 use crate::grpo::GrpoLoss;
 use crate::instruction::Instruction;
@@ -25,27 +25,16 @@ use crate::query::Query;
 use crate::student::ChatMessage;
 use crate::template::Template;
 
-/// Everything `LmTeacher` needs besides the checkpoint.
-#[derive(Debug, Clone)]
+/// Everything `LmTeacher` needs besides the checkpoint: the `[teacher]` and `[grpo]` config
+/// sections, the run's length (for the learning-rate schedule) and optional stop strings.
+#[derive(Debug, Clone, Default)]
 pub struct TeacherOptions {
-    /// Device (`cpu`, `cuda`, `cuda:N`).
-    pub device: String,
-    /// `f32`, `bf16`, `f16` or `auto`.
-    pub dtype: String,
-    /// LoRA instead of full fine-tuning.
-    pub lora: Option<LoraConfig>,
-    /// Teacher system message.
-    pub system_prompt: String,
-    /// Teacher user-message template (variable `query`).
-    pub prompt_template: String,
-    /// Rows per forward/backward micro-batch when computing log-probs.
-    pub logprob_chunk_size: usize,
+    /// Device, dtype, LoRA, prompts, log-prob chunking.
+    pub teacher: TeacherConfig,
     /// GRPO and optimiser knobs.
     pub grpo: GrpoConfig,
     /// Total optimisation steps (for the learning-rate schedule).
     pub total_steps: usize,
-    /// Hub revision for hub ids.
-    pub revision: String,
     /// Strings that end an instruction.
     pub stop: Vec<String>,
 }
@@ -53,24 +42,7 @@ pub struct TeacherOptions {
 impl TeacherOptions {
     /// Options from the run configuration.
     pub fn from_config(teacher: &TeacherConfig, grpo: &GrpoConfig, total_steps: usize) -> Self {
-        TeacherOptions {
-            device: teacher.device.clone(),
-            dtype: teacher.dtype.clone(),
-            lora: teacher.lora.clone(),
-            system_prompt: teacher.system_prompt.clone(),
-            prompt_template: teacher.prompt_template.clone(),
-            logprob_chunk_size: teacher.logprob_chunk_size.max(1),
-            grpo: grpo.clone(),
-            total_steps: total_steps.max(1),
-            revision: teacher.revision.clone(),
-            stop: Vec::new(),
-        }
-    }
-}
-
-impl Default for TeacherOptions {
-    fn default() -> Self {
-        Self::from_config(&TeacherConfig::default(), &GrpoConfig::default(), 1)
+        TeacherOptions { teacher: teacher.clone(), grpo: grpo.clone(), total_steps: total_steps.max(1), stop: Vec::new() }
     }
 }
 
@@ -124,7 +96,7 @@ pub struct LmTeacher {
 
 impl std::fmt::Debug for LmTeacher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LmTeacher").field("model", &self.source_dir).field("lora", &self.options.lora.is_some()).finish()
+        f.debug_struct("LmTeacher").field("model", &self.source_dir).field("lora", &self.options.teacher.lora.is_some()).finish()
     }
 }
 
@@ -138,17 +110,17 @@ impl LmTeacher {
     pub fn load(model: &str, options: TeacherOptions) -> Result<Self> {
         if model.ends_with(".gguf") {
             let path = Path::new(model);
-            let device = parse_device(&options.device)?;
-            let dtype = parse_dtype(&options.dtype, &device)?;
+            let device = parse_device(&options.teacher.device)?;
+            let dtype = parse_dtype(&options.teacher.dtype, &device)?;
             let ck = super::model::gguf::load_gguf(path, dtype, &device)?;
             let mut t = Self::from_parts(ck.config, ck.tensors, ck.tokenizer, path, options)?;
             t.tokenizer_json = Some(ck.tokenizer_json);
             return Ok(t);
         }
-        let dir = hub::resolve_model_dir(model, &options.revision)?;
+        let dir = hub::resolve_model_dir(model, &options.teacher.revision)?;
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
-        let device = parse_device(&options.device)?;
-        let dtype = parse_dtype(&options.dtype, &device)?;
+        let device = parse_device(&options.teacher.device)?;
+        let dtype = parse_dtype(&options.teacher.dtype, &device)?;
         let tensors = load_safetensors(&dir, dtype, &device)?;
         let tokenizer = ChatTokenizer::from_dir(&dir, config.eos_ids())?;
         Self::from_parts(config, tensors, tokenizer, &dir, options)
@@ -165,14 +137,14 @@ impl LmTeacher {
         config.check().map_err(|message| Error::Model { path: source_dir.join("config.json"), message })?;
         let device = tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
         let dtype = tensors.values().next().map(|t| t.dtype()).unwrap_or(DType::F32);
-        let full = options.lora.is_none();
+        let full = options.teacher.lora.is_none();
         let mut store = TensorStore::new(tensors, full, source_dir);
         let model_err = |e: candle_core::Error| Error::Model { path: source_dir.to_path_buf(), message: e.to_string() };
         let mut decoder = Decoder::new(&config, &mut store, dtype, &device).map_err(model_err)?;
         let beta = options.grpo.beta;
         let mut reference = None;
         let mut lora = BTreeMap::new();
-        if let Some(l) = &options.lora {
+        if let Some(l) = &options.teacher.lora {
             if beta != 0.0 {
                 // Frozen base weights are shared: the reference is the model without adapters.
                 reference = Some(decoder.clone());
@@ -221,7 +193,7 @@ impl LmTeacher {
             params,
             AdamWSettings { beta1: g.adam_beta1, beta2: g.adam_beta2, eps: g.adam_epsilon, weight_decay: g.weight_decay },
         );
-        let prompt = Template::strict("teacher.prompt_template", options.prompt_template.clone())?;
+        let prompt = Template::strict("teacher.prompt_template", options.teacher.prompt_template.clone())?;
         Ok(LmTeacher {
             decoder,
             reference,
@@ -263,8 +235,8 @@ impl LmTeacher {
     pub fn messages(&self, query: &Query) -> Result<Vec<ChatMessage>> {
         let user = self.prompt.render(context! { query => query.text.as_str() })?;
         let mut m = Vec::with_capacity(2);
-        if !self.options.system_prompt.is_empty() {
-            m.push(ChatMessage::system(self.options.system_prompt.clone()));
+        if !self.options.teacher.system_prompt.is_empty() {
+            m.push(ChatMessage::system(self.options.teacher.system_prompt.clone()));
         }
         m.push(ChatMessage::user(user));
         Ok(m)
@@ -489,7 +461,7 @@ impl LmTeacher {
     /// Saves only the LoRA adapter in PEFT's format (`adapter_model.safetensors`,
     /// `adapter_config.json`).
     pub fn save_adapter(&self, dir: &Path) -> Result<()> {
-        let l = self.options.lora.as_ref().ok_or_else(|| Error::invalid("lora", "this Teacher has no LoRA adapter"))?;
+        let l = self.options.teacher.lora.as_ref().ok_or_else(|| Error::invalid("lora", "this Teacher has no LoRA adapter"))?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tensors: std::collections::HashMap<String, Tensor> =
             self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
@@ -552,7 +524,7 @@ impl Teacher for LmTeacher {
             loss_type: g.loss_type,
             max_completion_length: g.max_completion_length,
         };
-        let chunk = self.options.logprob_chunk_size.max(1);
+        let chunk = self.options.teacher.logprob_chunk_size.max(1);
         let micro: Vec<&[TrainItem<'_>]> = items.chunks(chunk).collect();
         let normalizer = crate::grpo::loss_normalizer(items.iter().map(|i| i.sample.completion_ids.len()));
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();

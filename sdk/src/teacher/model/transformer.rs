@@ -133,7 +133,9 @@ impl Attention {
                 k = Tensor::cat(&[pk, &k], 2)?;
                 v = Tensor::cat(&[pv, &v], 2)?;
             }
-            *slot = Some((k.clone(), v.clone()));
+            // The cache only serves generation: detached, so the autograd graph does not chain
+            // every step's concatenation together (memory quadratic in the length otherwise).
+            *slot = Some((k.detach(), v.detach()));
         }
         let rep = self.n_heads / self.n_kv;
         let (k, v) = if rep > 1 {

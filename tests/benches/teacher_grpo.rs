@@ -1,0 +1,66 @@
+//! Teacher throughput on SmolLM2-135M-Instruct (f32, CPU): sampling tokens/s for G = 8
+//! completions of up to 128 tokens for 4 prompts, and one GRPO step (β = 0.04, so the reference
+//! model runs too) over those 32 completions, with the process's peak memory.
+//! Usage: cargo bench -p wst-tests --bench teacher_grpo -- full|lora
+
+use std::time::Instant;
+
+use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
+use wst_sdk::grpo::{ScaleRewards, compute_advantages};
+use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
+use wst_tests::f32_teacher;
+use wst_sdk::{Query, Teacher, TeacherSampling};
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let mode = std::env::args().skip(1).find(|a| a == "full" || a == "lora").unwrap_or_else(|| "full".into());
+    let Some(gguf) = wst_tests::smollm2_gguf() else { return };
+    let lora = (mode == "lora").then(|| LoraConfig { r: 16, lora_alpha: 32.0, ..Default::default() });
+    let grpo = GrpoConfig { learning_rate: 1e-6, beta: 0.04, max_completion_length: 128, ..Default::default() };
+    let opts = TeacherOptions { teacher: TeacherConfig { lora, logprob_chunk_size: 4, ..f32_teacher() }, grpo, total_steps: 10, ..Default::default() };
+    let mut t = LmTeacher::load(gguf.to_str().unwrap(), opts).unwrap();
+    let queries: Vec<Query> = [
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
+        "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
+        "Betty is saving money for a new wallet which costs $100. She has only half of the money she needs. How much more does she need?",
+        "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, q)| Query::new(i.to_string(), *q))
+    .collect();
+    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 128, seed: 1 };
+    let start = Instant::now();
+    let groups = t.sample(&queries, &sampling).unwrap();
+    let sample_s = start.elapsed().as_secs_f64();
+    let tokens: usize = groups.iter().flatten().map(|s| s.completion_ids.len()).sum();
+    // Rewards: instruction length bucket, just to get non-zero advantages.
+    let rewards: Vec<f64> = groups.iter().flatten().map(|s| (s.completion_ids.len() % 7) as f64).collect();
+    let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
+    let flat: Vec<_> = groups.iter().flatten().collect();
+    let items: Vec<TrainItem<'_>> = flat.iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
+    let start = Instant::now();
+    let m = t.step(&items).unwrap();
+    let step_s = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": "SmolLM2-135M-Instruct (GGUF Q4_1 dequantised to f32)", "mode": mode,
+            "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "completions": flat.len(), "completion_tokens": tokens,
+            "sampling_seconds": (sample_s * 100.0).round() / 100.0, "sampling_tokens_per_s": (tokens as f64 / sample_s * 10.0).round() / 10.0,
+            "grpo_step_seconds": (step_s * 100.0).round() / 100.0, "grad_norm": m.grad_norm, "kl": m.kl,
+            "peak_rss_mb": peak_rss_mb().round(),
+        })
+    );
+}
