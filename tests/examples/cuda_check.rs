@@ -51,7 +51,8 @@ fn grpo_step(t: &mut LmTeacher, q: &[Query]) -> (f64, f64, usize, f64) {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: cuda_check MODEL_DIR");
+    let dir = std::env::args().nth(1).expect("usage: cuda_check MODEL_DIR OUT_DIR");
+    let out = std::path::PathBuf::from(std::env::args().nth(2).expect("usage: cuda_check MODEL_DIR OUT_DIR"));
     let cpu = teacher(&dir, "cpu", "f32");
     let gpu = teacher(&dir, "cuda", "f32");
     let gpu_bf16 = teacher(&dir, "cuda", "auto");
@@ -69,6 +70,11 @@ fn main() {
     let (n32, s32, tok32, tps32) = grpo_step(&mut g, &q);
     let mut b = gpu_bf16;
     let (n16, s16, _, tps16) = grpo_step(&mut b, &q);
+    // A trained Teacher saved for Hugging Face transformers, with our logits to compare against.
+    g.save_pretrained(&out.join("trained")).unwrap();
+    let trained = teacher(out.join("trained").to_str().unwrap(), "cpu", "f32");
+    let reference = serde_json::json!({"ids": ids, "original": lc, "trained": logits(&trained, &ids)});
+    std::fs::write(out.join("ours.json"), reference.to_string()).unwrap();
     let bf16_dtype = b.trainable().values().next().map(|v| format!("{:?}", v.dtype())).unwrap_or_default();
     let ok = d32 < 1e-3 && d16 < 0.05 * scale.max(1.0) && same_greedy && n32.is_finite() && n16.is_finite() && n32 > 0.0;
     println!(
