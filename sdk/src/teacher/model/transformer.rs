@@ -268,7 +268,8 @@ impl Decoder {
 
     /// Logits [.., V] from hidden states [.., H].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.broadcast_matmul(&self.lm_head.t()?)
+        // CUDA matmul needs contiguous operands (a narrowed last position is not).
+        hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
     }
 
     /// Sets LoRA adapters on the linear layers: `make(layer, module)` returns the adapter, if any.
