@@ -249,7 +249,10 @@ fn save_and_load_round_trip_exactly() {
     let out = tempfile::tempdir().unwrap();
     t.save_pretrained(out.path()).unwrap();
     let back = LmTeacher::load(out.path().to_str().unwrap(), options()).unwrap();
-    assert!(max_diff(&before, &our_logits(&back, &ids)) < 1e-5);
+    // Merging W + (α/r)·B·A changes the float summation order: equal to rounding, not bit-exact.
+    let merged = max_diff(&before, &our_logits(&back, &ids));
+    eprintln!("merged LoRA vs adapter logits: max diff {merged}");
+    assert!(merged < 1e-4, "merged LoRA differs by {merged}");
     assert!(max_diff(&before, &reference_logits(out.path(), Arch::Llama, &ids)) < 1e-4);
 
     // PEFT adapter files with PEFT names.
