@@ -11,7 +11,7 @@ pub fn commented_toml(schema: &Value, value: &Value, header: &str) -> String {
         out.push_str(&format!("# {line}\n"));
     }
     let empty = Map::new();
-    emit_table(&mut out, &[], schema, schema, value.as_object().unwrap_or(&empty), false);
+    emit_table(&mut out, &[], schema, schema, value.as_object().unwrap_or(&empty));
     out
 }
 
@@ -89,7 +89,7 @@ fn inline(v: &Value) -> String {
     }
 }
 
-fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, value: &Map<String, Value>, array_item: bool) {
+fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, value: &Map<String, Value>) {
     let schema = resolve(root, schema);
     let props = schema.get("properties").and_then(Value::as_object);
     // Declared order from the schema first (it follows the struct), then any map keys.
@@ -105,7 +105,6 @@ fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, v
             .or_else(|| schema.get("additionalProperties").cloned())
             .unwrap_or(Value::Bool(true))
     };
-    let _ = array_item;
     // Plain values must come before sub-tables in TOML.
     for k in &keys {
         let ps = prop_schema(k);
@@ -138,7 +137,7 @@ fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, v
                     comment(out, &d);
                 }
                 out.push_str(&format!("[{}]\n", sub.join(".")));
-                emit_table(out, &sub, root, &ps, m, false);
+                emit_table(out, &sub, root, &ps, m);
             }
             Some(v @ Value::Array(items)) if is_table_array(v) => {
                 let item_schema = resolve(root, &ps).get("items").cloned().unwrap_or(Value::Bool(true));
@@ -149,7 +148,7 @@ fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, v
                 for item in items {
                     out.push_str(&format!("\n[[{}]]\n", sub.join(".")));
                     if let Value::Object(m) = item {
-                        emit_table(out, &sub, root, &item_schema, m, true);
+                        emit_table(out, &sub, root, &item_schema, m);
                     }
                 }
             }
