@@ -83,7 +83,9 @@ pub struct LmTeacher {
     reference: Option<Decoder>,
     tokenizer: ChatTokenizer,
     optimizer: AdamW,
+    /// Every checkpoint tensor by Hugging Face name; trainable ones are their `Var`s.
     base: BTreeMap<String, Tensor>,
+    /// LoRA adapters (A, B, alpha / r) by the checkpoint path of their linear layer.
     lora: BTreeMap<String, (Var, Var, f64)>,
     options: TeacherOptions,
     prompt: Template,
@@ -98,11 +100,6 @@ impl std::fmt::Debug for LmTeacher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LmTeacher").field("model", &self.source_dir).field("lora", &self.options.teacher.lora.is_some()).finish()
     }
-}
-
-fn lora_name(layer: usize, module: &str, ab: &str) -> String {
-    let parent = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
-    format!("base_model.model.model.layers.{layer}.{parent}.{module}.lora_{ab}.weight")
 }
 
 impl LmTeacher {
@@ -152,7 +149,8 @@ impl LmTeacher {
             let scale = l.lora_alpha / l.r as f64;
             let mut rng = StdRng::seed_from_u64(options.grpo.seed);
             decoder
-                .attach_lora(|layer, module, lin| {
+                .attach_lora(|path, lin| {
+                    let module = path.rsplit('.').next().unwrap_or(path);
                     if !l.target_modules.iter().any(|t| t == module) {
                         return Ok(None);
                     }
@@ -162,7 +160,7 @@ impl LmTeacher {
                     let a: Vec<f32> = (0..l.r * in_f).map(|_| ((rand::Rng::random::<f64>(&mut rng) * 2.0 - 1.0) * bound) as f32).collect();
                     let a = Var::from_tensor(&Tensor::from_vec(a, (l.r, in_f), &device)?.to_dtype(dtype)?)?;
                     let b = Var::from_tensor(&Tensor::zeros((out_f, l.r), dtype, &device)?)?;
-                    lora.insert(format!("{layer}.{module}"), (a.clone(), b.clone(), scale));
+                    lora.insert(path.to_string(), (a.clone(), b.clone(), scale));
                     Ok(Some(Lora { a: a.as_tensor().clone(), b: b.as_tensor().clone(), scale }))
                 })
                 .map_err(model_err)?;
@@ -180,11 +178,10 @@ impl LmTeacher {
         let params: BTreeMap<String, Var> = if full {
             store.vars.clone()
         } else {
+            // PEFT's names: base_model.model.<layer path>.lora_{A,B}.weight.
             lora.iter()
-                .flat_map(|(k, (a, b, _))| {
-                    let (layer, module) = k.split_once('.').unwrap_or(("0", k));
-                    let layer: usize = layer.parse().unwrap_or(0);
-                    [(lora_name(layer, module, "A"), a.clone()), (lora_name(layer, module, "B"), b.clone())]
+                .flat_map(|(path, (a, b, _))| {
+                    [(format!("base_model.model.{path}.lora_A.weight"), a.clone()), (format!("base_model.model.{path}.lora_B.weight"), b.clone())]
                 })
                 .collect()
         };
@@ -193,13 +190,20 @@ impl LmTeacher {
             params,
             AdamWSettings { beta1: g.adam_beta1, beta2: g.adam_beta2, eps: g.adam_epsilon, weight_decay: g.weight_decay },
         );
+        // Every checkpoint tensor by name, trainable ones as their `Var` (which shares storage and
+        // sees every update), so the frozen originals are not kept alive unless the reference uses them.
+        let base: BTreeMap<String, Tensor> = store
+            .tensors()
+            .iter()
+            .map(|(k, t)| (k.clone(), store.vars.get(k).map(|v| v.as_tensor().clone()).unwrap_or_else(|| t.clone())))
+            .collect();
         let prompt = Template::strict("teacher.prompt_template", options.teacher.prompt_template.clone())?;
         Ok(LmTeacher {
             decoder,
             reference,
             tokenizer,
             optimizer,
-            base: store.tensors().clone(),
+            base,
             lora,
             options,
             prompt,
@@ -408,18 +412,9 @@ impl LmTeacher {
     /// into the weights) plus the checkpoint's config and tokenizer files.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut out: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
-        for (name, t) in &self.base {
-            let t = match self.optimizer.params().get(name) {
-                Some(v) => v.as_tensor().clone(),
-                None => t.clone(),
-            };
-            out.insert(name.clone(), t);
-        }
-        for (key, (a, b, scale)) in &self.lora {
-            let (layer, module) = key.split_once('.').unwrap_or(("0", key));
-            let parent = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
-            let name = format!("model.layers.{layer}.{parent}.{module}.weight");
+        let mut out: std::collections::HashMap<String, Tensor> = self.base.iter().map(|(k, t)| (k.clone(), t.clone())).collect();
+        for (path, (a, b, scale)) in &self.lora {
+            let name = format!("{path}.weight");
             if let Some(w) = out.get(&name) {
                 let delta = (b.as_tensor().matmul(a.as_tensor())? * *scale)?;
                 out.insert(name, (w + delta)?);

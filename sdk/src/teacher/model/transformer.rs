@@ -191,17 +191,6 @@ pub struct Decoder {
     pub config: ModelConfig,
 }
 
-/// Linear layers of a block, by PEFT target-module name.
-pub const LINEAR_MODULES: &[(&str, &str)] = &[
-    ("q_proj", "self_attn"),
-    ("k_proj", "self_attn"),
-    ("v_proj", "self_attn"),
-    ("o_proj", "self_attn"),
-    ("gate_proj", "mlp"),
-    ("up_proj", "mlp"),
-    ("down_proj", "mlp"),
-];
-
 impl Decoder {
     /// Builds the decoder from `source` (names as in Hugging Face checkpoints).
     pub fn new(cfg: &ModelConfig, source: &mut dyn WeightSource, dtype: DType, device: &Device) -> Result<Self> {
@@ -272,20 +261,21 @@ impl Decoder {
         hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
     }
 
-    /// Sets LoRA adapters on the linear layers: `make(layer, module)` returns the adapter, if any.
-    pub fn attach_lora(&mut self, mut make: impl FnMut(usize, &str, &Linear) -> Result<Option<super::linear::Lora>>) -> Result<()> {
+    /// Sets LoRA adapters on the linear layers: `make(path, lin)` gets each layer's checkpoint
+    /// path (`model.layers.0.self_attn.q_proj`) and returns its adapter, if any.
+    pub fn attach_lora(&mut self, mut make: impl FnMut(&str, &Linear) -> Result<Option<super::linear::Lora>>) -> Result<()> {
         for (i, l) in self.layers.iter_mut().enumerate() {
             let targets: [(&str, &mut Linear); 7] = [
-                ("q_proj", &mut l.self_attn.q_proj),
-                ("k_proj", &mut l.self_attn.k_proj),
-                ("v_proj", &mut l.self_attn.v_proj),
-                ("o_proj", &mut l.self_attn.o_proj),
-                ("gate_proj", &mut l.mlp.gate_proj),
-                ("up_proj", &mut l.mlp.up_proj),
-                ("down_proj", &mut l.mlp.down_proj),
+                ("self_attn.q_proj", &mut l.self_attn.q_proj),
+                ("self_attn.k_proj", &mut l.self_attn.k_proj),
+                ("self_attn.v_proj", &mut l.self_attn.v_proj),
+                ("self_attn.o_proj", &mut l.self_attn.o_proj),
+                ("mlp.gate_proj", &mut l.mlp.gate_proj),
+                ("mlp.up_proj", &mut l.mlp.up_proj),
+                ("mlp.down_proj", &mut l.mlp.down_proj),
             ];
             for (name, lin) in targets {
-                lin.lora = make(i, name, lin)?;
+                lin.lora = make(&format!("model.layers.{i}.{name}"), lin)?;
             }
         }
         Ok(())
