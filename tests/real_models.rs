@@ -22,3 +22,36 @@ fn smollm2_teacher_knows_the_capital_of_france() {
     eprintln!("SmolLM2 (greedy): {answer:?}");
     assert!(answer.contains("Paris"), "{answer:?}");
 }
+
+fn capital_of_france() -> wst_sdk::StudentRequest {
+    wst_sdk::StudentRequest {
+        messages: vec![ChatMessage::user("What is the capital of France?")],
+        n: 1,
+        params: wst_sdk::SamplingParams { temperature: 0.0, max_tokens: 24, seed: Some(0), ..Default::default() },
+    }
+}
+
+#[tokio::test]
+async fn smollm2_llama_cpp_student_knows_the_capital_of_france() {
+    use wst_sdk::Student;
+    let Some(gguf) = smollm2_gguf() else { return };
+    let s = wst_llamacpp::LlamaCppStudent::load(&gguf, &Default::default()).unwrap();
+    let answer = s.generate(&capital_of_france()).await.unwrap().remove(0).text;
+    eprintln!("SmolLM2 via llama.cpp (greedy): {answer:?}");
+    assert!(answer.contains("Paris"), "{answer:?}");
+    // K = 4 parallel sampled answers of one request.
+    let mut r = capital_of_france();
+    r.n = 4;
+    r.params.temperature = 0.7;
+    assert_eq!(s.generate(&r).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn smollm2_candle_student_knows_the_capital_of_france() {
+    use wst_sdk::Student;
+    let Some(gguf) = smollm2_gguf() else { return };
+    let s = wst_candle::CandleStudent::load(gguf.to_str().unwrap(), &Default::default()).unwrap();
+    let answer = s.generate(&capital_of_france()).await.unwrap().remove(0).text;
+    eprintln!("SmolLM2 via candle (greedy): {answer:?}");
+    assert!(answer.contains("Paris"), "{answer:?}");
+}

@@ -1,6 +1,8 @@
 //! `wst`: the command-line face of wst-sdk. Each subcommand lives in `commands/`.
 
 mod commands;
+mod models;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +17,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a short real WST training and evaluation on the shipped GSM8K data (no arguments needed).
+    Demo(commands::demo::Args),
+    /// Train the Teacher against the Student (WST with GRPO).
+    Train(commands::train::Args),
+    /// Compare direct prompting, the untrained and trained Teacher, and other instruction writers.
+    Eval(commands::eval::Args),
+    /// Plot training curves and helpful/harmless Pareto frontiers.
+    Plot(commands::plot::Args),
     /// Print the JSON Schema of the run configuration (or of a reward plugin's configuration).
     Schema(commands::schema::Args),
     /// Work with run configuration files.
@@ -24,6 +34,8 @@ enum Command {
     Score(commands::score::Args),
     /// Print the Teacher's instructions for a query.
     Instruct(commands::instruct::Args),
+    /// Print a Student's answers to a prompt (optionally with instructions).
+    Generate(commands::generate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,10 +45,15 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => commands::demo::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Plot(a) => commands::plot::run(a),
         Command::Schema(a) => commands::schema::run(a),
         Command::Config(c) => commands::config::run(c),
         Command::Score(a) => commands::score::run(a),
         Command::Instruct(a) => commands::instruct::run(a),
+        Command::Generate(a) => commands::generate::run(a),
     };
     match result {
         Ok(code) => code,

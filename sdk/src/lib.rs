@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dataset;
 mod error;
+pub mod eval;
 pub mod grpo;
 mod instruction;
 mod pipeline;
@@ -27,6 +28,7 @@ mod score;
 pub mod student;
 pub mod teacher;
 pub mod template;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use instruction::Instruction;
@@ -36,6 +38,7 @@ pub use reward::{Reward, RewardInput};
 pub use score::{Score, Weights};
 pub use student::{ChatMessage, SamplingParams, Student, StudentRequest, StudentSample};
 pub use teacher::{Teacher, TeacherSample, TeacherSampling};
+pub use train::{TrainOptions, TrainSummary};
 
 /// The README's examples, compiled as doc tests so they cannot rot.
 #[doc = include_str!("../../README.md")]

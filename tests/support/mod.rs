@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: where cargo put the plugin `.so` files, and small
 //! Students and Teachers whose behaviour the tests can predict.
 
+pub mod openai_mock;
 pub mod tiny;
 
 use std::path::PathBuf;

@@ -1,6 +1,11 @@
 //! One module per subcommand.
 
 pub mod config;
+pub mod demo;
+pub mod eval;
+pub mod generate;
 pub mod instruct;
+pub mod plot;
 pub mod schema;
 pub mod score;
+pub mod train;

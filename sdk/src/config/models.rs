@@ -122,8 +122,12 @@ pub struct OpenAiConfig {
     pub tokens_per_minute: u32,
     /// Retries on 429, 5xx and timeouts, with exponential backoff and jitter.
     pub max_retries: u32,
-    /// Per-request timeout in seconds.
+    /// Per-request timeout in seconds (a server that hangs is retried after this).
     pub timeout_secs: f64,
+    /// First retry delay in seconds; doubled per retry, with jitter, unless the server sends `Retry-After`.
+    pub backoff_base_secs: f64,
+    /// Longest delay between two retries, in seconds.
+    pub backoff_max_secs: f64,
     /// USD per million tokens, per model: `{ "gpt-4o-mini" = { input = 0.15, output = 0.6 } }`.
     pub prices: BTreeMap<String, Price>,
 }
@@ -140,6 +144,8 @@ impl Default for OpenAiConfig {
             tokens_per_minute: 0,
             max_retries: 6,
             timeout_secs: 120.0,
+            backoff_base_secs: 0.5,
+            backoff_max_secs: 60.0,
             prices,
         }
     }
@@ -169,11 +175,14 @@ pub struct LlamaCppConfig {
     pub min_p: f64,
     /// Repetition penalty (1 disables it).
     pub repeat_penalty: f64,
+    /// Requests decoded at once, each in its own context (the n answers of one request are
+    /// already decoded together as one batch).
+    pub parallel_requests: usize,
 }
 
 impl Default for LlamaCppConfig {
     fn default() -> Self {
-        LlamaCppConfig { n_threads: 1, n_ctx: 4096, n_gpu_layers: 0, min_p: 0.0, repeat_penalty: 1.0 }
+        LlamaCppConfig { n_threads: 1, n_ctx: 4096, n_gpu_layers: 0, min_p: 0.0, repeat_penalty: 1.0, parallel_requests: 1 }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{DataFormat, DatasetConfig, FieldMap};
+use super::{DataFormat, DatasetConfig};
 use crate::error::{Error, Result};
 use crate::query::Query;
 
@@ -45,7 +45,7 @@ pub fn parse_queries(text: &str, config: &DatasetConfig) -> Result<Vec<Query>> {
                     continue;
                 }
                 let row: Value = serde_json::from_str(line).map_err(|e| row_error(path, i + 1, "<row>", format!("invalid JSON: {e}")))?;
-                out.push(row_to_query(path, i + 1, &row, &config.fields)?);
+                out.push(row_to_query(path, i + 1, &row, config)?);
             }
         }
         DataFormat::Json => {
@@ -69,7 +69,7 @@ pub fn parse_queries(text: &str, config: &DatasetConfig) -> Result<Vec<Query>> {
             for raw in rows.into_iter().take(limit) {
                 let line = line_of(text, raw.get());
                 let row: Value = serde_json::from_str(raw.get()).map_err(|e| row_error(path, line, "<row>", e.to_string()))?;
-                out.push(row_to_query(path, line, &row, &config.fields)?);
+                out.push(row_to_query(path, line, &row, config)?);
             }
         }
     }
@@ -112,15 +112,19 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn row_to_query(path: &Path, line: usize, row: &Value, fields: &FieldMap) -> Result<Query> {
+fn row_to_query(path: &Path, line: usize, row: &Value, config: &DatasetConfig) -> Result<Query> {
+    let fields = &config.fields;
     if !row.is_object() {
         return Err(row_error(path, line, "<row>", format!("expected a JSON object, found {}", kind(row))));
     }
-    let text = text_field(path, line, row, &fields.query)?;
+    let text = config.task.query(&text_field(path, line, row, &fields.query)?).map_err(|m| row_error(path, line, &fields.query, m))?;
     if text.trim().is_empty() {
         return Err(row_error(path, line, &fields.query, "empty query text".into()));
     }
-    let gold = fields.gold.as_deref().map(|g| text_field(path, line, row, g)).transpose()?;
+    let gold = match fields.gold.as_deref() {
+        Some(g) => Some(config.task.gold(&text_field(path, line, row, g)?).map_err(|m| row_error(path, line, g, m))?),
+        None => None,
+    };
     let id = match &fields.id {
         Some(f) => text_field(path, line, row, f)?,
         None => {
@@ -139,6 +143,7 @@ fn row_to_query(path: &Path, line: usize, row: &Value, fields: &FieldMap) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::FieldMap;
     use std::path::PathBuf;
 
     fn cfg(name: &str) -> DatasetConfig {

@@ -2,6 +2,7 @@
 //! A bad row is an error naming the file, the line and the field, never a silent skip.
 
 mod loader;
+mod task;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use loader::{load_queries, parse_queries};
+pub use task::{DataTask, last_boxed};
 
 /// File formats the loader reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -56,6 +58,8 @@ pub struct DatasetConfig {
     pub records_field: Option<String>,
     /// Field mapping.
     pub fields: FieldMap,
+    /// Benchmark conventions: generic | gsm8k | math | hh_rlhf.
+    pub task: DataTask,
     /// Keep only the first N rows (unset keeps all).
     pub limit: Option<usize>,
 }
@@ -67,6 +71,7 @@ impl Default for DatasetConfig {
             format: DataFormat::Auto,
             records_field: None,
             fields: FieldMap::default(),
+            task: DataTask::Generic,
             limit: None,
         }
     }

@@ -48,6 +48,32 @@ impl Pipeline {
         &self.student
     }
 
+    /// How (query, instruction) becomes the Student's messages.
+    pub fn student_prompt(&self) -> &StudentPrompt {
+        &self.student_prompt
+    }
+
+    /// The Student's sampling settings.
+    pub fn student_sampling(&self) -> &SamplingParams {
+        &self.student_sampling
+    }
+
+    /// Whether a Teacher is attached.
+    pub fn has_teacher(&self) -> bool {
+        self.teacher.is_some()
+    }
+
+    /// Runs `f` on the Teacher on a blocking thread (tensor work must not stall the runtime).
+    pub async fn with_teacher<R: Send + 'static>(&self, f: impl FnOnce(&mut dyn Teacher) -> Result<R> + Send + 'static) -> Result<R> {
+        let teacher = self.teacher.clone().ok_or_else(|| Error::invalid("teacher", "this pipeline was built without a Teacher"))?;
+        tokio::task::spawn_blocking(move || {
+            let mut t = teacher.lock().map_err(|_| Error::Teacher("the Teacher's lock was poisoned by an earlier panic".into()))?;
+            f(&mut **t)
+        })
+        .await
+        .map_err(|e| Error::Teacher(format!("teacher task failed: {e}")))?
+    }
+
     /// The Teacher's samples (instructions with token ids and log-probs) for each query.
     pub async fn sample_instructions(&self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         let teacher = self.teacher.clone().ok_or_else(|| Error::invalid("teacher", "this pipeline was built without a Teacher"))?;

@@ -6,7 +6,10 @@
 //! [`Student`]; they declare what they can do in [`StudentCapabilities`] so callers can plan
 //! (fan out when `n` is not native, bound concurrency) instead of failing late.
 
+mod cache;
 mod prompt;
+mod spec;
+mod usage;
 
 use std::sync::Arc;
 
@@ -15,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub use cache::{CACHE_FILE, CachedStudent, ResponseCache};
 pub use prompt::StudentPrompt;
+pub use spec::StudentSpec;
+pub use usage::{StudentUsage, UsageMeter};
 
 /// One chat message, as every chat API and chat template understands it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,6 +166,11 @@ pub trait Student: Send + Sync {
         StudentCapabilities::default()
     }
 
+    /// Requests, tokens and cost spent so far (zero for backends that do not count).
+    fn usage(&self) -> StudentUsage {
+        StudentUsage::default()
+    }
+
     /// `request.n` answers to `request.messages`.
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
 }
@@ -174,6 +185,9 @@ macro_rules! forward_student {
             }
             fn capabilities(&self) -> StudentCapabilities {
                 (**self).capabilities()
+            }
+            fn usage(&self) -> StudentUsage {
+                (**self).usage()
             }
             async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
                 (**self).generate(request).await

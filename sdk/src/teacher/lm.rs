@@ -507,6 +507,22 @@ impl Teacher for LmTeacher {
         self.generate(&convs, sampling)
     }
 
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        self.save_training_state(dir)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        self.load_training_state(dir)
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        LmTeacher::save_pretrained(self, dir)?;
+        if self.options.teacher.lora.is_some() {
+            self.save_adapter(&dir.join("adapter"))?;
+        }
+        Ok(())
+    }
+
     fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
         if items.is_empty() {
             return Err(Error::invalid("items", "a GRPO step needs at least one sample"));

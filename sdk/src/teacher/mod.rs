@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use chat::ChatTokenizer;
 pub use lm::{LmTeacher, TeacherOptions, parse_device};
 
+use std::path::Path;
+
 use crate::error::Result;
 use crate::instruction::Instruction;
 use crate::query::Query;
@@ -94,6 +96,24 @@ pub trait Teacher: Send {
 
     /// One GRPO optimisation step over `items` (which may span several queries).
     fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics>;
+
+    /// Saves what resuming training needs (weights being trained, optimiser state) into `dir`.
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        Err(crate::Error::Teacher("this Teacher cannot save checkpoints".into()))
+    }
+
+    /// Restores what [`Teacher::save_checkpoint`] wrote.
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        Err(crate::Error::Teacher("this Teacher cannot load checkpoints".into()))
+    }
+
+    /// Saves the trained model for inference (a Hugging Face folder for model Teachers).
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        Err(crate::Error::Teacher("this Teacher cannot be saved".into()))
+    }
 }
 
 impl<T: Teacher + ?Sized> Teacher for Box<T> {
@@ -102,5 +122,14 @@ impl<T: Teacher + ?Sized> Teacher for Box<T> {
     }
     fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
         (**self).step(items)
+    }
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        (**self).save_checkpoint(dir)
+    }
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        (**self).load_checkpoint(dir)
+    }
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        (**self).save_pretrained(dir)
     }
 }

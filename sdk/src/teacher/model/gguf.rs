@@ -127,6 +127,24 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
         tensors.insert(hf, t.to_dtype(dtype)?);
     }
 
+    let (tokenizer, tokenizer_json) = gguf_tokenizer(&content, path)?;
+    Ok(GgufCheckpoint { config, tensors, tokenizer, tokenizer_json })
+}
+
+/// The tokenizer and chat template a GGUF file carries, rebuilt as a Hugging Face tokenizer
+/// (byte-level BPE), with the `tokenizer.json` text for saving.
+pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, String)> {
+    let md = &content.metadata;
+    let tokens: Vec<String> = md
+        .get("tokenizer.ggml.tokens")
+        .ok_or_else(|| err(path, "missing metadata `tokenizer.ggml.tokens`"))?
+        .to_vec()
+        .map_err(|e| err(path, e.to_string()))?
+        .iter()
+        .map(|v| v.to_string().cloned().unwrap_or_default())
+        .collect();
+    let tok_id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
+    let eos = tok_id("tokenizer.ggml.eos_token_id");
     let model = md.get("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
     if model != "gpt2" {
         return Err(err(path, format!("tokenizer model `{model}` is not supported (gpt2 byte-level BPE)")));
@@ -172,5 +190,5 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
         &name_of(eos),
         eos.into_iter().collect(),
     )?;
-    Ok(GgufCheckpoint { config, tensors, tokenizer, tokenizer_json })
+    Ok((tokenizer, tokenizer_json))
 }

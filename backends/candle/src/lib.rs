@@ -1,0 +1,188 @@
+//! # wst-candle: a Student run in-process by candle-transformers
+//!
+//! Quantized GGUF (llama and qwen2 architectures) and Hugging Face safetensors folders or hub
+//! ids (llama, qwen2, gemma, gemma2, gemma3), answering with the checkpoint's own chat template.
+//! candle-transformers' inference models hold one KV cache each, so answers are decoded one
+//! after another (answer i with seed `seed + i`), one request at a time; for many parallel
+//! answers on CPU prefer the llama.cpp backend.
+//!
+//! ```no_run
+//! # async fn run() -> wst_sdk::Result<()> {
+//! use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
+//! let student = wst_candle::CandleStudent::load("model.gguf", &Default::default())?;
+//! let request = StudentRequest { messages: vec![ChatMessage::user("2+2?")], n: 2, params: SamplingParams::default() };
+//! let answers = student.generate(&request).await?;
+//! # Ok(()) }
+//! ```
+
+mod model;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use candle_core::{DType, Device};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use wst_sdk::config::CandleStudentConfig;
+use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
+use wst_sdk::teacher::model::hub::resolve_model_dir;
+use wst_sdk::teacher::{ChatTokenizer, parse_device};
+use wst_sdk::{Error, Result, SamplingParams, Student, StudentRequest, StudentSample};
+
+pub use model::Model;
+
+struct Loaded {
+    model: Model,
+    tokenizer: ChatTokenizer,
+}
+
+/// A local model answering through candle.
+pub struct CandleStudent {
+    name: String,
+    device: Device,
+    inner: Arc<Mutex<Loaded>>,
+    meter: Arc<UsageMeter>,
+}
+
+impl std::fmt::Debug for CandleStudent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CandleStudent").field("name", &self.name).field("device", &self.device).finish()
+    }
+}
+
+impl CandleStudent {
+    /// Loads a `.gguf` file, a Hugging Face folder, or a hub id (`org/name`, when online).
+    pub fn load(model: &str, config: &CandleStudentConfig) -> Result<Self> {
+        let device = parse_device(&config.device)?;
+        let (loaded, stem) = if model.ends_with(".gguf") {
+            let path = Path::new(model);
+            if !path.is_file() {
+                return Err(Error::Model { path: path.into(), message: "no such GGUF file".into() });
+            }
+            let (model, tokenizer) = model::load_gguf(path, &device)?;
+            (Loaded { model, tokenizer }, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+        } else {
+            let dir = resolve_model_dir(model, "main")?;
+            let dtype = match (config.dtype.as_str(), &device) {
+                ("f32", _) => DType::F32,
+                ("bf16", _) => DType::BF16,
+                ("f16", _) => DType::F16,
+                ("auto", Device::Cpu) => DType::F32,
+                ("auto", _) => DType::BF16,
+                (other, _) => return Err(Error::invalid("student.candle.dtype", format!("expected f32, bf16, f16 or auto, got `{other}`"))),
+            };
+            let (model, tokenizer) = model::load_folder(&dir, dtype, &device)?;
+            (Loaded { model, tokenizer }, dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+        };
+        Ok(CandleStudent { name: format!("candle:{stem}"), device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
+    }
+}
+
+fn sampling(p: &SamplingParams) -> Sampling {
+    if p.temperature <= 0.0 {
+        return Sampling::ArgMax;
+    }
+    let temperature = p.temperature;
+    match (p.top_k, p.top_p < 1.0) {
+        (Some(k), true) => Sampling::TopKThenTopP { k, p: p.top_p, temperature },
+        (Some(k), false) => Sampling::TopK { k, temperature },
+        (None, true) => Sampling::TopP { p: p.top_p, temperature },
+        (None, false) => Sampling::All { temperature },
+    }
+}
+
+/// Decodes `n` answers one after another.
+fn decode(loaded: &mut Loaded, device: &Device, prompt: &str, n: usize, params: &SamplingParams, name: &str) -> Result<Vec<StudentSample>> {
+    let err = |e: candle_core::Error| Error::Student { student: name.into(), message: format!("decoding failed: {e}") };
+    let ids = loaded.tokenizer.encode(prompt)?;
+    if ids.is_empty() {
+        return Err(Error::Student { student: name.into(), message: "the prompt encodes to no tokens".into() });
+    }
+    let base_seed = params.seed.unwrap_or_else(rand::random);
+    let mut answers = Vec::with_capacity(n);
+    for i in 0..n {
+        loaded.model.reset().map_err(err)?;
+        let mut sampler = LogitsProcessor::from_sampling(base_seed.wrapping_add(i as u64), sampling(params));
+        let mut logits = loaded.model.forward(&ids, 0, device).map_err(err)?;
+        let mut out: Vec<u32> = Vec::new();
+        let mut finish = FinishReason::Length;
+        let mut text = String::new();
+        while out.len() < params.max_tokens {
+            let next = sampler.sample(&logits).map_err(err)?;
+            if loaded.tokenizer.eos_ids.contains(&next) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            out.push(next);
+            text = loaded.tokenizer.decode(&out)?;
+            if let Some(at) = params.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(at);
+                finish = FinishReason::Stop;
+                break;
+            }
+            if out.len() == params.max_tokens {
+                break;
+            }
+            logits = loaded.model.forward(&[next], ids.len() + out.len() - 1, device).map_err(err)?;
+        }
+        answers.push(StudentSample {
+            text,
+            finish_reason: finish,
+            usage: TokenUsage { prompt_tokens: if i == 0 { ids.len() as u64 } else { 0 }, completion_tokens: out.len() as u64 },
+        });
+    }
+    Ok(answers)
+}
+
+#[async_trait]
+impl Student for CandleStudent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> StudentCapabilities {
+        StudentCapabilities { native_n: true, seeds: true, context_length: None, max_concurrency: 1 }
+    }
+
+    fn usage(&self) -> StudentUsage {
+        self.meter.snapshot()
+    }
+
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        if request.n == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        let device = self.device.clone();
+        let request = request.clone();
+        let name = self.name.clone();
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut loaded = inner.lock().map_err(|_| Error::Student { student: name.clone(), message: "an earlier request panicked".into() })?;
+            let prompt = loaded.tokenizer.render(&request.messages)?;
+            decode(&mut loaded, &device, &prompt, request.n, &request.params, &name)
+        })
+        .await
+        .map_err(|e| Error::Student { student: self.name.clone(), message: format!("the decoding task failed: {e}") })??;
+        let mut usage = TokenUsage::default();
+        for a in &answers {
+            usage += a.usage;
+        }
+        self.meter.record(answers.len(), usage);
+        Ok(answers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_settings_map_to_candle_samplers() {
+        let p = |temperature, top_p, top_k| SamplingParams { temperature, top_p, top_k, ..Default::default() };
+        assert!(matches!(sampling(&p(0.0, 0.9, Some(5))), Sampling::ArgMax));
+        assert!(matches!(sampling(&p(0.7, 1.0, None)), Sampling::All { .. }));
+        assert!(matches!(sampling(&p(0.7, 0.9, None)), Sampling::TopP { .. }));
+        assert!(matches!(sampling(&p(0.7, 1.0, Some(5))), Sampling::TopK { k: 5, .. }));
+        assert!(matches!(sampling(&p(0.7, 0.9, Some(5))), Sampling::TopKThenTopP { k: 5, .. }));
+    }
+}

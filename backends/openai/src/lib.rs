@@ -1,0 +1,292 @@
+//! # wst-openai: a Student behind any OpenAI-compatible Chat Completions server
+//!
+//! api.openai.com (GPT-4o-mini), vLLM, SGLang, llama.cpp's server, Ollama, LiteLLM, Together...
+//! by base URL. Several base URLs are load-balanced round-robin, so a fleet of servers serves
+//! as one Student. Requests are bounded by a concurrency limit and a requests/tokens-per-minute
+//! limiter; 429, 5xx, timeouts and broken bodies are retried with exponential backoff and
+//! jitter (honouring `Retry-After`); 400/401/403/404 and `insufficient_quota` fail at once with
+//! the server's message. Servers that ignore `n` are detected and fanned out to. The API key
+//! comes from an environment variable and is never logged.
+//!
+//! ```no_run
+//! # async fn run() -> wst_sdk::Result<()> {
+//! use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
+//! let student = wst_openai::OpenAiStudent::new("gpt-4o-mini", &Default::default())?;
+//! let request = StudentRequest { messages: vec![ChatMessage::user("2+2?")], n: 2, params: SamplingParams::default() };
+//! for answer in student.generate(&request).await? {
+//!     println!("{}", answer.text);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod limiter;
+mod retry;
+mod wire;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use wst_sdk::config::OpenAiConfig;
+use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
+use wst_sdk::{Error, Result, Student, StudentRequest, StudentSample};
+
+pub use limiter::RateLimiter;
+use retry::{Failure, backoff, retry_after};
+
+/// A Student served over HTTP by an OpenAI-compatible server.
+pub struct OpenAiStudent {
+    name: String,
+    model: String,
+    client: reqwest::Client,
+    urls: Vec<String>,
+    next_url: AtomicUsize,
+    api_key: Option<String>,
+    gate: Semaphore,
+    limiter: RateLimiter,
+    config: OpenAiConfig,
+    meter: UsageMeter,
+    ignores_n: AtomicBool,
+}
+
+impl std::fmt::Debug for OpenAiStudent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("OpenAiStudent")
+            .field("model", &self.model)
+            .field("urls", &self.urls)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl OpenAiStudent {
+    /// A Student asking `model` at `config.base_urls`. The key is read from the variable named
+    /// by `config.api_key_env`; it is required for api.openai.com and optional elsewhere.
+    pub fn new(model: &str, config: &OpenAiConfig) -> Result<Self> {
+        let name = format!("openai:{model}");
+        let bad = |message: String| Error::Student { student: name.clone(), message };
+        if config.base_urls.is_empty() {
+            return Err(bad("student.openai.base_urls is empty: give at least one base URL (…/v1)".into()));
+        }
+        let urls: Vec<String> = config.base_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        for u in &urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(bad(format!("base URL `{u}` must start with http:// or https://")));
+            }
+        }
+        let api_key = match &config.api_key_env {
+            Some(var) => match std::env::var(var) {
+                Ok(k) if !k.trim().is_empty() => Some(k.trim().to_string()),
+                _ if urls.iter().any(|u| u.contains("api.openai.com")) => {
+                    return Err(bad(format!("the API key variable `{var}` is not set (needed by api.openai.com)")));
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        if !(config.timeout_secs > 0.0) {
+            return Err(bad(format!("student.openai.timeout_secs must be positive, got {}", config.timeout_secs)));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(config.timeout_secs))
+            .connect_timeout(Duration::from_secs_f64(config.timeout_secs.min(30.0)))
+            .build()
+            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
+        Ok(OpenAiStudent {
+            name,
+            model: model.to_string(),
+            client,
+            urls,
+            next_url: AtomicUsize::new(0),
+            api_key,
+            gate: Semaphore::new(config.max_concurrency.max(1)),
+            limiter: RateLimiter::new(config.requests_per_minute, config.tokens_per_minute),
+            config: config.clone(),
+            meter: UsageMeter::new(model, &config.prices),
+            ignores_n: AtomicBool::new(false),
+        })
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Student { student: self.name.clone(), message }
+    }
+
+    /// One HTTP exchange, retried until it succeeds, fails permanently or runs out of retries.
+    async fn call(&self, request: &StudentRequest, n: usize, seed: Option<u64>) -> Result<Vec<StudentSample>> {
+        let p = &request.params;
+        let body = wire::ChatRequest {
+            model: &self.model,
+            messages: &request.messages,
+            n,
+            temperature: p.temperature,
+            top_p: p.top_p,
+            max_tokens: p.max_tokens,
+            seed,
+            stop: &p.stop,
+            top_k: p.top_k,
+        };
+        let prompt_chars: usize = request.messages.iter().map(|m| m.content.len() + 8).sum();
+        let estimate = (prompt_chars / 4 + n * p.max_tokens) as u64;
+        let mut attempt = 0;
+        loop {
+            self.limiter.acquire(estimate).await;
+            let url = &self.urls[self.next_url.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
+            let outcome = {
+                let _permit = self.gate.acquire().await.map_err(|_| self.error("the request gate was closed".into()))?;
+                self.attempt(url, &body).await
+            };
+            match outcome {
+                Ok(answers) => return Ok(answers),
+                Err(Failure::Permanent(message)) => {
+                    self.meter.record_failure();
+                    return Err(self.error(format!("{url}: {message}")));
+                }
+                Err(Failure::Transient { message, retry_after }) => {
+                    self.meter.record_failure();
+                    if attempt >= self.config.max_retries {
+                        return Err(self.error(format!("{url}: {message} (gave up after {} attempts)", attempt + 1)));
+                    }
+                    let wait = retry_after.unwrap_or_else(|| backoff(attempt, self.config.backoff_base_secs, self.config.backoff_max_secs));
+                    tracing::warn!(student = %self.name, url = %url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying: {message}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, body: &wire::ChatRequest<'_>) -> std::result::Result<Vec<StudentSample>, Failure> {
+        let transient = |message: String| Failure::Transient { message, retry_after: None };
+        let mut req = self.client.post(format!("{url}/chat/completions")).json(body);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.map_err(|e| transient(describe(&e)))?;
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        let bytes = resp.bytes().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait })?;
+        if status.is_success() {
+            let parsed: wire::ChatResponse = serde_json::from_slice(&bytes).map_err(|e| transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
+            return self.answers(parsed).map_err(transient);
+        }
+        let detail = serde_json::from_slice::<wire::ErrorBody>(&bytes).ok().map(|b| b.error);
+        let message = match &detail {
+            Some(d) => format!("HTTP {status}: {}", d.message),
+            None => format!("HTTP {status}: {}", snippet(&bytes)),
+        };
+        let code = status.as_u16();
+        if code == 429 && detail.as_ref().is_some_and(|d| d.is_insufficient_quota()) {
+            return Err(Failure::Permanent(message));
+        }
+        if code == 429 || code == 408 || code == 409 || status.is_server_error() {
+            return Err(Failure::Transient { message, retry_after: wait });
+        }
+        Err(Failure::Permanent(message))
+    }
+
+    fn answers(&self, mut parsed: wire::ChatResponse) -> std::result::Result<Vec<StudentSample>, String> {
+        if parsed.choices.is_empty() {
+            return Err("the server returned no choices".into());
+        }
+        parsed.choices.sort_by_key(|c| c.index.unwrap_or(0));
+        let usage = parsed.usage.unwrap_or_default();
+        let k = parsed.choices.len() as u64;
+        self.meter.record(parsed.choices.len(), TokenUsage { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens });
+        Ok(parsed
+            .choices
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                // The prompt is billed once per request; completion tokens are split evenly
+                // (servers report only the total, some only for one choice).
+                let extra = u64::from((i as u64) < usage.completion_tokens % k);
+                StudentSample {
+                    text: c.message.content.or(c.message.refusal).unwrap_or_default(),
+                    finish_reason: match c.finish_reason.as_deref() {
+                        Some("stop") | None => FinishReason::Stop,
+                        Some("length") => FinishReason::Length,
+                        Some(other) => FinishReason::Other(other.to_string()),
+                    },
+                    usage: TokenUsage {
+                        prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
+                        completion_tokens: usage.completion_tokens / k + extra,
+                    },
+                }
+            })
+            .collect())
+    }
+}
+
+/// A reqwest error in one line, with the cause that says what happened (timeout, refused...).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken body"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    let s = s.trim();
+    if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s.to_string() }
+}
+
+#[async_trait]
+impl Student for OpenAiStudent {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> StudentCapabilities {
+        StudentCapabilities {
+            native_n: !self.ignores_n.load(Ordering::Relaxed),
+            seeds: true,
+            context_length: None,
+            max_concurrency: self.config.max_concurrency.max(1),
+        }
+    }
+
+    fn usage(&self) -> StudentUsage {
+        self.meter.snapshot()
+    }
+
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        let want = request.n;
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let seed = request.params.seed;
+        let mut answers = if want == 1 || !self.ignores_n.load(Ordering::Relaxed) {
+            self.call(request, want, seed).await?
+        } else {
+            Vec::new()
+        };
+        if answers.len() < want {
+            if !answers.is_empty() && !self.ignores_n.swap(true, Ordering::Relaxed) {
+                tracing::warn!(student = %self.name, "the server returned {} of {want} answers: it ignores `n`; fanning out one request per answer", answers.len());
+            }
+            // Answer i keeps seed + i, as a sequential backend would use.
+            let first = answers.len();
+            let rest = futures::future::join_all((first..want).map(|i| self.call(request, 1, seed.map(|s| s.wrapping_add(i as u64))))).await;
+            for r in rest {
+                answers.extend(r?);
+            }
+        }
+        answers.truncate(want);
+        Ok(answers)
+    }
+}

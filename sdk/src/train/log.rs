@@ -1,0 +1,67 @@
+//! Append-only JSONL logs (metrics per step, completions tables); on resume the lines of steps
+//! after the checkpoint are dropped, so a resumed run's log reads as if it had never stopped.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// A JSONL file of records that carry a `step` field.
+#[derive(Debug)]
+pub struct JsonlLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl JsonlLog {
+    /// Opens `path` for appending, first keeping only records with `step <= keep_until`
+    /// (all records are dropped when `keep_until` is `None`: a fresh run).
+    pub fn open(path: &Path, keep_until: Option<usize>) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let kept = match (keep_until, std::fs::read_to_string(path)) {
+            (Some(limit), Ok(text)) => text
+                .lines()
+                .filter(|l| serde_json::from_str::<Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= limit))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+            _ => String::new(),
+        };
+        let tmp = path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
+        Ok(JsonlLog { path: path.to_path_buf(), file })
+    }
+
+    /// Appends one record as a line.
+    pub fn write(&mut self, record: &Value) -> Result<()> {
+        let mut line = record.to_string();
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Forces the file to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every record of a JSONL log (for plots and reports).
+pub fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Dataset { path: path.into(), line: i + 1, field: "<row>".into(), message: e.to_string() }))
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! WST training: for each batch of queries, the Student's baseline s (computed once, cached),
+//! G instructions per query from the Teacher, K Student answers per instruction (requested
+//! concurrently), rewards, r = mean − s, and a GRPO step on the Teacher. Metrics go to
+//! `metrics.jsonl` (TRL's names plus WST's), completions tables to `completions.jsonl`,
+//! checkpoints to `checkpoints/checkpoint-N/` (atomic), the trained Teacher to `final/`.
+
+pub mod checkpoint;
+pub mod log;
+pub mod schedule;
+mod step;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::{GrpoConfig, OutputConfig, WstSettings};
+use crate::error::{Error, Result};
+use crate::eval::{EvalSettings, InstructionSource, score_queries};
+use crate::pipeline::Pipeline;
+use crate::query::Query;
+use crate::student::ResponseCache;
+use crate::teacher::TeacherSampling;
+pub use checkpoint::TrainerState;
+use log::JsonlLog;
+use schedule::{Schedule, hash_str};
+
+/// Everything `Pipeline::train` needs besides the pipeline.
+#[derive(Clone, Default)]
+pub struct TrainOptions {
+    /// GRPO knobs.
+    pub grpo: GrpoConfig,
+    /// WST knobs (K, baseline samples, zero-std groups, concurrency).
+    pub wst: WstSettings,
+    /// Output folder and cadences.
+    pub output: OutputConfig,
+    /// Held-out queries evaluated every `output.eval_steps` and at the end.
+    pub eval_queries: Vec<Query>,
+    /// Continue from the newest checkpoint in the output folder.
+    pub resume: bool,
+    /// Show a progress bar with ETA on stderr.
+    pub progress: bool,
+    /// Set it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// The response cache to flush at checkpoints (when the Student uses one).
+    pub cache: Option<Arc<ResponseCache>>,
+    /// Stop after this many steps of this call (for tests of kill-and-resume); None runs to the end.
+    pub max_steps_this_run: Option<usize>,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// Steps completed (over all runs, resumed ones included).
+    pub steps_done: usize,
+    /// Steps planned.
+    pub total_steps: usize,
+    /// The step this run started from (0 unless resumed).
+    pub resumed_from: usize,
+    /// Whether the run stopped early (Ctrl-C or `max_steps_this_run`).
+    pub interrupted: bool,
+    /// The last metrics record.
+    pub last_metrics: Option<Value>,
+    /// Where the trained Teacher was saved (when the run finished and the Teacher can be saved).
+    pub final_dir: Option<PathBuf>,
+    /// The last evaluation record, if any.
+    pub last_eval: Option<Value>,
+}
+
+/// Queries per optimisation step for these GRPO settings.
+pub fn queries_per_step(g: &GrpoConfig) -> usize {
+    (g.per_device_train_batch_size * g.gradient_accumulation_steps / g.num_generations.max(1)).max(1)
+}
+
+/// Optimisation steps a run over `n_queries` training queries will take (for learning-rate
+/// schedules, which need the total before the Teacher is built).
+pub fn planned_steps(n_queries: usize, g: &GrpoConfig) -> usize {
+    Schedule::new(n_queries, queries_per_step(g), g.max_steps, g.num_train_epochs, g.seed).total_steps
+}
+
+impl Pipeline {
+    /// Trains the Teacher on `queries` (see the [`train`](crate::train) module for the loop).
+    pub async fn train(&self, queries: &[Query], options: TrainOptions) -> Result<TrainSummary> {
+        if queries.is_empty() {
+            return Err(Error::invalid("queries", "no training queries"));
+        }
+        if !self.has_teacher() {
+            return Err(Error::invalid("teacher", "training needs a Teacher"));
+        }
+        if self.reward.is_none() {
+            return Err(Error::invalid("reward", "training needs a reward"));
+        }
+        let g = &options.grpo;
+        if g.num_generations < 2 {
+            return Err(Error::invalid("grpo.num_generations", "GRPO needs at least 2 instructions per query"));
+        }
+        let queries_per_step = queries_per_step(g);
+        let schedule = Schedule::new(queries.len(), queries_per_step, g.max_steps, g.num_train_epochs, g.seed);
+        let out = options.output.output_dir.clone();
+        let ckpt_root = out.join("checkpoints");
+        let fingerprint = queries.iter().fold(0u64, |h, q| schedule::mix(&[h, hash_str(&q.id)]));
+
+        let mut state = TrainerState {
+            step: 0,
+            total_steps: schedule.total_steps,
+            seed: g.seed,
+            queries_per_step,
+            data_fingerprint: fingerprint,
+            baselines: BTreeMap::new(),
+        };
+        let latest = if options.resume { checkpoint::list(&ckpt_root)?.pop() } else { None };
+        if let Some((_, dir)) = &latest {
+            let dir = dir.clone();
+            let loaded = self.with_teacher(move |t| checkpoint::load(&dir, t)).await?;
+            if loaded.data_fingerprint != fingerprint || loaded.seed != g.seed || loaded.queries_per_step != queries_per_step {
+                return Err(Error::Config {
+                    location: out.display().to_string(),
+                    message: "the checkpoint was written for other data, seed or batch size; resume with the same configuration".into(),
+                });
+            }
+            state = TrainerState { total_steps: schedule.total_steps, ..loaded };
+            tracing::info!(step = state.step, "resumed from checkpoint");
+        }
+        let resumed_from = state.step;
+        let keep = latest.as_ref().map(|_| state.step);
+        let mut metrics_log = JsonlLog::open(&out.join("metrics.jsonl"), keep)?;
+        let mut completions_log = JsonlLog::open(&out.join("completions.jsonl"), keep)?;
+
+        let bar = if options.progress { indicatif::ProgressBar::new(schedule.total_steps as u64) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_position(state.step as u64);
+
+        let mut summary = TrainSummary { total_steps: schedule.total_steps, resumed_from, ..Default::default() };
+        let usage_start = self.student.usage();
+        let mut steps_this_run = 0;
+        while state.step < schedule.total_steps {
+            if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) || options.max_steps_this_run.is_some_and(|m| steps_this_run >= m) {
+                summary.interrupted = true;
+                break;
+            }
+            let t0 = Instant::now();
+            let usage_before = self.student.usage();
+            let batch: Vec<Query> = schedule.batch(state.step).into_iter().map(|i| queries[i].clone()).collect();
+            let outcome = step::run(self, &batch, &mut state, &options).await?;
+            state.step += 1;
+            steps_this_run += 1;
+            let spent = self.student.usage().since(&usage_before);
+            let mut record = outcome.metrics;
+            record["step"] = json!(state.step);
+            record["epoch"] = json!(schedule.epoch(state.step));
+            record["student/requests"] = json!(spent.requests);
+            record["student/prompt_tokens"] = json!(spent.prompt_tokens);
+            record["student/completion_tokens"] = json!(spent.completion_tokens);
+            record["student/cost_usd"] = json!(spent.cost_usd);
+            record["student/cache_hits"] = json!(spent.cache_hits);
+            record["time/step_secs"] = json!(t0.elapsed().as_secs_f64());
+            let log_every = options.output.logging_steps.max(1);
+            if state.step % log_every == 0 || state.step == schedule.total_steps {
+                metrics_log.write(&record)?;
+            }
+            let every = options.output.log_completions_steps;
+            if every > 0 && state.step % every == 0 {
+                for mut row in outcome.completions {
+                    row["step"] = json!(state.step);
+                    completions_log.write(&row)?;
+                }
+            }
+            bar.set_message(format!(
+                "reward {:+.3} | student {:.3} vs baseline {:.3}",
+                record["reward"].as_f64().unwrap_or(f64::NAN),
+                record["wst/student_score"].as_f64().unwrap_or(f64::NAN),
+                record["wst/student_baseline"].as_f64().unwrap_or(f64::NAN)
+            ));
+            bar.inc(1);
+            summary.last_metrics = Some(record);
+
+            let eval_every = options.output.eval_steps;
+            if !options.eval_queries.is_empty() && eval_every > 0 && state.step % eval_every == 0 && state.step < schedule.total_steps {
+                let e = self.eval_during_training(&options, state.step).await?;
+                metrics_log.write(&e)?;
+                summary.last_eval = Some(e);
+            }
+            let save_every = options.output.save_steps;
+            if save_every > 0 && state.step % save_every == 0 {
+                self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
+            }
+        }
+        bar.finish_and_clear();
+        summary.steps_done = state.step;
+        // Always leave a checkpoint of where the run ended.
+        if checkpoint::list(&ckpt_root)?.last().map(|(s, _)| *s) != Some(state.step) {
+            self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
+        }
+        if !summary.interrupted {
+            if !options.eval_queries.is_empty() {
+                let e = self.eval_during_training(&options, state.step).await?;
+                metrics_log.write(&e)?;
+                summary.last_eval = Some(e);
+            }
+            let final_dir = out.join("final");
+            let fd = final_dir.clone();
+            match self.with_teacher(move |t| t.save_pretrained(&fd)).await {
+                Ok(()) => summary.final_dir = Some(final_dir),
+                Err(e) => tracing::warn!("the trained Teacher was not exported: {e}"),
+            }
+        }
+        metrics_log.sync()?;
+        let total = self.student.usage().since(&usage_start);
+        let p = out.join("train_summary.json");
+        let mut s = serde_json::to_value(&summary).map_err(|e| Error::Teacher(e.to_string()))?;
+        s["student_usage_this_run"] = serde_json::to_value(&total).unwrap_or_default();
+        std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default()).map_err(|e| Error::io(&p, e))?;
+        Ok(summary)
+    }
+
+    async fn checkpoint(&self, root: &std::path::Path, state: &TrainerState, options: &TrainOptions, metrics: &mut JsonlLog, completions: &mut JsonlLog) -> Result<()> {
+        metrics.sync()?;
+        completions.sync()?;
+        if let Some(cache) = &options.cache {
+            cache.flush()?;
+        }
+        let (root, state, keep) = (root.to_path_buf(), state.clone(), options.output.save_total_limit);
+        self.with_teacher(move |t| checkpoint::save(&root, t, &state, keep).map(|_| ())).await
+    }
+
+    async fn eval_during_training(&self, options: &TrainOptions, step: usize) -> Result<Value> {
+        let g = &options.grpo;
+        let sampling = TeacherSampling {
+            num_generations: 1,
+            temperature: g.temperature,
+            top_p: g.top_p,
+            top_k: g.top_k,
+            max_completion_length: g.max_completion_length,
+            seed: schedule::mix(&[g.seed, 0xE7A1]),
+        };
+        let settings = EvalSettings { student_samples: options.wst.student_samples, seed: g.seed, max_concurrency: options.wst.max_concurrency, ..Default::default() };
+        let ins = crate::eval::instructions(self, &options.eval_queries, &InstructionSource::Teacher(sampling)).await?;
+        let with = score_queries(self, &options.eval_queries, &ins, None, &settings).await?;
+        let without = score_queries(self, &options.eval_queries, &vec![None; options.eval_queries.len()], None, &settings).await?;
+        let mean = |o: &[crate::eval::QueryOutcome]| o.iter().map(|x| x.mean).sum::<f64>() / o.len().max(1) as f64;
+        Ok(json!({"step": step, "eval/student_score": mean(&with), "eval/student_baseline": mean(&without), "eval/queries": with.len()}))
+    }
+}

@@ -1,0 +1,214 @@
+//! One WST training step: baselines, instructions, Student answers, rewards, GRPO update.
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::TrainOptions;
+use super::checkpoint::TrainerState;
+use super::schedule::{hash_str, mix};
+use crate::config::ZeroStdGroups;
+use crate::error::{Error, Result};
+use crate::grpo::{CompletionMetrics, RewardMetrics, compute_advantages, wst_reward};
+use crate::pipeline::Pipeline;
+use crate::query::Query;
+use crate::student::SamplingParams;
+use crate::teacher::{TeacherSample, TeacherSampling, TrainItem};
+
+/// What a step produced for the logs.
+pub struct StepOutcome {
+    /// The metrics record (without step/usage fields, which the loop adds).
+    pub metrics: Value,
+    /// One completions-table row per (query, instruction).
+    pub completions: Vec<Value>,
+}
+
+/// The Student's scores for one instruction: the weighted total and named values per answer.
+struct Scored {
+    answers: Vec<String>,
+    totals: Vec<f64>,
+    values: Vec<crate::score::Score>,
+}
+
+impl Scored {
+    fn mean(&self) -> f64 {
+        self.totals.iter().sum::<f64>() / self.totals.len().max(1) as f64
+    }
+}
+
+/// The Student's baseline s(q): mean reward of `baseline_samples` answers without instructions.
+/// Its seed depends only on the run seed and the query id, so the response cache serves it
+/// across runs.
+async fn baseline(p: &Pipeline, q: &Query, options: &TrainOptions) -> Result<f64> {
+    let n = options.wst.baseline_samples.max(1);
+    let params = SamplingParams { seed: Some(mix(&[options.grpo.seed, hash_str(&q.id), 0xBA5E])), ..p.student_sampling().clone() };
+    let answers = p.answer_with(q, None, n, &params).await?;
+    let scores = p.score(q, None, &answers).await?;
+    Ok(scores.iter().map(|s| s.total).sum::<f64>() / scores.len().max(1) as f64)
+}
+
+/// K answers to each (query, instruction) pair, scored; requests run concurrently.
+async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSample>], step: usize, attempt: u64, options: &TrainOptions) -> Result<Vec<Vec<Scored>>> {
+    let k = options.wst.student_samples.max(1);
+    let jobs = batch.iter().zip(groups).flat_map(|(q, group)| {
+        group.iter().enumerate().map(move |(gi, s)| async move {
+            let params = SamplingParams { seed: Some(mix(&[options.grpo.seed, step as u64, hash_str(&q.id), gi as u64, attempt])), ..p.student_sampling().clone() };
+            let answers = p.answer_with(q, Some(&s.instruction), k, &params).await?;
+            let scores = p.score(q, Some(&s.instruction), &answers).await?;
+            Ok::<_, Error>(Scored {
+                answers: answers.into_iter().map(|a| a.text).collect(),
+                totals: scores.iter().map(|s| s.total).collect(),
+                values: scores.into_iter().map(|s| s.values).collect(),
+            })
+        })
+    });
+    let flat: Vec<Result<Scored>> = futures::stream::iter(jobs).buffered(options.wst.max_concurrency.max(1)).collect().await;
+    let mut flat = flat.into_iter();
+    let mut out = Vec::with_capacity(groups.len());
+    for group in groups {
+        out.push((0..group.len()).map(|_| flat.next().expect("one result per instruction")).collect::<Result<Vec<_>>>()?);
+    }
+    Ok(out)
+}
+
+fn teacher_sampling(options: &TrainOptions, step: usize, attempt: u64) -> TeacherSampling {
+    let g = &options.grpo;
+    TeacherSampling {
+        num_generations: g.num_generations,
+        temperature: g.temperature,
+        top_p: g.top_p,
+        top_k: g.top_k,
+        max_completion_length: g.max_completion_length,
+        seed: mix(&[g.seed, step as u64, attempt, 0x7EAC]),
+    }
+}
+
+fn all_equal(xs: &[f64]) -> bool {
+    xs.iter().all(|x| (x - xs[0]).abs() <= 1e-12)
+}
+
+/// Runs step `state.step` on `batch`, updating baselines in `state`.
+pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, options: &TrainOptions) -> Result<StepOutcome> {
+    let g = &options.grpo;
+    let step = state.step;
+
+    // 1. Baselines of queries seen for the first time (concurrently).
+    let missing: Vec<&Query> = batch.iter().filter(|q| !state.baselines.contains_key(&q.id)).collect();
+    let computed: Vec<Result<(String, f64)>> = futures::stream::iter(missing.into_iter().map(|q| async move { Ok((q.id.clone(), baseline(p, q, options).await?)) }))
+        .buffered(options.wst.max_concurrency.max(1))
+        .collect()
+        .await;
+    for r in computed {
+        let (id, s) = r?;
+        state.baselines.insert(id, s);
+    }
+
+    // 2–4. Instructions, answers, rewards.
+    let mut groups = p.sample_instructions(batch, &teacher_sampling(options, step, 0)).await?;
+    let mut scored = answer_groups(p, batch, &groups, step, 0, options).await?;
+    let reward_of = |qi: usize, s: &Scored| wst_reward(&s.totals, state.baselines[&batch[qi].id]);
+    let zero_std_before: Vec<bool> = scored.iter().map(|grp| all_equal(&grp.iter().map(Scored::mean).collect::<Vec<_>>())).collect();
+    let mut resampled = 0;
+    if g.num_generations > 1 && options.wst.zero_std_groups == ZeroStdGroups::Resample {
+        let redo: Vec<usize> = (0..batch.len()).filter(|&i| zero_std_before[i]).collect();
+        if !redo.is_empty() {
+            let qs: Vec<Query> = redo.iter().map(|&i| batch[i].clone()).collect();
+            let new_groups = p.sample_instructions(&qs, &teacher_sampling(options, step, 1)).await?;
+            let new_scored = answer_groups(p, &qs, &new_groups, step, 1, options).await?;
+            for ((&i, grp), sc) in redo.iter().zip(new_groups).zip(new_scored) {
+                groups[i] = grp;
+                scored[i] = sc;
+                resampled += 1;
+            }
+        }
+    }
+    let mut rewards: Vec<f64> = Vec::new();
+    for (qi, grp) in scored.iter().enumerate() {
+        for s in grp {
+            rewards.push(reward_of(qi, s)?);
+        }
+    }
+    let adv = compute_advantages(&rewards, g.num_generations, g.scale_rewards)?;
+    let reward_metrics = RewardMetrics::new(&rewards, &adv);
+    let skip: Vec<bool> = adv.group_std_is_zero.iter().map(|z| *z && options.wst.zero_std_groups == ZeroStdGroups::Skip).collect();
+
+    // 5. GRPO update (num_iterations passes over the same samples).
+    let gsize = g.num_generations;
+    let mut items_owned: Vec<(TeacherSample, f32)> = Vec::new();
+    for (qi, grp) in groups.iter().enumerate() {
+        if skip[qi] {
+            continue;
+        }
+        for (gi, s) in grp.iter().enumerate() {
+            items_owned.push((s.clone(), adv.advantages[qi * gsize + gi] as f32));
+        }
+    }
+    let iterations = g.num_iterations.max(1);
+    let step_metrics = if items_owned.is_empty() {
+        None
+    } else {
+        Some(
+            p.with_teacher(move |t| {
+                let items: Vec<TrainItem<'_>> = items_owned.iter().map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
+                let mut last = None;
+                for _ in 0..iterations {
+                    last = Some(t.step(&items)?);
+                }
+                Ok(last.expect("at least one iteration"))
+            })
+            .await?,
+        )
+    };
+
+    // 6. Metrics and completions table.
+    let completions: Vec<(usize, bool)> = groups.iter().flatten().map(|s| (s.completion_ids.len(), s.truncated)).collect();
+    let cm = CompletionMetrics::new(&completions);
+    let all_scores: Vec<f64> = scored.iter().flatten().flat_map(|s| s.totals.iter().copied()).collect();
+    let mean_baseline = batch.iter().map(|q| state.baselines[&q.id]).sum::<f64>() / batch.len() as f64;
+    let mut m = json!({
+        "reward": reward_metrics.reward,
+        "reward_std": reward_metrics.reward_std,
+        "frac_reward_zero_std": reward_metrics.frac_reward_zero_std,
+        "completions/mean_length": cm.mean_length,
+        "completions/min_length": cm.min_length,
+        "completions/max_length": cm.max_length,
+        "completions/clipped_ratio": cm.clipped_ratio,
+        "completions/mean_terminated_length": cm.mean_terminated_length,
+        "wst/student_score": all_scores.iter().sum::<f64>() / all_scores.len().max(1) as f64,
+        "wst/student_baseline": mean_baseline,
+        "wst/frac_zero_std_before_resample": zero_std_before.iter().filter(|z| **z).count() as f64 / batch.len() as f64,
+        "wst/resampled_groups": resampled,
+        "wst/skipped_groups": skip.iter().filter(|s| **s).count(),
+        "wst/step_skipped": step_metrics.is_none(),
+    });
+    let mut per_value: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for v in scored.iter().flatten().flat_map(|s| s.values.iter()) {
+        for (name, x) in &v.values {
+            let e = per_value.entry(name.clone()).or_default();
+            e.0 += x;
+            e.1 += 1;
+        }
+    }
+    for (name, (sum, n)) in per_value {
+        m[format!("rewards/{name}/mean")] = json!(sum / n.max(1) as f64);
+    }
+    if let Some(sm) = &step_metrics {
+        m["loss"] = json!(sm.loss);
+        m["kl"] = json!(sm.kl);
+        m["grad_norm"] = json!(sm.grad_norm);
+        m["learning_rate"] = json!(sm.learning_rate);
+        m["clip_ratio/low_mean"] = json!(sm.clip_ratio_low_mean);
+        m["clip_ratio/high_mean"] = json!(sm.clip_ratio_high_mean);
+        m["clip_ratio/region_mean"] = json!(sm.clip_ratio_region_mean);
+    }
+    let mut rows = Vec::new();
+    for (qi, (grp, sc)) in groups.iter().zip(&scored).enumerate() {
+        for (gi, (s, x)) in grp.iter().zip(sc).enumerate() {
+            rows.push(json!({
+                "query_id": batch[qi].id, "query": batch[qi].text, "instruction": s.instruction.text,
+                "answers": x.answers, "scores": x.totals, "baseline": state.baselines[&batch[qi].id],
+                "reward": rewards[qi * gsize + gi], "advantage": adv.advantages[qi * gsize + gi],
+            }));
+        }
+    }
+    Ok(StepOutcome { metrics: m, completions: rows })
+}

@@ -1,0 +1,109 @@
+//! The llama.cpp Student on a tiny llama GGUF the test writes: parallel seeded answers,
+//! reproducibility, waves when the context is small, chat templates, clean errors.
+
+use std::sync::Arc;
+
+use wst_llamacpp::LlamaCppStudent;
+use wst_sdk::config::LlamaCppConfig;
+use wst_sdk::student::FinishReason;
+use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
+use wst_tests::tiny::{Arch, write_gguf, write_model};
+
+fn tiny() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 11);
+    let gguf = write_gguf(dir.path());
+    (dir, gguf)
+}
+
+fn request(n: usize, temperature: f64, seed: u64, max_tokens: usize) -> StudentRequest {
+    StudentRequest {
+        messages: vec![ChatMessage::user("hello world")],
+        n,
+        params: SamplingParams { temperature, seed: Some(seed), max_tokens, ..Default::default() },
+    }
+}
+
+fn texts(a: &[wst_sdk::StudentSample]) -> Vec<String> {
+    a.iter().map(|s| s.text.clone()).collect()
+}
+
+#[tokio::test]
+async fn parallel_answers_are_seeded_and_reproducible() {
+    let (_d, gguf) = tiny();
+    let s = LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap();
+    let a = s.generate(&request(4, 1.0, 7, 12)).await.unwrap();
+    let b = s.generate(&request(4, 1.0, 7, 12)).await.unwrap();
+    assert_eq!(a.len(), 4);
+    assert_eq!(texts(&a), texts(&b), "same seed, same answers");
+    let distinct: std::collections::HashSet<_> = texts(&a).into_iter().collect();
+    assert!(distinct.len() > 1, "each parallel answer has its own seed: {a:?}");
+    let c = s.generate(&request(4, 1.0, 8, 12)).await.unwrap();
+    assert_ne!(texts(&a), texts(&c), "another seed, other answers");
+    for x in &a {
+        assert!(x.usage.completion_tokens <= 12);
+        if x.finish_reason == FinishReason::Length {
+            assert_eq!(x.usage.completion_tokens, 12);
+        }
+    }
+    assert!(a[0].usage.prompt_tokens > 0);
+    let u = s.usage();
+    assert_eq!((u.requests, u.answers), (3, 12));
+}
+
+#[tokio::test]
+async fn greedy_answers_agree_and_answer_i_matches_a_single_request_with_seed_plus_i() {
+    let (_d, gguf) = tiny();
+    let s = LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap();
+    let g = s.generate(&request(3, 0.0, 1, 10)).await.unwrap();
+    assert!(g.iter().all(|x| x.text == g[0].text), "{g:?}");
+    // Answer 2 of a seed-5 request is the answer of a 1-answer request with seed 7.
+    let many = s.generate(&request(3, 1.0, 5, 10)).await.unwrap();
+    let one = s.generate(&request(1, 1.0, 7, 10)).await.unwrap();
+    assert_eq!(many[2].text, one[0].text);
+}
+
+#[tokio::test]
+async fn a_small_context_decodes_in_waves() {
+    let (_d, gguf) = tiny();
+    let cfg = LlamaCppConfig { n_ctx: 64, ..Default::default() };
+    let s = LlamaCppStudent::load(&gguf, &cfg).unwrap();
+    let prompt = s.render(&request(1, 1.0, 1, 1).messages).unwrap();
+    assert!(prompt.contains("<|im_start|>user\nhello world<|im_end|>") && prompt.ends_with("<|im_start|>assistant\n"), "{prompt:?}");
+    let a = s.generate(&request(5, 1.0, 3, 16)).await.unwrap();
+    assert_eq!(a.len(), 5);
+    assert_eq!(texts(&a), texts(&s.generate(&request(5, 1.0, 3, 16)).await.unwrap()));
+    let tiny_ctx = LlamaCppStudent::load(&gguf, &LlamaCppConfig { n_ctx: 4, ..Default::default() }).unwrap();
+    let err = tiny_ctx.generate(&request(1, 1.0, 1, 4)).await.unwrap_err().to_string();
+    assert!(err.contains("n_ctx is 4"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_model() {
+    let (_d, gguf) = tiny();
+    let cfg = LlamaCppConfig { parallel_requests: 2, ..Default::default() };
+    let s = Arc::new(LlamaCppStudent::load(&gguf, &cfg).unwrap());
+    let jobs: Vec<_> = (0..4)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.generate(&request(2, 1.0, i, 8)).await })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    for j in jobs {
+        outs.push(texts(&j.await.unwrap().unwrap()));
+    }
+    assert_eq!(outs[1], texts(&s.generate(&request(2, 1.0, 1, 8)).await.unwrap()), "concurrency does not change seeded answers");
+}
+
+#[test]
+fn bad_files_are_errors_that_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.gguf");
+    let err = LlamaCppStudent::load(&missing, &LlamaCppConfig::default()).unwrap_err().to_string();
+    assert!(err.contains("none.gguf") && err.contains("no such GGUF file"), "{err}");
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"this is not a gguf file").unwrap();
+    let err = LlamaCppStudent::load(&junk, &LlamaCppConfig::default()).unwrap_err().to_string();
+    assert!(err.contains("junk.gguf") && err.contains("cannot load"), "{err}");
+}

@@ -1,0 +1,181 @@
+//! The OpenAI-compatible HTTP Student against local servers that misbehave in every way the
+//! wire allows: it retries or fails cleanly, never hangs, and keeps the answers it paid for.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wst_openai::OpenAiStudent;
+use wst_sdk::config::{OpenAiConfig, Price};
+use wst_sdk::student::{CachedStudent, ResponseCache};
+use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
+use wst_tests::openai_mock::{MockServer, Reply, echo_choices};
+
+fn config(urls: &[String]) -> OpenAiConfig {
+    OpenAiConfig {
+        base_urls: urls.to_vec(),
+        api_key_env: None,
+        max_retries: 4,
+        timeout_secs: 5.0,
+        backoff_base_secs: 0.01,
+        backoff_max_secs: 0.05,
+        ..Default::default()
+    }
+}
+
+fn request(n: usize, seed: Option<u64>) -> StudentRequest {
+    StudentRequest { messages: vec![ChatMessage::user("What is 2+2?")], n, params: SamplingParams { seed, max_tokens: 32, ..Default::default() } }
+}
+
+fn texts(a: &[wst_sdk::StudentSample]) -> Vec<String> {
+    a.iter().map(|s| s.text.clone()).collect()
+}
+
+#[tokio::test]
+async fn n_answers_in_one_request_with_key_usage_and_cost() {
+    let server = MockServer::start(Duration::ZERO, |_, b| echo_choices(b, true)).await;
+    // SAFETY: the variable is unique to this test; no other thread reads it.
+    unsafe { std::env::set_var("WST_TEST_OPENAI_KEY_1", "sk-secret-123") };
+    let mut cfg = config(&[server.base_url()]);
+    cfg.api_key_env = Some("WST_TEST_OPENAI_KEY_1".into());
+    cfg.prices.insert("m".into(), Price { input: 1.0, output: 2.0 });
+    let s = OpenAiStudent::new("m", &cfg).unwrap();
+    assert!(!format!("{s:?}").contains("sk-secret"), "the key never appears in Debug output");
+    let answers = s.generate(&request(3, Some(7))).await.unwrap();
+    assert_eq!(texts(&answers), ["s7-0", "s7-1", "s7-2"]);
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body["n"], 3);
+    assert_eq!(seen[0].body["seed"], 7);
+    assert_eq!(seen[0].body["max_tokens"], 32);
+    assert_eq!(seen[0].body["model"], "m");
+    assert!(seen[0].body.get("top_k").is_none(), "top_k is not sent to OpenAI unless set");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer sk-secret-123"));
+    let u = s.usage();
+    assert_eq!((u.requests, u.answers, u.prompt_tokens, u.completion_tokens), (1, 3, 10, 15));
+    assert!((u.cost_usd - (10.0 * 1.0 + 15.0 * 2.0) / 1e6).abs() < 1e-15);
+    assert_eq!(answers.iter().map(|a| a.usage.completion_tokens).sum::<u64>(), 15);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_n_is_fanned_out_with_seed_offsets() {
+    let server = MockServer::start(Duration::ZERO, |_, b| echo_choices(b, false)).await;
+    let s = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    assert!(s.capabilities().native_n);
+    let answers = s.generate(&request(4, Some(10))).await.unwrap();
+    let mut t = texts(&answers);
+    t.sort();
+    assert_eq!(t, ["s10-0", "s11-0", "s12-0", "s13-0"]);
+    assert_eq!(server.requests(), 4, "the first answer is kept, three more are asked for");
+    assert!(!s.capabilities().native_n, "the backend remembers the server ignores n");
+    // Next time it fans out straight away.
+    assert_eq!(s.generate(&request(2, Some(20))).await.unwrap().len(), 2);
+    assert_eq!(server.requests(), 6);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429() {
+    let server = MockServer::start(Duration::ZERO, |i, b| if i == 0 { Reply::error(429, "slow down", Some("rate_limit_exceeded"), &[("retry-after", "1")]) } else { echo_choices(b, true) }).await;
+    let s = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    let t0 = Instant::now();
+    let answers = s.generate(&request(2, Some(1))).await.unwrap();
+    assert_eq!(answers.len(), 2);
+    assert!(t0.elapsed() >= Duration::from_millis(950), "waited {:?}, the server asked for 1 s", t0.elapsed());
+    assert_eq!(server.requests(), 2);
+}
+
+#[tokio::test]
+async fn errors_500_malformed_json_truncated_bodies_and_hangs_are_retried() {
+    let server = MockServer::start(Duration::ZERO, |i, b| match i {
+        0 => Reply::error(500, "internal", None, &[]),
+        1 => Reply::Malformed,
+        2 => Reply::Truncated,
+        3 => Reply::Hang,
+        _ => echo_choices(b, true),
+    })
+    .await;
+    let mut cfg = config(&[server.base_url()]);
+    cfg.timeout_secs = 0.5;
+    let s = OpenAiStudent::new("m", &cfg).unwrap();
+    let t0 = Instant::now();
+    let answers = s.generate(&request(2, Some(3))).await.unwrap();
+    assert_eq!(texts(&answers), ["s3-0", "s3-1"]);
+    assert_eq!(server.requests(), 5);
+    assert!(t0.elapsed() < Duration::from_secs(4), "a hang costs one timeout, not forever: {:?}", t0.elapsed());
+    assert_eq!(s.usage().requests, 5);
+}
+
+#[tokio::test]
+async fn permanent_errors_fail_at_once_with_the_servers_message() {
+    for (reply, expect) in [
+        (Reply::error(401, "Incorrect API key provided", Some("invalid_api_key"), &[]), "Incorrect API key provided"),
+        (Reply::error(400, "max_tokens is too large", None, &[]), "max_tokens is too large"),
+        (Reply::error(429, "You exceeded your current quota", Some("insufficient_quota"), &[]), "exceeded your current quota"),
+    ] {
+        let server = MockServer::start(Duration::ZERO, move |_, _| reply.clone()).await;
+        let s = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+        let err = s.generate(&request(1, None)).await.unwrap_err().to_string();
+        assert!(err.contains(expect), "{err}");
+        assert_eq!(server.requests(), 1, "no retry for: {err}");
+    }
+}
+
+#[tokio::test]
+async fn retries_run_out_with_a_clear_error() {
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::error(503, "overloaded", None, &[])).await;
+    let mut cfg = config(&[server.base_url()]);
+    cfg.max_retries = 2;
+    let s = OpenAiStudent::new("m", &cfg).unwrap();
+    let err = s.generate(&request(1, None)).await.unwrap_err().to_string();
+    assert!(err.contains("overloaded") && err.contains("gave up after 3 attempts"), "{err}");
+    assert_eq!(server.requests(), 3);
+}
+
+#[tokio::test]
+async fn several_base_urls_share_the_load_and_concurrency_is_bounded() {
+    let a = MockServer::start(Duration::from_millis(100), |_, b| echo_choices(b, true)).await;
+    let b = MockServer::start(Duration::from_millis(100), |_, b| echo_choices(b, true)).await;
+    let mut cfg = config(&[a.base_url(), b.base_url()]);
+    cfg.max_concurrency = 2;
+    let s = Arc::new(OpenAiStudent::new("m", &cfg).unwrap());
+    let jobs: Vec<_> = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.generate(&request(1, Some(i))).await.unwrap() })
+    }).collect();
+    for j in jobs {
+        assert_eq!(j.await.unwrap().len(), 1);
+    }
+    assert_eq!((a.requests(), b.requests()), (4, 4));
+    let peak = a.max_in_flight.load(std::sync::atomic::Ordering::SeqCst) + b.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(peak <= 2 + 1, "at most 2 requests in flight overall (peaks add up per server): {peak}");
+    assert!(a.max_in_flight.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test]
+async fn fan_out_keeps_paid_answers_and_the_cache_keeps_them_across_failures() {
+    // Ignores n; the sub-request with seed 42 fails twice with 500, then succeeds.
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f = failures.clone();
+    let server = MockServer::start(Duration::ZERO, move |_, b| {
+        if b["seed"] == 42 && f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            return Reply::error(500, "flaky", None, &[]);
+        }
+        echo_choices(b, false)
+    })
+    .await;
+    let s = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    let answers = s.generate(&request(3, Some(40))).await.unwrap();
+    let mut t = texts(&answers);
+    t.sort();
+    assert_eq!(t, ["s40-0", "s41-0", "s42-0"]);
+    // 1 (n ignored) + 2 fan-out + 2 retries of the flaky one: nothing paid for is asked again.
+    assert_eq!(server.requests(), 5);
+
+    // Through the cache: answers survive a later failure and a new process.
+    let dir = tempfile::tempdir().unwrap();
+    let down = MockServer::start(Duration::ZERO, |i, b| if i < 1 { echo_choices(b, true) } else { Reply::error(401, "revoked", None, &[]) }).await;
+    let cached = CachedStudent::new(Arc::new(OpenAiStudent::new("m", &config(&[down.base_url()])).unwrap()), ResponseCache::open(dir.path()).unwrap());
+    assert_eq!(cached.generate(&request(2, Some(5))).await.unwrap().len(), 2);
+    assert!(cached.generate(&request(3, Some(5))).await.is_err(), "the third answer needs the (now failing) server");
+    let reopened = CachedStudent::new(Arc::new(OpenAiStudent::new("m", &config(&[down.base_url()])).unwrap()), ResponseCache::open(dir.path()).unwrap());
+    assert_eq!(texts(&reopened.generate(&request(2, Some(5))).await.unwrap()), ["s5-0", "s5-1"]);
+}

@@ -1,0 +1,185 @@
+//! WST end to end through the public API: a tiny Teacher learns to write the hint a Student
+//! needs (the Student answers correctly only when the instruction carries it), so the
+//! Student's accuracy with instructions rises above its baseline; kill-and-resume continues
+//! exactly where an uninterrupted run would be; a stop request leaves a checkpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use wst_sdk::config::{GrpoConfig, OutputConfig, TeacherConfig, WstSettings};
+use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
+use wst_sdk::reward::PluginReward;
+use wst_sdk::teacher::{LmTeacher, TeacherOptions};
+use wst_sdk::train::log::read_jsonl;
+use wst_sdk::{Pipeline, Query, Teacher, TeacherSampling, TrainOptions};
+use wst_tests::tiny::{Arch, write_model};
+use wst_tests::{HintStudent, f32_teacher, plugin_path};
+
+fn queries(range: std::ops::Range<i64>) -> Vec<Query> {
+    range.map(|i| Query::new(format!("q{i}"), format!("What is {} + {}?", i, 2 * i + 1)).with_gold((3 * i + 1).to_string())).collect()
+}
+
+fn grpo(max_steps: usize) -> GrpoConfig {
+    GrpoConfig {
+        num_generations: 8,
+        per_device_train_batch_size: 16,
+        learning_rate: 2e-2,
+        max_completion_length: 6,
+        max_steps: Some(max_steps),
+        beta: 0.0,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn teacher(dir: &std::path::Path, total_steps: usize) -> LmTeacher {
+    let options = TeacherOptions { teacher: TeacherConfig { logprob_chunk_size: 8, ..f32_teacher() }, grpo: grpo(total_steps), total_steps, ..Default::default() };
+    LmTeacher::load(dir.to_str().unwrap(), options).unwrap()
+}
+
+/// A character the untrained Teacher writes in 20–60% of its instructions and no query contains.
+fn pick_hint(t: &mut LmTeacher, qs: &[Query]) -> String {
+    let sampling = TeacherSampling { num_generations: 64, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 99 };
+    let samples = t.sample(&qs[..1], &sampling).unwrap().remove(0);
+    let texts: Vec<String> = samples.into_iter().map(|s| s.instruction.text).collect();
+    let mut best: Option<(f64, char)> = None;
+    for c in texts.iter().flat_map(|t| t.chars()).collect::<std::collections::BTreeSet<char>>() {
+        if c.is_whitespace() || qs.iter().any(|q| q.text.contains(c)) {
+            continue;
+        }
+        let f = texts.iter().filter(|t| t.contains(c)).count() as f64 / texts.len() as f64;
+        let score = (f - 0.4).abs();
+        if (0.2..=0.6).contains(&f) && best.is_none_or(|(b, _)| score < b) {
+            best = Some((score, c));
+        }
+    }
+    best.expect("some character appears in 20–60% of instructions").1.to_string()
+}
+
+fn pipeline(t: LmTeacher, hint: &str) -> Pipeline {
+    let math = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
+    Pipeline::builder().teacher(t).student(HintStudent::new(hint)).reward(math).build().unwrap()
+}
+
+fn options(out: &std::path::Path, steps: usize) -> TrainOptions {
+    TrainOptions {
+        grpo: grpo(steps),
+        wst: WstSettings { student_samples: 2, baseline_samples: 2, ..Default::default() },
+        output: OutputConfig { output_dir: out.to_path_buf(), save_steps: 1, save_total_limit: None, log_completions_steps: 1, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+async fn accuracy_with_teacher(p: &Pipeline, qs: &[Query]) -> f64 {
+    let sampling = TeacherSampling { num_generations: 1, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 5 };
+    let m = EvalMethod { name: "teacher".into(), source: InstructionSource::Teacher(sampling.clone()), prompt: None };
+    let mut total = 0.0;
+    // Several sampled instructions per query, so the estimate is not one coin flip per query.
+    for seed in 0..4 {
+        let settings = EvalSettings { student_samples: 1, seed, ..Default::default() };
+        let m = EvalMethod { source: InstructionSource::Teacher(TeacherSampling { seed: 100 + seed, ..sampling.clone() }), ..m.clone() };
+        total += evaluate(p, qs, &m, &settings).await.unwrap().0.value;
+    }
+    total / 4.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_raises_the_students_accuracy_above_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 5);
+    let train = queries(1..9);
+    let held_out = queries(20..26);
+    let mut t = teacher(dir.path(), 25);
+    let hint = pick_hint(&mut t, &train);
+    let p = pipeline(t, &hint);
+    let direct = evaluate(&p, &held_out, &EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &EvalSettings { student_samples: 2, ..Default::default() })
+        .await
+        .unwrap()
+        .0;
+    let before = accuracy_with_teacher(&p, &held_out).await;
+    let out = tempfile::tempdir().unwrap();
+    let summary = p.train(&train, TrainOptions { eval_queries: held_out.clone(), ..options(out.path(), 25) }).await.unwrap();
+    let after = accuracy_with_teacher(&p, &held_out).await;
+    eprintln!("hint {hint:?}: direct {:.2}, untrained Teacher {before:.2}, trained Teacher {after:.2}", direct.value);
+    assert_eq!(direct.value, 0.0, "without the hint the Student is always wrong");
+    assert!(after > before + 0.2 && after > 0.7, "accuracy with instructions {before:.2} → {after:.2}");
+    assert_eq!(summary.steps_done, 25);
+    assert!(!summary.interrupted);
+
+    // The logs: one metrics line per step with TRL's and WST's names, an eval record, a
+    // completions table, checkpoints, the exported Teacher.
+    let rows = read_jsonl(&out.path().join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = rows.iter().filter(|r| r.get("reward").is_some()).map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=25).collect::<Vec<_>>());
+    for key in ["loss", "reward", "reward_std", "frac_reward_zero_std", "grad_norm", "learning_rate", "completions/mean_length", "wst/student_score", "wst/student_baseline", "student/requests", "rewards/accuracy/mean"] {
+        assert!(rows[0].get(key).is_some(), "metrics lack `{key}`: {}", rows[0]);
+    }
+    let first: f64 = rows[..3].iter().map(|r| r["wst/student_score"].as_f64().unwrap()).sum::<f64>() / 3.0;
+    let last: f64 = rows.iter().filter(|r| r.get("reward").is_some()).rev().take(3).map(|r| r["wst/student_score"].as_f64().unwrap()).sum::<f64>() / 3.0;
+    assert!(last > first, "training score {first:.2} → {last:.2}");
+    assert_eq!(rows[0]["wst/student_baseline"], 0.0);
+    let eval = summary.last_eval.expect("an evaluation at the end");
+    assert!(eval["eval/student_score"].as_f64().unwrap() > eval["eval/student_baseline"].as_f64().unwrap());
+    assert!(read_jsonl(&out.path().join("completions.jsonl")).unwrap().len() >= 25 * 16);
+    assert!(out.path().join("checkpoints/checkpoint-25/trainer_state.json").is_file());
+    assert!(out.path().join("final/model.safetensors").is_file() && out.path().join("final/config.json").is_file());
+}
+
+fn comparable(rows: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            o.retain(|k, _| !k.starts_with("time/") && !k.starts_with("student/"));
+            r
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_resumes_exactly_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 7);
+    let train = queries(1..7);
+    let hint = pick_hint(&mut teacher(dir.path(), 6), &train);
+
+    let straight = tempfile::tempdir().unwrap();
+    pipeline(teacher(dir.path(), 6), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
+
+    let killed = tempfile::tempdir().unwrap();
+    let first = pipeline(teacher(dir.path(), 6), &hint)
+        .train(&train, TrainOptions { max_steps_this_run: Some(3), ..options(killed.path(), 6) })
+        .await
+        .unwrap();
+    assert!(first.interrupted && first.steps_done == 3);
+    // A kill during step 4 leaves a half-written temporary checkpoint and a partial log line.
+    std::fs::create_dir_all(killed.path().join("checkpoints/.checkpoint-4.tmp/teacher")).unwrap();
+    std::fs::remove_dir_all(killed.path().join("final")).ok();
+    let resumed = pipeline(teacher(dir.path(), 6), &hint).train(&train, TrainOptions { resume: true, ..options(killed.path(), 6) }).await.unwrap();
+    assert_eq!((resumed.resumed_from, resumed.steps_done), (3, 6));
+
+    let a = comparable(&read_jsonl(&straight.path().join("metrics.jsonl")).unwrap());
+    let b = comparable(&read_jsonl(&killed.path().join("metrics.jsonl")).unwrap());
+    assert_eq!(a, b, "the resumed run logs what the uninterrupted run logged");
+    let wa = candle_core::safetensors::load(straight.path().join("final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let wb = candle_core::safetensors::load(killed.path().join("final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    for (name, x) in &wa {
+        let d = (x - &wb[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0, "{name} differs after resume");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_request_writes_a_checkpoint_and_resume_refuses_other_data() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 9);
+    let train = queries(1..5);
+    let out = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(true));
+    let s = pipeline(teacher(dir.path(), 4), "x").train(&train, TrainOptions { stop: Some(stop), ..options(out.path(), 4) }).await.unwrap();
+    assert!(s.interrupted && s.steps_done == 0);
+    assert!(out.path().join("checkpoints/checkpoint-0/trainer_state.json").is_file());
+    let other = queries(10..14);
+    let err = pipeline(teacher(dir.path(), 4), "x").train(&other, TrainOptions { resume: true, ..options(out.path(), 4) }).await.unwrap_err().to_string();
+    assert!(err.contains("other data"), "{err}");
+}
