@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use wst_sdk::config::{GrpoConfig, OutputConfig, TeacherConfig, WstSettings};
 use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
 use wst_sdk::reward::PluginReward;
+use wst_sdk::student::DEFAULT_STUDENT_TEMPLATE;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions};
 use wst_sdk::train::log::read_jsonl;
 use wst_sdk::{Pipeline, Query, Teacher, TeacherSampling, TrainOptions};
@@ -37,23 +38,24 @@ fn teacher(dir: &std::path::Path, total_steps: usize) -> LmTeacher {
     LmTeacher::load(dir.to_str().unwrap(), options).unwrap()
 }
 
-/// A character the untrained Teacher writes in 20–60% of its instructions and no query contains.
+/// A character the untrained Teacher writes in some of its instructions (closest to 35%) that
+/// neither a query nor the Student prompt's fixed text contains.
 fn pick_hint(t: &mut LmTeacher, qs: &[Query]) -> String {
     let sampling = TeacherSampling { num_generations: 64, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 99 };
     let samples = t.sample(&qs[..1], &sampling).unwrap().remove(0);
     let texts: Vec<String> = samples.into_iter().map(|s| s.instruction.text).collect();
     let mut best: Option<(f64, char)> = None;
     for c in texts.iter().flat_map(|t| t.chars()).collect::<std::collections::BTreeSet<char>>() {
-        if c.is_whitespace() || qs.iter().any(|q| q.text.contains(c)) {
+        if c.is_whitespace() || qs.iter().any(|q| q.text.contains(c)) || DEFAULT_STUDENT_TEMPLATE.contains(c) {
             continue;
         }
         let f = texts.iter().filter(|t| t.contains(c)).count() as f64 / texts.len() as f64;
-        let score = (f - 0.4).abs();
-        if (0.2..=0.6).contains(&f) && best.is_none_or(|(b, _)| score < b) {
+        let score = (f - 0.35).abs();
+        if f > 0.0 && f < 0.8 && best.is_none_or(|(b, _)| score < b) {
             best = Some((score, c));
         }
     }
-    best.expect("some character appears in 20–60% of instructions").1.to_string()
+    best.expect("some character appears in some instructions").1.to_string()
 }
 
 fn pipeline(t: LmTeacher, hint: &str) -> Pipeline {

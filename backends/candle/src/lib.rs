@@ -59,7 +59,7 @@ impl CandleStudent {
             if !path.is_file() {
                 return Err(Error::Model { path: path.into(), message: "no such GGUF file".into() });
             }
-            let (model, tokenizer) = model::load_gguf(path, &device)?;
+            let (model, tokenizer) = model::load_gguf(path, &device, config.dequantize_gguf)?;
             (Loaded { model, tokenizer }, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
         } else {
             let dir = resolve_model_dir(model, "main")?;

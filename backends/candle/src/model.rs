@@ -67,10 +67,40 @@ impl Model {
     }
 }
 
-/// Loads a quantized GGUF (llama or qwen2 architecture) with its tokenizer and chat template.
-pub fn load_gguf(path: &Path, device: &Device) -> Result<(Model, ChatTokenizer)> {
+/// Rewrites a GGUF in memory with every tensor dequantized to f32, so candle multiplies by
+/// plain tensors (see [`load_gguf`]).
+fn dequantized_copy(path: &Path, content: &Content, file: &mut std::fs::File, device: &Device) -> Result<std::io::Cursor<Vec<u8>>> {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for name in content.tensor_infos.keys() {
+        let q = content.tensor(file, name, device).map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+        let t = q.dequantize(device).map_err(|e| err(path, format!("dequantising `{name}`: {e}")))?;
+        tensors.push((name.clone(), QTensor::quantize(&t, GgmlDType::F32).map_err(|e| err(path, e.to_string()))?));
+    }
+    let md: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut buf = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &md, &ts).map_err(|e| err(path, format!("re-encoding: {e}")))?;
+    buf.set_position(0);
+    Ok(buf)
+}
+
+/// Loads a GGUF (llama or qwen2 architecture) with its tokenizer and chat template. With
+/// `dequantize`, weights are expanded to f32 first: candle 0.11's quantized llama model gave
+/// wrong answers on SmolLM2-135M Q4_1 here (its quantized kernels alone check out in
+/// `tests/qmatmul.rs`), while the same file dequantized answers correctly.
+pub fn load_gguf(path: &Path, device: &Device, dequantize: bool) -> Result<(Model, ChatTokenizer)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file).map_err(|e| err(path, format!("not a GGUF file: {e}")))?;
+    if dequantize {
+        let mut copy = dequantized_copy(path, &content, &mut file, device)?;
+        let content = Content::read(&mut copy).map_err(|e| err(path, format!("re-reading: {e}")))?;
+        return build_gguf(path, content, &mut copy, device);
+    }
+    build_gguf(path, content, &mut file, device)
+}
+
+fn build_gguf<R: std::io::Read + std::io::Seek>(path: &Path, content: Content, file: &mut R, device: &Device) -> Result<(Model, ChatTokenizer)> {
     let arch = content
         .metadata
         .get("general.architecture")
@@ -79,8 +109,8 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<(Model, ChatTokenizer)>
         .ok_or_else(|| err(path, "missing metadata `general.architecture`"))?;
     let (tokenizer, _) = gguf_tokenizer(&content, path)?;
     let model = match arch.as_str() {
-        "llama" => Model::QuantLlama(quantized_llama::ModelWeights::from_gguf(content, &mut file, device).map_err(|e| err(path, e.to_string()))?),
-        "qwen2" => Model::QuantQwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut file, device).map_err(|e| err(path, e.to_string()))?),
+        "llama" => Model::QuantLlama(quantized_llama::ModelWeights::from_gguf(content, file, device).map_err(|e| err(path, e.to_string()))?),
+        "qwen2" => Model::QuantQwen2(quantized_qwen2::ModelWeights::from_gguf(content, file, device).map_err(|e| err(path, e.to_string()))?),
         other => return Err(err(path, format!("GGUF architecture `{other}` is not supported by the candle Student (llama, qwen2); use the llamacpp backend"))),
     };
     Ok((model, tokenizer))

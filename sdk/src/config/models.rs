@@ -194,10 +194,13 @@ pub struct CandleStudentConfig {
     pub device: String,
     /// `f32`, `bf16` or `auto`.
     pub dtype: String,
+    /// Expand GGUF weights to f32 on load (correct everywhere; candle 0.11's quantized llama
+    /// path answered wrongly on SmolLM2 Q4_1 here). False keeps them quantized: less memory.
+    pub dequantize_gguf: bool,
 }
 
 impl Default for CandleStudentConfig {
     fn default() -> Self {
-        CandleStudentConfig { device: "cpu".into(), dtype: "auto".into() }
+        CandleStudentConfig { device: "cpu".into(), dtype: "auto".into(), dequantize_gguf: true }
     }
 }

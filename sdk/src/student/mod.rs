@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 pub use cache::{CACHE_FILE, CachedStudent, ResponseCache};
-pub use prompt::StudentPrompt;
+pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
 pub use usage::{StudentUsage, UsageMeter};
 
