@@ -11,7 +11,7 @@ fn help_lists_the_commands() {
     let out = wst().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for c in ["schema", "config", "score"] {
+    for c in ["demo", "train", "eval", "plot", "generate", "instruct", "schema", "config", "score"] {
         assert!(text.contains(c), "{text}");
     }
 }

@@ -94,11 +94,12 @@ impl LlamaCppStudent {
         })
     }
 
-    /// The prompt text the model sees for `messages` (the model's chat template, assistant turn open).
+    /// The prompt text the model sees for `messages` (the model's chat template, assistant turn
+    /// open). NUL characters, which C strings cannot carry, are dropped.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
         let chat = messages
             .iter()
-            .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
+            .map(|m| LlamaChatMessage::new(m.role.replace('\0', ""), m.content.replace('\0', "")))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.error(format!("a message cannot be passed to llama.cpp: {e}")))?;
         self.model.apply_chat_template(&self.template, &chat, true).map_err(|e| self.error(format!("chat template failed: {e}")))

@@ -82,9 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(data_dir.join("gsm_symbolic_train.jsonl"), GSM_SYMBOLIC_TRAIN)?;
 
     let gguf = crate::models::smollm2_gguf();
-    let teacher = match (args.offline, crate::models::smollm2_from_hub(Duration::from_secs(20))) {
-        (false, Some(dir)) => dir.display().to_string(),
-        _ => gguf.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?.display().to_string(),
+    let hub = if args.offline { None } else { crate::models::smollm2_from_hub(Duration::from_secs(20)) };
+    let teacher = match hub {
+        Some(dir) => dir.display().to_string(),
+        None => gguf.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?.display().to_string(),
     };
     let student = match &args.student {
         Some(p) => p.display().to_string(),

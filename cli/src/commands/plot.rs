@@ -1,6 +1,6 @@
 //! `wst plot`: reward and accuracy over training steps (from `metrics.jsonl`), and the
 //! helpful/harmless Pareto frontier across weight settings (from several `results.json`).
-//! SVG always; PNG when a TrueType font is found (text in bitmaps needs one).
+//! SVG and PNG; text needs a TrueType font (`WST_FONT`, or a system DejaVu/Liberation font).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -103,20 +103,17 @@ where
     Ok(())
 }
 
-/// Writes `NAME.svg` (and `NAME.png` when a font is available) in `out`; returns the files.
+/// Writes `NAME.svg` and `NAME.png` in `out`; returns the files.
 fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<Vec<PathBuf>> {
+    if !register_font() {
+        anyhow::bail!("no TrueType font found for plot text: set WST_FONT=/path/to/font.ttf or install fonts-dejavu-core");
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let svg = out.join(format!("{name}.svg"));
     draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
-    let mut files = vec![svg];
-    if register_font() {
-        let png = out.join(format!("{name}.png"));
-        draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
-        files.push(png);
-    } else {
-        tracing::warn!("no TrueType font found (set WST_FONT or install fonts-dejavu-core): wrote {name}.svg only");
-    }
-    Ok(files)
+    let png = out.join(format!("{name}.png"));
+    draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
+    Ok(vec![svg, png])
 }
 
 /// Reward and Student score over steps from a metrics log; evaluation points when present.

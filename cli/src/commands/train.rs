@@ -73,7 +73,10 @@ pub fn train(cfg: &WstConfig, resume: bool, progress: bool, runtime: &tokio::run
     };
     eprintln!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
     let summary = runtime.block_on(pipeline.train(&train, options))?;
-    crate::commands::plot::plot_metrics(&cfg.output.output_dir.join("metrics.jsonl"), &cfg.output.output_dir.join("plots"))?;
+    // A missing font must not fail a finished training run: say so and go on.
+    if let Err(e) = crate::commands::plot::plot_metrics(&cfg.output.output_dir.join("metrics.jsonl"), &cfg.output.output_dir.join("plots")) {
+        eprintln!("warning: no plots: {e:#}");
+    }
     Ok(summary)
 }
 

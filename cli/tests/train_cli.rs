@@ -1,0 +1,160 @@
+//! `wst generate`, `wst train` (killed with SIGKILL, then `--resume`), `wst eval` and
+//! `wst plot`, end to end on tiny models the test writes: a llama GGUF serves as both the
+//! Teacher and the llama.cpp Student, scored by the real `math` plugin.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wst() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wst"))
+}
+
+fn write_data(dir: &Path, name: &str, range: std::ops::Range<i64>) {
+    let rows: String = range
+        .map(|i| format!("{}\n", serde_json::json!({"id": format!("{name}-{i}"), "question": format!("What is {i} + {i}?"), "answer": format!("{} \n#### {}", 2 * i, 2 * i)})))
+        .collect();
+    std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
+}
+
+fn config(dir: &Path, gguf: &Path, steps: usize) -> std::path::PathBuf {
+    let plugins = wst_tests::plugin_path("wst_reward_math").parent().unwrap().to_path_buf();
+    let text = format!(
+        r#"plugin_dirs = ["{plugins}"]
+[[rewards]]
+plugin = "math"
+[teacher]
+model = "{gguf}"
+dtype = "f32"
+[student]
+spec = "llamacpp:{gguf}"
+cache_dir = "{cache}"
+[student.sampling]
+max_tokens = 8
+temperature = 1.0
+[student.llamacpp]
+n_ctx = 512
+[data.train]
+path = "{dir}/train.jsonl"
+task = "gsm8k"
+[data.train.fields]
+id = "id"
+[data.eval]
+path = "{dir}/eval.jsonl"
+task = "gsm8k"
+[data.eval.fields]
+id = "id"
+[grpo]
+num_generations = 4
+per_device_train_batch_size = 8
+max_completion_length = 6
+learning_rate = 0.01
+max_steps = {steps}
+[wst]
+student_samples = 2
+baseline_samples = 2
+[output]
+output_dir = "{dir}/out"
+save_steps = 1
+save_total_limit = 2
+log_completions_steps = 1
+"#,
+        plugins = plugins.display(),
+        gguf = gguf.display(),
+        cache = dir.join("cache").display(),
+        dir = dir.display(),
+    );
+    let p = dir.join("run.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn steps_logged(metrics: &Path) -> Vec<u64> {
+    std::fs::read_to_string(metrics)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r.get("reward").is_some())
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn generate_prints_seeded_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 3);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    let run = || {
+        let out = wst()
+            .args(["generate", "--student"])
+            .arg(format!("llamacpp:{}", gguf.display()))
+            .args(["--prompt", "hello", "--instruction", "think", "-n", "3", "--seed", "4", "--max-tokens", "6", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let a = run();
+    assert_eq!(a.lines().count(), 3);
+    assert_eq!(a, run());
+    let bad = wst().args(["generate", "--student", "gpt4", "--prompt", "x"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no backend prefix"));
+}
+
+#[test]
+fn train_survives_a_kill_then_eval_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 5);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    write_data(dir.path(), "train", 1..7);
+    write_data(dir.path(), "eval", 20..23);
+    let cfg = config(dir.path(), &gguf, 6);
+    let out = dir.path().join("out");
+    let metrics = out.join("metrics.jsonl");
+
+    // Kill -9 once two steps are logged.
+    let mut child = wst().args(["train", "--no-progress", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let t0 = Instant::now();
+    while steps_logged(&metrics).len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(240), "training made no progress");
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("wst train exited early ({status}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logged = steps_logged(&metrics);
+    assert!(logged.len() >= 2 && logged.len() < 6, "{logged:?}");
+
+    let resumed = wst().args(["train", "--no-progress", "--resume", "--config"]).arg(&cfg).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(steps_logged(&metrics), (1..=6).collect::<Vec<_>>(), "each step logged once after the resume");
+    assert!(out.join("final/model.safetensors").is_file());
+    let kept: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(kept.len(), 2, "save_total_limit = 2: {kept:?}");
+    assert!(out.join("plots/training.svg").is_file() && out.join("plots/training.png").is_file());
+
+    let eval = wst().args(["eval", "--k", "2", "--few-shot", "1", "--config"]).arg(&cfg).output().unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let table = String::from_utf8(eval.stdout).unwrap();
+    for row in ["| direct |", "| direct-cot-fewshot |", "| untrained-teacher |", "| trained-teacher |"] {
+        assert!(table.contains(row), "{table}");
+    }
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("eval/results.json")).unwrap()).unwrap();
+    for m in results["methods"].as_array().unwrap() {
+        assert_eq!(m["n_queries"], 3);
+        assert!(m["ci_low"].as_f64().unwrap() <= m["value"].as_f64().unwrap() && m["value"].as_f64().unwrap() <= m["ci_high"].as_f64().unwrap());
+        assert_eq!(m["metric"], "accuracy@K=2");
+    }
+    assert!(out.join("eval/results.csv").is_file() && out.join("eval/results.md").is_file());
+
+    let plot = wst().args(["plot", "--metrics"]).arg(&metrics).arg("--pareto").arg(out.join("eval/results.json")).args(["--x", "accuracy", "--y", "accuracy", "--out"]).arg(dir.path().join("plots")).output().unwrap();
+    assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
+    for f in ["training.svg", "training.png", "pareto.svg", "pareto.png"] {
+        assert!(dir.path().join("plots").join(f).is_file(), "{f}");
+    }
+}
