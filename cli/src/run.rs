@@ -33,15 +33,7 @@ pub fn student_from(cfg: &StudentConfig) -> anyhow::Result<(Arc<dyn Student>, Op
 
 /// The Teacher sampling settings of the config's GRPO section.
 pub fn teacher_sampling(cfg: &WstConfig) -> TeacherSampling {
-    let g = &cfg.grpo;
-    TeacherSampling {
-        num_generations: g.num_generations,
-        temperature: g.temperature,
-        top_p: g.top_p,
-        top_k: g.top_k,
-        max_completion_length: g.max_completion_length,
-        seed: g.seed,
-    }
+    TeacherSampling::from_grpo(&cfg.grpo, cfg.grpo.seed)
 }
 
 /// A pipeline with the Teacher loaded from `teacher_model` (default: the config's), the

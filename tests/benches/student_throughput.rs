@@ -2,7 +2,8 @@
 //! same run): llama.cpp backend decode tokens/s (one answer per request, and 4 parallel
 //! answers in one batch), and the HTTP backend's overhead per request over a raw POST.
 //!
-//! Usage: cargo bench -p wst-tests --bench student_throughput -- GGUF [BASE_URL]
+//! Usage: cargo bench --profile dev -p wst-tests --bench student_throughput -- GGUF [BASE_URL]
+//! (dependencies, llama.cpp included, are optimised in the dev profile).
 
 use std::time::Instant;
 

@@ -21,10 +21,10 @@ pub struct Args {
     #[arg(long, default_value = "wst-demo")]
     out: PathBuf,
     /// Training steps.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     steps: usize,
     /// Held-out GSM8K problems evaluated.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     eval_queries: usize,
     /// A GGUF Student to use instead of the default (SmolLM2-135M-Instruct).
     #[arg(long, env = "WST_DEMO_STUDENT")]
@@ -43,7 +43,7 @@ fn config(out: &std::path::Path, teacher: String, student: String, steps: usize,
     c.student.spec = format!("llamacpp:{student}");
     c.student.cache_dir = Some(out.join("cache"));
     c.student.sampling.temperature = 0.7;
-    c.student.sampling.max_tokens = 160;
+    c.student.sampling.max_tokens = 128;
     c.student.prompt.system = Some("Solve the math problem. Reason briefly, then end with \"The answer is N.\"".into());
     c.student.llamacpp.n_ctx = 2048;
     c.rewards = vec![RewardConfig { plugin: "math".into(), name: None, config: serde_json::json!({}) }];
@@ -56,17 +56,17 @@ fn config(out: &std::path::Path, teacher: String, student: String, steps: usize,
     c.data.train = data("gsm_symbolic_train.jsonl");
     c.data.eval = Some(DatasetConfig { limit: Some(eval_queries), ..data("gsm8k_test_100.jsonl") });
     c.grpo.num_generations = 4;
-    c.grpo.per_device_train_batch_size = 8;
-    c.grpo.max_completion_length = 48;
+    c.grpo.per_device_train_batch_size = 4;
+    c.grpo.max_completion_length = 40;
     c.grpo.learning_rate = 5e-6;
     c.grpo.max_steps = Some(steps);
     c.grpo.beta = 0.0;
     c.grpo.temperature = 0.9;
     c.wst.student_samples = 2;
-    c.wst.baseline_samples = 4;
+    c.wst.baseline_samples = 2;
     c.wst.max_concurrency = 2;
     c.output.output_dir = out.to_path_buf();
-    c.output.save_steps = 2;
+    c.output.save_steps = 1;
     c.output.save_total_limit = Some(1);
     c.output.log_completions_steps = 1;
     c.output.eval_steps = 0;

@@ -9,33 +9,76 @@ use super::{DataFormat, DatasetConfig};
 use crate::error::{Error, Result};
 use crate::query::Query;
 
-/// Reads the queries of one dataset file.
+/// Reads the queries of one dataset file (local, or `hf://datasets/ORG/NAME/FILE` from the hub).
 pub fn load_queries(config: &DatasetConfig) -> Result<Vec<Query>> {
+    let local = resolve(&config.path)?;
+    let config = &DatasetConfig { path: local, ..config.clone() };
+    if format_of(config)? == DataFormat::Parquet {
+        return parquet_queries(config);
+    }
     let text = std::fs::read_to_string(&config.path).map_err(|e| Error::io(&config.path, e))?;
     parse_queries(&text, config)
+}
+
+/// The local file of `path`: itself, or the hub download of an `hf://datasets/...` path.
+fn resolve(path: &Path) -> Result<std::path::PathBuf> {
+    let Some(rest) = path.to_str().and_then(|p| p.strip_prefix("hf://datasets/")) else { return Ok(path.to_path_buf()) };
+    let parts: Vec<&str> = rest.splitn(3, '/').collect();
+    let bad = |m: String| row_error(path, 0, "<file>", m);
+    let [org, name, file] = parts[..] else {
+        return Err(bad("expected hf://datasets/ORG/NAME/PATH/IN/REPO".into()));
+    };
+    let api = hf_hub::api::sync::Api::new().map_err(|e| bad(format!("hub: {e}")))?;
+    api.dataset(format!("{org}/{name}")).get(file).map_err(|e| bad(format!("hub download failed: {e}")))
+}
+
+fn format_of(config: &DatasetConfig) -> Result<DataFormat> {
+    Ok(match config.format {
+        DataFormat::Auto => match config.path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson") => DataFormat::Jsonl,
+            Some("json") => DataFormat::Json,
+            Some("parquet") => DataFormat::Parquet,
+            other => {
+                return Err(Error::Dataset {
+                    path: config.path.clone(),
+                    line: 0,
+                    field: "<file>".into(),
+                    message: format!("cannot tell the format from extension {other:?}; set `format` to jsonl, json or parquet"),
+                });
+            }
+        },
+        f => f,
+    })
+}
+
+/// Reads a Parquet file row by row; a row's "line" in errors is its 1-based row number.
+fn parquet_queries(config: &DatasetConfig) -> Result<Vec<Query>> {
+    use parquet::file::reader::SerializedFileReader;
+    let path = &config.path;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| row_error(path, 0, "<file>", format!("not a readable Parquet file: {e}")))?;
+    let limit = config.limit.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (i, row) in reader.into_iter().enumerate() {
+        if out.len() >= limit {
+            break;
+        }
+        let row = row.map_err(|e| row_error(path, i + 1, "<row>", format!("unreadable Parquet row: {e}")))?;
+        out.push(row_to_query(path, i + 1, &row.to_json_value(), config)?);
+    }
+    Ok(out)
 }
 
 /// Parses dataset text as if read from `config.path` (the path is used in errors and ids).
 pub fn parse_queries(text: &str, config: &DatasetConfig) -> Result<Vec<Query>> {
     let path = &config.path;
-    let format = match config.format {
-        DataFormat::Auto => match path.extension().and_then(|e| e.to_str()) {
-            Some("jsonl" | "ndjson") => DataFormat::Jsonl,
-            Some("json") => DataFormat::Json,
-            other => {
-                return Err(Error::Dataset {
-                    path: path.clone(),
-                    line: 0,
-                    field: "<file>".into(),
-                    message: format!("cannot tell the format from extension {other:?}; set `format` to jsonl or json"),
-                });
-            }
-        },
-        f => f,
-    };
+    let format = format_of(config)?;
     let limit = config.limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
     match format {
+        DataFormat::Parquet => {
+            return Err(row_error(path, 0, "<file>", "Parquet is binary: read it with load_queries".into()));
+        }
         DataFormat::Jsonl | DataFormat::Auto => {
             for (i, line) in text.lines().enumerate() {
                 if out.len() >= limit {
@@ -206,5 +249,44 @@ mod tests {
         c.limit = Some(1);
         assert_eq!(parse_queries(text, &c).unwrap().len(), 1);
         assert!(parse_queries(text, &cfg("d.csv")).unwrap_err().to_string().contains("format"));
+    }
+
+    /// Writes a snappy-compressed Parquet file with string columns, as the hub stores datasets.
+    fn write_parquet(path: &Path, columns: &[(&str, Vec<&str>)]) {
+        use parquet::data_type::{ByteArray, ByteArrayType};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        let fields: String = columns.iter().map(|(n, _)| format!("REQUIRED BYTE_ARRAY {n} (UTF8); ")).collect();
+        let schema = std::sync::Arc::new(parquet::schema::parser::parse_message_type(&format!("message schema {{ {fields}}}")).unwrap());
+        let props = std::sync::Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build());
+        let mut writer = SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let mut i = 0;
+        while let Some(mut col) = group.next_column().unwrap() {
+            let values: Vec<ByteArray> = columns[i].1.iter().map(|v| ByteArray::from(*v)).collect();
+            col.typed::<ByteArrayType>().write_batch(&values, None, None).unwrap();
+            col.close().unwrap();
+            i += 1;
+        }
+        group.close().unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn parquet_rows_become_queries_with_task_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test-00000-of-00001.parquet");
+        write_parquet(&path, &[("question", vec!["What is 2+2?", "What is 3+3?"]), ("answer", vec!["2+2=4\n#### 4", "#### 6"])]);
+        let c = DatasetConfig { path: path.clone(), task: crate::dataset::DataTask::Gsm8k, ..Default::default() };
+        let q = load_queries(&c).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!((q[0].text.as_str(), q[0].gold.as_deref()), ("What is 2+2?", Some("4")));
+        assert_eq!(q[1].gold.as_deref(), Some("6"));
+        assert_eq!(q[1].id, "test-00000-of-00001-2");
+        let bad = DatasetConfig { fields: FieldMap { query: "problem".into(), ..Default::default() }, ..c };
+        let err = load_queries(&bad).unwrap_err().to_string();
+        assert!(err.contains("test-00000-of-00001.parquet:1: field `problem`: missing"), "{err}");
+        std::fs::write(&path, b"not parquet").unwrap();
+        assert!(load_queries(&DatasetConfig { path, ..Default::default() }).unwrap_err().to_string().contains("not a readable Parquet file"));
     }
 }

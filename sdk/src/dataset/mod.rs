@@ -16,13 +16,15 @@ pub use task::{DataTask, last_boxed};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DataFormat {
-    /// From the extension: `.jsonl`/`.ndjson` → jsonl, `.json` → json.
+    /// From the extension: `.jsonl`/`.ndjson` → jsonl, `.json` → json, `.parquet` → parquet.
     #[default]
     Auto,
     /// One JSON object per line; blank lines are skipped.
     Jsonl,
     /// One JSON array of objects (or an object with the array under `records_field`).
     Json,
+    /// Apache Parquet (as the Hugging Face hub stores datasets); errors give the row number as the line.
+    Parquet,
 }
 
 /// Which row fields hold the query, the gold answer, the id and the metadata.
@@ -50,7 +52,8 @@ impl Default for FieldMap {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetConfig {
-    /// The file to read.
+    /// The file to read: a local path, or a file of a hub dataset as
+    /// `hf://datasets/ORG/NAME/PATH/IN/REPO` (downloaded with hf-hub when online).
     pub path: PathBuf,
     /// Its format.
     pub format: DataFormat,

@@ -111,7 +111,8 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
         InstructionSource::Teacher(sampling) => {
             let mut out = Vec::with_capacity(queries.len());
             let one = TeacherSampling { num_generations: 1, ..sampling.clone() };
-            for chunk in queries.chunks(8) {
+            // Small chunks bound the Teacher's batch memory (a few hundred MB per sequence).
+            for chunk in queries.chunks(4) {
                 for group in pipeline.sample_instructions(chunk, &one).await? {
                     out.push(group.into_iter().next().map(|s| s.instruction));
                 }

@@ -40,6 +40,20 @@ pub struct TeacherSampling {
     pub seed: u64,
 }
 
+impl TeacherSampling {
+    /// The sampling settings of a GRPO configuration, with `seed`.
+    pub fn from_grpo(g: &crate::config::GrpoConfig, seed: u64) -> Self {
+        TeacherSampling {
+            num_generations: g.num_generations,
+            temperature: g.temperature,
+            top_p: g.top_p,
+            top_k: g.top_k,
+            max_completion_length: g.max_completion_length,
+            seed,
+        }
+    }
+}
+
 impl Default for TeacherSampling {
     fn default() -> Self {
         TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 256, seed: 42 }

@@ -232,14 +232,7 @@ impl Pipeline {
 
     async fn eval_during_training(&self, options: &TrainOptions, step: usize) -> Result<Value> {
         let g = &options.grpo;
-        let sampling = TeacherSampling {
-            num_generations: 1,
-            temperature: g.temperature,
-            top_p: g.top_p,
-            top_k: g.top_k,
-            max_completion_length: g.max_completion_length,
-            seed: schedule::mix(&[g.seed, 0xE7A1]),
-        };
+        let sampling = TeacherSampling { num_generations: 1, ..TeacherSampling::from_grpo(g, schedule::mix(&[g.seed, 0xE7A1])) };
         let settings = EvalSettings { student_samples: options.wst.student_samples, seed: g.seed, max_concurrency: options.wst.max_concurrency, ..Default::default() };
         let ins = crate::eval::instructions(self, &options.eval_queries, &InstructionSource::Teacher(sampling)).await?;
         let with = score_queries(self, &options.eval_queries, &ins, None, &settings).await?;

@@ -72,14 +72,7 @@ async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSampl
 
 fn teacher_sampling(options: &TrainOptions, step: usize, attempt: u64) -> TeacherSampling {
     let g = &options.grpo;
-    TeacherSampling {
-        num_generations: g.num_generations,
-        temperature: g.temperature,
-        top_p: g.top_p,
-        top_k: g.top_k,
-        max_completion_length: g.max_completion_length,
-        seed: mix(&[g.seed, step as u64, attempt, 0x7EAC]),
-    }
+    TeacherSampling::from_grpo(g, mix(&[g.seed, step as u64, attempt, 0x7EAC]))
 }
 
 fn all_equal(xs: &[f64]) -> bool {
