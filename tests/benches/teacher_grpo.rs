@@ -2,8 +2,14 @@
 //! completions of up to 128 tokens for 4 prompts, and one GRPO step (β = 0.04, so the reference
 //! model runs too) over those 32 completions, with the process's peak memory.
 //! Usage: cargo bench -p wst-tests --bench teacher_grpo -- full|lora
+//! (`WST_BENCH_MODEL=DIR` loads a Hugging Face folder instead of the GGUF, e.g. the one
+//! `bench/trl_compare.sh` gives TRL, so both sides start from the same weights.)
 
 use std::time::Instant;
+
+/// The allocator the `wst` binary uses (glibc's arenas keep freed tensor memory resident).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
 use wst_sdk::grpo::{ScaleRewards, compute_advantages};
@@ -24,11 +30,17 @@ fn peak_rss_mb() -> f64 {
 
 fn main() {
     let mode = std::env::args().skip(1).find(|a| a == "full" || a == "lora").unwrap_or_else(|| "full".into());
-    let Some(gguf) = wst_tests::smollm2_gguf() else { return };
+    let model = match std::env::var("WST_BENCH_MODEL") {
+        Ok(m) => m,
+        Err(_) => {
+            let Some(gguf) = wst_tests::smollm2_gguf() else { return };
+            gguf.display().to_string()
+        }
+    };
     let lora = (mode == "lora").then(|| LoraConfig { r: 16, lora_alpha: 32.0, ..Default::default() });
     let grpo = GrpoConfig { learning_rate: 1e-6, beta: 0.04, max_completion_length: 128, ..Default::default() };
     let opts = TeacherOptions { teacher: TeacherConfig { lora, logprob_chunk_size: 4, ..f32_teacher() }, grpo, total_steps: 10, ..Default::default() };
-    let mut t = LmTeacher::load(gguf.to_str().unwrap(), opts).unwrap();
+    let mut t = LmTeacher::load(&model, opts).unwrap();
     let queries: Vec<Query> = [
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
         "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
@@ -55,7 +67,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "model": "SmolLM2-135M-Instruct (GGUF Q4_1 dequantised to f32)", "mode": mode,
+            "model": model, "mode": mode,
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "completions": flat.len(), "completion_tokens": tokens,
             "sampling_seconds": (sample_s * 100.0).round() / 100.0, "sampling_tokens_per_s": (tokens as f64 / sample_s * 10.0).round() / 10.0,

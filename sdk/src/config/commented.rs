@@ -168,7 +168,7 @@ mod tests {
         let text = commented_toml(&WstConfig::json_schema(), &serde_json::to_value(&c).unwrap(), "header");
         assert!(text.contains("# Instructions sampled per query"), "{text}");
         assert!(text.contains("# One of: keep | skip | resample.") || text.contains("keep | skip | resample"), "{text}");
-        assert!(text.contains("# One of: auto | jsonl | json."), "{text}");
+        assert!(text.contains("# One of: auto | jsonl | json | parquet."), "{text}");
         assert!(text.contains("# epsilon_high = (unset)"), "{text}");
         let back = WstConfig::from_toml_str(&text, "init.toml").unwrap();
         assert_eq!(back, c);

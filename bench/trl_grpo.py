@@ -1,0 +1,61 @@
+"""TRL's GRPOTrainer on torch CPU with the settings of tests/benches/teacher_grpo.rs: the same
+SmolLM2-135M-Instruct weights (a Hugging Face folder wst wrote from the GGUF), the same 4 GSM8K
+prompts with the same chat template, G = 8 completions of up to 128 tokens at temperature 1,
+β = 0.04 (reference model on), micro-batches of 4 completions, fp32, one optimiser step, the
+same thread count. Prints one JSON line: generation and step seconds, tokens, peak RSS.
+
+Usage: python bench/trl_grpo.py MODEL_DIR THREADS"""
+import json, resource, sys, time
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+model_dir, threads = sys.argv[1], int(sys.argv[2])
+torch.set_num_threads(threads)
+torch.manual_seed(1)
+PROMPTS = [
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
+    "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
+    "Betty is saving money for a new wallet which costs $100. She has only half of the money she needs. How much more does she need?",
+    "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
+]
+SYSTEM = "You are a teacher. Read the problem and write short, specific instructions that will help a student solve it. Do not solve the problem yourself."
+data = Dataset.from_list([{"prompt": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Problem: {p}\n\nWrite instructions for the student."}]} for p in PROMPTS])
+tokens = []
+
+
+def reward(completions, completion_ids=None, **kw):
+    # Same toy reward as the Rust bench: completion length modulo 7.
+    ids = completion_ids or [[0] * len(c[0]["content"]) for c in completions]
+    tokens.extend(len(i) for i in ids)
+    return [float(len(i) % 7) for i in ids]
+
+
+class Timer(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kw):
+        self.t0 = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.step_s = time.perf_counter() - self.t0
+
+
+cfg = GRPOConfig(
+    output_dir="/tmp/trl-bench", use_cpu=True, bf16=False, fp16=False, num_generations=8,
+    per_device_train_batch_size=4, gradient_accumulation_steps=8, max_completion_length=128,
+    temperature=1.0, top_p=1.0, beta=0.04, learning_rate=1e-6, max_steps=1, logging_steps=1,
+    report_to=[], save_strategy="no", seed=1, dataloader_num_workers=0, shuffle_dataset=False,
+)
+model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+tok = AutoTokenizer.from_pretrained(model_dir)
+timer = Timer()
+trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tok, callbacks=[timer])
+t0 = time.perf_counter()
+trainer.train()
+total = time.perf_counter() - t0
+print(json.dumps({
+    "peer": "TRL GRPOTrainer", "threads": threads, "completions": len(tokens), "completion_tokens": sum(tokens),
+    "step_s_including_generation": round(timer.step_s, 1), "train_s": round(total, 1),
+    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+}))
