@@ -86,9 +86,12 @@ fn dequantized_copy(path: &Path, content: &Content, file: &mut std::fs::File, de
 }
 
 /// Loads a GGUF (llama or qwen2 architecture) with its tokenizer and chat template. With
-/// `dequantize`, weights are expanded to f32 first: candle 0.11's quantized llama model gave
-/// wrong answers on SmolLM2-135M Q4_1 here (its quantized kernels alone check out in
-/// `tests/qmatmul.rs`), while the same file dequantized answers correctly.
+/// `dequantize`, weights are expanded to f32 first, so the model computes what the f32 weights
+/// compute. Quantized matmuls also quantize activations to 8 bits (as llama.cpp does): on
+/// SmolLM2-135M Q4_1 that path's greedy answer to "What is the capital of France?" begins
+/// "L'Étoile, la Marseillaise. Paris is..." exactly as llama-cpp-python's server does, while
+/// the f32 path answers "The capital of France is Paris." (the kernels are checked in
+/// `tests/qmatmul.rs`).
 pub fn load_gguf(path: &Path, device: &Device, dequantize: bool) -> Result<(Model, ChatTokenizer)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = Content::read(&mut file).map_err(|e| err(path, format!("not a GGUF file: {e}")))?;

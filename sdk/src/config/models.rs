@@ -194,8 +194,9 @@ pub struct CandleStudentConfig {
     pub device: String,
     /// `f32`, `bf16` or `auto`.
     pub dtype: String,
-    /// Expand GGUF weights to f32 on load (correct everywhere; candle 0.11's quantized llama
-    /// path answered wrongly on SmolLM2 Q4_1 here). False keeps them quantized: less memory.
+    /// Expand GGUF weights to f32 on load, so answers are those of the f32 model (as the Teacher
+    /// computes). False keeps them quantized with llama.cpp-style 8-bit activations: less memory,
+    /// and greedy answers that follow llama-cpp-python's rather than the f32 model's.
     pub dequantize_gguf: bool,
 }
 
