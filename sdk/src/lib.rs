@@ -35,7 +35,7 @@ pub use instruction::Instruction;
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use query::Query;
 pub use reward::{Reward, RewardInput};
-pub use score::{Score, Weights};
+pub use score::{Score, Weights, mean_by_name};
 pub use student::{ChatMessage, SamplingParams, Student, StudentRequest, StudentSample};
 pub use teacher::{Teacher, TeacherSample, TeacherSampling};
 pub use train::{TrainOptions, TrainSummary};

@@ -84,9 +84,31 @@ impl Weights {
     }
 }
 
+/// The mean of each named value over several value maps (a name is averaged over the maps
+/// that have it), e.g. `accuracy` over K answers or over queries.
+pub fn mean_by_name<'a>(maps: impl IntoIterator<Item = &'a BTreeMap<String, f64>>) -> BTreeMap<String, f64> {
+    let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for map in maps {
+        for (name, v) in map {
+            let e = sums.entry(name.clone()).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    sums.into_iter().map(|(name, (sum, n))| (name, sum / n as f64)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_by_name_averages_each_value() {
+        let a = BTreeMap::from([("x".to_string(), 1.0), ("y".to_string(), 4.0)]);
+        let b = BTreeMap::from([("x".to_string(), 0.0), ("y".to_string(), 2.0)]);
+        assert_eq!(mean_by_name([&a, &b]), BTreeMap::from([("x".to_string(), 0.5), ("y".to_string(), 3.0)]));
+        assert!(mean_by_name(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn combine_is_the_weighted_sum() {

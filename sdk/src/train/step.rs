@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::grpo::{CompletionMetrics, RewardMetrics, compute_advantages, wst_reward};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
+use crate::score::mean_by_name;
 use crate::student::SamplingParams;
 use crate::teacher::{TeacherSample, TeacherSampling, TrainItem};
 
@@ -173,16 +174,8 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         "wst/skipped_groups": skip.iter().filter(|s| **s).count(),
         "wst/step_skipped": step_metrics.is_none(),
     });
-    let mut per_value: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
-    for v in scored.iter().flatten().flat_map(|s| s.values.iter()) {
-        for (name, x) in &v.values {
-            let e = per_value.entry(name.clone()).or_default();
-            e.0 += x;
-            e.1 += 1;
-        }
-    }
-    for (name, (sum, n)) in per_value {
-        m[format!("rewards/{name}/mean")] = json!(sum / n.max(1) as f64);
+    for (name, mean) in mean_by_name(scored.iter().flatten().flat_map(|s| s.values.iter()).map(|v| &v.values)) {
+        m[format!("rewards/{name}/mean")] = json!(mean);
     }
     if let Some(sm) = &step_metrics {
         m["loss"] = json!(sm.loss);
