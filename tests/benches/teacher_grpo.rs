@@ -3,7 +3,8 @@
 //! model runs too) over those 32 completions, with the process's peak memory.
 //! Usage: cargo bench -p wst-tests --bench teacher_grpo -- full|lora
 //! (`WST_BENCH_MODEL=DIR` loads a Hugging Face folder instead of the GGUF, e.g. the one
-//! `bench/trl_compare.sh` gives TRL, so both sides start from the same weights.)
+//! `bench/trl_compare.sh` gives TRL, so both sides start from the same weights. For quick
+//! profiling only: `WST_BENCH_PROMPTS` (1–4), `WST_BENCH_TOKENS` and `WST_BENCH_SAMPLE_ONLY=1`.)
 
 use std::time::Instant;
 
@@ -28,6 +29,10 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn main() {
     let mode = std::env::args().skip(1).find(|a| a == "full" || a == "lora").unwrap_or_else(|| "full".into());
     let model = match std::env::var("WST_BENCH_MODEL") {
@@ -48,10 +53,11 @@ fn main() {
         "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
     ]
     .iter()
+    .take(env_usize("WST_BENCH_PROMPTS", 4))
     .enumerate()
     .map(|(i, q)| Query::new(i.to_string(), *q))
     .collect();
-    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 128, seed: 1 };
+    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1 };
     let start = Instant::now();
     let groups = t.sample(&queries, &sampling).unwrap();
     let sample_s = start.elapsed().as_secs_f64();
@@ -60,6 +66,10 @@ fn main() {
     let rewards: Vec<f64> = groups.iter().flatten().map(|s| (s.completion_ids.len() % 7) as f64).collect();
     let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
     let flat: Vec<_> = groups.iter().flatten().collect();
+    if std::env::var("WST_BENCH_SAMPLE_ONLY").is_ok() {
+        println!("sampling: {tokens} tokens in {sample_s:.2} s ({:.1} tok/s), peak {:.0} MB", tokens as f64 / sample_s, peak_rss_mb());
+        return;
+    }
     let items: Vec<TrainItem<'_>> = flat.iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
     let start = Instant::now();
     let m = t.step(&items).unwrap();

@@ -263,12 +263,13 @@ impl LmTeacher {
         }
         let rows: Vec<&Vec<u32>> = prompts.iter().flat_map(|p| std::iter::repeat_n(p, n)).collect();
         let b = rows.len();
-        let tp = rows.iter().map(|r| r.len()).max().unwrap_or(1);
+        let u = prompts.len();
+        let tp = prompts.iter().map(|r| r.len()).max().unwrap_or(1);
         let pad = self.tokenizer.pad_id;
-        let mut ids = Vec::with_capacity(b * tp);
-        let mut real = vec![vec![false; tp]; b];
-        let mut pos = vec![vec![0i64; tp]; b];
-        for (r, row) in rows.iter().enumerate() {
+        let mut ids = Vec::with_capacity(u * tp);
+        let mut real = vec![vec![false; tp]; u];
+        let mut pos = vec![vec![0i64; tp]; u];
+        for (r, row) in prompts.iter().enumerate() {
             let off = tp - row.len();
             ids.extend(std::iter::repeat_n(pad, off));
             ids.extend(row.iter().copied());
@@ -277,12 +278,23 @@ impl LmTeacher {
                 pos[r][j] = (j - off) as i64;
             }
         }
-        let ids = Tensor::from_vec(ids, (b, tp), &self.device)?;
+        let ids = Tensor::from_vec(ids, (u, tp), &self.device)?;
         let positions = Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?;
         let mask = attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?;
+        // Sampling needs no gradients: an inference copy of the weights records no graph.
+        let decoder = self.decoder.for_inference()?;
         let mut cache = KvCache::default();
-        let hidden = self.decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
-        let mut logits = self.decoder.logits(&hidden.narrow(1, tp - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        // Each prompt is read once; its keys and values are then copied to its n sample rows.
+        let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+        let first = decoder.logits(&hidden.narrow(1, tp - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let row_prompt: Vec<usize> = (0..b).map(|r| r / n).collect();
+        if n > 1 {
+            let index = Tensor::from_vec(row_prompt.iter().map(|&p| p as u32).collect::<Vec<_>>(), b, &self.device)?;
+            cache.select_rows(&index)?;
+        }
+        let mut logits: Vec<Vec<f32>> = row_prompt.iter().map(|&p| first[p].clone()).collect();
+        let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| pos[p].clone()).collect();
+        let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| real[p].clone()).collect();
 
         self.sample_calls += 1;
         let mut rng = StdRng::seed_from_u64(sampling.seed ^ self.sample_calls.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -320,8 +332,8 @@ impl LmTeacher {
             let mask = attention_mask(&q_pos, &k_pos, &k_real, &q_real, self.dtype, &self.device)?;
             let ids = Tensor::from_vec(feed, (b, 1), &self.device)?;
             let positions = Tensor::from_vec(next_pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), (b, 1), &self.device)?;
-            let hidden = self.decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
-            logits = self.decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+            logits = decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
             for p in next_pos.iter_mut() {
                 *p += 1;
             }

@@ -27,11 +27,17 @@ pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
     if s.temperature <= 0.0 {
         return logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
     }
+    if s.top_k == 0 && s.top_p >= 1.0 {
+        return sample_full(logits, s.temperature, rng);
+    }
     let mut idx: Vec<usize> = (0..logits.len()).collect();
-    idx.sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]);
     if s.top_k > 0 && s.top_k < idx.len() {
+        // Only the k best need ordering: select them first (linear), then sort k.
+        idx.select_nth_unstable_by(s.top_k - 1, by_logit);
         idx.truncate(s.top_k);
     }
+    idx.sort_unstable_by(by_logit);
     let max = logits[idx[0]] as f64;
     let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / s.temperature).exp()).collect();
     let total: f64 = probs.iter().sum();
@@ -62,6 +68,26 @@ pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
     *idx.last().unwrap_or(&0)
 }
 
+/// Draws from softmax(logits / t) over the whole vocabulary by inverse CDF, without sorting.
+fn sample_full(logits: &[f32], temperature: f64, rng: &mut impl Rng) -> usize {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / temperature).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let r = rng.random::<f64>() * total;
+    let mut cum = 0.0;
+    let mut last = 0;
+    for (i, w) in weights.iter().enumerate() {
+        if *w > 0.0 {
+            last = i;
+        }
+        cum += w;
+        if r < cum {
+            return i;
+        }
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +114,21 @@ mod tests {
             // p(1) ≈ 0.5, p(3) ≈ 0.45: top_p 0.3 keeps only token 1.
             assert_eq!(sample(&l, SamplerSettings { temperature: 1.0, top_p: 0.3, top_k: 0 }, &mut rng), 1);
         }
+    }
+
+    #[test]
+    fn unfiltered_sampling_follows_the_softmax() {
+        // softmax([0, ln 3, −inf-ish]) = [1/4, 3/4, 0]: 8,000 draws land within 2% of 3/4.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let l = [0.0f32, 3f32.ln(), -1e9];
+        let s = SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 0 };
+        let draws: Vec<usize> = (0..8000).map(|_| sample(&l, s, &mut rng)).collect();
+        let ones = draws.iter().filter(|&&t| t == 1).count() as f64 / 8000.0;
+        assert!((ones - 0.75).abs() < 0.02, "{ones}");
+        assert!(!draws.contains(&2));
+        // Temperature 2 flattens it to [1/(1+√3), √3/(1+√3)].
+        let s2 = SamplerSettings { temperature: 2.0, ..s };
+        let ones = (0..8000).filter(|_| sample(&l, s2, &mut rng) == 1).count() as f64 / 8000.0;
+        assert!((ones - 3f64.sqrt() / (1.0 + 3f64.sqrt())).abs() < 0.02, "{ones}");
     }
 }

@@ -23,11 +23,35 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     /// Optional LoRA adapter.
     pub lora: Option<Lora>,
+    /// Inference only: the weight (LoRA merged) transposed to a contiguous [in, out], the layout
+    /// gemm reads without repacking the matrix at every call (decoding calls it per token).
+    pub weight_t: Option<Tensor>,
+}
+
+impl Linear {
+    /// A layer from a [out, in] weight and optional bias, without adapter.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias, lora: None, weight_t: None }
+    }
+
+    /// The same layer for inference: detached from autograd (no graph is recorded), LoRA merged
+    /// into the weight, and the weight kept as a contiguous [in, out] copy. A snapshot: later
+    /// optimiser updates are not seen.
+    pub fn for_inference(&self) -> Result<Linear> {
+        let mut w = self.weight.detach();
+        if let Some(l) = &self.lora {
+            w = (w + (l.b.detach().matmul(&l.a.detach())? * l.scale)?)?;
+        }
+        Ok(Linear { weight: w.clone(), bias: self.bias.as_ref().map(Tensor::detach), lora: None, weight_t: Some(w.t()?.contiguous()?) })
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.t()?;
+        let w = match &self.weight_t {
+            Some(wt) => wt.clone(),
+            None => self.weight.t()?,
+        };
         let mut y = x.broadcast_matmul(&w)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
@@ -38,5 +62,27 @@ impl Module for Linear {
             y = (y + (up * l.scale)?)?;
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn inference_copy_merges_lora_and_gives_the_same_outputs() {
+        let d = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 3), &d).unwrap()).unwrap();
+        let a = Tensor::randn(0f32, 1.0, (2, 3), &d).unwrap();
+        let b = Tensor::randn(0f32, 1.0, (5, 2), &d).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 5, &d).unwrap();
+        let lin = Linear { lora: Some(Lora { a, b, scale: 0.5 }), ..Linear::new(w.as_tensor().clone(), Some(bias)) };
+        let x = Tensor::randn(0f32, 1.0, (2, 4, 3), &d).unwrap();
+        let inf = lin.for_inference().unwrap();
+        assert!(inf.lora.is_none() && !inf.weight.track_op());
+        let diff = (lin.forward(&x).unwrap() - inf.forward(&x).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert!(!inf.forward(&x).unwrap().track_op(), "an inference forward records no graph");
     }
 }

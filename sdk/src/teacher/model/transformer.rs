@@ -21,7 +21,7 @@ pub trait WeightSource {
     fn linear(&mut self, name: &str, bias: bool) -> Result<Linear> {
         let weight = self.get(&format!("{name}.weight"))?;
         let bias = if bias { Some(self.get(&format!("{name}.bias"))?) } else { None };
-        Ok(Linear { weight, bias, lora: None })
+        Ok(Linear::new(weight, bias))
     }
 }
 
@@ -33,6 +33,10 @@ struct RmsNorm {
 }
 
 impl RmsNorm {
+    fn detached(&self) -> RmsNorm {
+        RmsNorm { weight: self.weight.detach(), eps: self.eps }
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
@@ -93,20 +97,78 @@ fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?
 }
 
-/// Keys and values of earlier positions, one entry per layer: [B, n_kv, T_past, head_dim].
+/// Keys and values of earlier positions, one entry per layer, in buffers [B, n_kv, capacity,
+/// head_dim] that grow by doubling, so a decoding step writes its new keys in place instead of
+/// copying the whole cache. For generation only: no gradient flows into cached positions.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
+}
+
+#[derive(Debug, Clone)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerCache {
+    /// Appends `k`, `v` [B, n_kv, T, head_dim] and returns every cached position (a view).
+    fn append(slot: &mut Option<LayerCache>, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, h, t, d) = k.dims4()?;
+        let len = slot.as_ref().map(|c| c.len).unwrap_or(0);
+        let cap = match slot.as_ref() {
+            Some(c) => c.k.dim(2)?,
+            None => 0,
+        };
+        let need = len + t;
+        if need > cap {
+            let new_cap = (2 * need).max(need + 64);
+            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
+                let buf = Tensor::zeros((b, h, new_cap, d), k.dtype(), k.device())?;
+                if let Some(old) = old
+                    && len > 0
+                {
+                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (nk, nv) = (grow(slot.as_ref().map(|c| &c.k))?, grow(slot.as_ref().map(|c| &c.v))?);
+            *slot = Some(LayerCache { k: nk, v: nv, len });
+        }
+        let c = slot.as_mut().ok_or_else(|| candle_core::Error::Msg("kv cache slot missing".into()))?;
+        c.k.slice_set(&k.detach().contiguous()?, 2, len)?;
+        c.v.slice_set(&v.detach().contiguous()?, 2, len)?;
+        c.len = need;
+        if k.track_op() || v.track_op() {
+            // Keep gradients for this step's own keys and values (the past stays detached).
+            let past = |buf: &Tensor, new: &Tensor| -> Result<Tensor> {
+                if len == 0 { Ok(new.clone()) } else { Tensor::cat(&[&buf.narrow(2, 0, len)?, new], 2) }
+            };
+            return Ok((past(&c.k, k)?, past(&c.v, v)?));
+        }
+        Ok((c.k.narrow(2, 0, need)?, c.v.narrow(2, 0, need)?))
+    }
 }
 
 impl KvCache {
     /// Positions already cached.
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
+        self.layers.first().and_then(|l| l.as_ref()).map(|c| c.len).unwrap_or(0)
     }
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps the batch rows `index` (u32, may repeat): row i becomes old row `index[i]`. Lets
+    /// G samples share one read of their prompt.
+    pub fn select_rows(&mut self, index: &Tensor) -> Result<()> {
+        for c in self.layers.iter_mut().flatten() {
+            c.k = c.k.index_select(index, 0)?;
+            c.v = c.v.index_select(index, 0)?;
+        }
+        Ok(())
     }
 }
 
@@ -122,35 +184,30 @@ struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<&mut Option<LayerCache>>) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let shape = |y: Tensor, h: usize| -> Result<Tensor> { y.reshape((b, t, h, self.head_dim))?.transpose(1, 2)?.contiguous() };
-        let q = apply_rope(&shape(self.q_proj.forward(x)?, self.n_heads)?, cos, sin)?;
-        let mut k = apply_rope(&shape(self.k_proj.forward(x)?, self.n_kv)?, cos, sin)?;
-        let mut v = shape(self.v_proj.forward(x)?, self.n_kv)?;
-        if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
-            }
-            // The cache only serves generation: detached, so the autograd graph does not chain
-            // every step's concatenation together (memory quadratic in the length otherwise).
-            *slot = Some((k.detach(), v.detach()));
-        }
-        let rep = self.n_heads / self.n_kv;
-        let (k, v) = if rep > 1 {
-            let tk = k.dim(2)?;
-            let expand = |y: &Tensor| -> Result<Tensor> {
-                y.unsqueeze(2)?.broadcast_as((b, self.n_kv, rep, tk, self.head_dim))?.reshape((b, self.n_heads, tk, self.head_dim))
-            };
-            (expand(&k)?, expand(&v)?)
-        } else {
-            (k, v)
+        let (nh, hd) = (self.n_heads, self.head_dim);
+        let shape = |y: Tensor, h: usize| -> Result<Tensor> { y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous() };
+        let q = apply_rope(&shape(self.q_proj.forward(x)?, nh)?, cos, sin)?;
+        let k = apply_rope(&shape(self.k_proj.forward(x)?, self.n_kv)?, cos, sin)?;
+        let v = shape(self.v_proj.forward(x)?, self.n_kv)?;
+        let (k, v) = match cache {
+            Some(slot) => LayerCache::append(slot, &k, &v)?,
+            None => (k, v),
         };
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_dim as f64).sqrt())?;
-        let scores = scores.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let y = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((b, t, self.n_heads * self.head_dim))?;
+        let tk = k.dim(2)?;
+        // Grouped-query attention without copying keys and values per head: heads g·rep .. g·rep
+        // + rep − 1 share key/value head g, so their queries become rows of one matmul.
+        let rep = nh / self.n_kv;
+        let q = q.reshape((b, self.n_kv, rep * t, hd))?;
+        // CUDA's matmul wants simple layouts; the CPU one reads any strides (cache views included).
+        let on_cpu = x.device().is_cpu();
+        let kt = if on_cpu { k.t()? } else { k.t()?.contiguous()? };
+        let v = if on_cpu { v } else { v.contiguous()? };
+        let scores = (q.matmul(&kt)? / (hd as f64).sqrt())?.reshape((b, nh, t, tk))?;
+        let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
+        let y = probs.reshape((b, self.n_kv, rep * t, tk))?.matmul(&v)?;
+        let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         self.o_proj.forward(&y)
     }
 }
@@ -186,6 +243,8 @@ pub struct Decoder {
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Tensor,
+    /// Inference only: lm_head as a contiguous [H, V] (see [`Linear::weight_t`]).
+    lm_head_t: Option<Tensor>,
     rope: Rope,
     /// The configuration.
     pub config: ModelConfig,
@@ -227,7 +286,7 @@ impl Decoder {
         } else {
             source.get("lm_head.weight")?
         };
-        Ok(Decoder { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
+        Ok(Decoder { embed_tokens, layers, norm, lm_head, lm_head_t: None, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
     }
 
     /// Hidden states [B, T, H] after the final norm, for `ids` [B, T] at `positions` [B, T] (u32)
@@ -255,10 +314,52 @@ impl Decoder {
         self.norm.forward(&x)
     }
 
+    /// The same model for inference (sampling): weights detached from autograd, so a forward
+    /// records no graph (tracked weights would keep every intermediate of a step alive), LoRA
+    /// merged, and matrices stored the way gemm reads them fastest. A snapshot of the weights:
+    /// build it again after an optimiser step.
+    pub fn for_inference(&self) -> Result<Decoder> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| -> Result<Layer> {
+                Ok(Layer {
+                    input_layernorm: l.input_layernorm.detached(),
+                    self_attn: Attention {
+                        q_proj: l.self_attn.q_proj.for_inference()?,
+                        k_proj: l.self_attn.k_proj.for_inference()?,
+                        v_proj: l.self_attn.v_proj.for_inference()?,
+                        o_proj: l.self_attn.o_proj.for_inference()?,
+                        ..l.self_attn.clone()
+                    },
+                    post_attention_layernorm: l.post_attention_layernorm.detached(),
+                    mlp: Mlp {
+                        gate_proj: l.mlp.gate_proj.for_inference()?,
+                        up_proj: l.mlp.up_proj.for_inference()?,
+                        down_proj: l.mlp.down_proj.for_inference()?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lm_head = self.lm_head.detach();
+        Ok(Decoder {
+            embed_tokens: self.embed_tokens.detach(),
+            layers,
+            norm: self.norm.detached(),
+            lm_head_t: Some(lm_head.t()?.contiguous()?),
+            lm_head,
+            rope: self.rope.clone(),
+            config: self.config.clone(),
+        })
+    }
+
     /// Logits [.., V] from hidden states [.., H].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         // CUDA matmul needs contiguous operands (a narrowed last position is not).
-        hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
+        match &self.lm_head_t {
+            Some(t) => hidden.contiguous()?.broadcast_matmul(t),
+            None => hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?),
+        }
     }
 
     /// Sets LoRA adapters on the linear layers: `make(path, lin)` gets each layer's checkpoint
@@ -300,4 +401,31 @@ pub fn attention_mask(q_pos: &[Vec<i64>], k_pos: &[Vec<i64>], k_real: &[Vec<bool
         }
     }
     Tensor::from_vec(m, (b, 1, t, tk), device)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_grows_in_place_and_keeps_every_position() {
+        let d = Device::Cpu;
+        let mut slot = None;
+        let (mut ks, mut vs) = (Vec::new(), Vec::new());
+        // A prompt of 5, then 150 single steps: the buffer (capacity 69) has to grow twice.
+        for t in std::iter::once(5).chain(std::iter::repeat_n(1, 150)) {
+            let k = Tensor::randn(0f32, 1.0, (2, 3, t, 4), &d).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (2, 3, t, 4), &d).unwrap();
+            ks.push(k.clone());
+            vs.push(v.clone());
+            let (ck, cv) = LayerCache::append(&mut slot, &k, &v).unwrap();
+            let want_k = Tensor::cat(&ks.iter().collect::<Vec<_>>(), 2).unwrap();
+            let want_v = Tensor::cat(&vs.iter().collect::<Vec<_>>(), 2).unwrap();
+            let dk = (ck - want_k).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let dv = (cv - want_v).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!((dk, dv), (0.0, 0.0));
+        }
+        assert_eq!(slot.as_ref().map(|c| c.len), Some(155));
+        assert!(slot.as_ref().map(|c| c.k.dim(2).unwrap()).unwrap() >= 155);
+    }
 }
