@@ -3,8 +3,9 @@ SmolLM2-135M-Instruct weights (a Hugging Face folder wst wrote from the GGUF), t
 prompts with the same chat template, G = 8 completions of up to 128 tokens at temperature 1,
 β = 0.04 (reference model on), micro-batches of 4 completions, fp32, one optimiser step, the
 same thread count. Prints one JSON line: generation and step seconds, tokens, peak RSS.
+`lora` trains a PEFT adapter (r 16, alpha 32, every linear layer of the blocks, as wst's default).
 
-Usage: python bench/trl_grpo.py MODEL_DIR THREADS"""
+Usage: python bench/trl_grpo.py MODEL_DIR THREADS [full|lora]"""
 import json, resource, sys, time
 
 import torch
@@ -13,6 +14,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 model_dir, threads = sys.argv[1], int(sys.argv[2])
+mode = sys.argv[3] if len(sys.argv) > 3 else "full"
+if mode not in ("full", "lora"):
+    sys.exit(f"mode must be full or lora, got {mode!r}")
 torch.set_num_threads(threads)
 torch.manual_seed(1)
 PROMPTS = [
@@ -50,12 +54,18 @@ cfg = GRPOConfig(
 model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
 tok = AutoTokenizer.from_pretrained(model_dir)
 timer = Timer()
-trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tok, callbacks=[timer])
+peft_config = None
+if mode == "lora":
+    from peft import LoraConfig
+    peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tok, callbacks=[timer],
+                      peft_config=peft_config)
 t0 = time.perf_counter()
 trainer.train()
 total = time.perf_counter() - t0
 print(json.dumps({
-    "peer": "TRL GRPOTrainer", "threads": threads, "completions": len(tokens), "completion_tokens": sum(tokens),
+    "peer": "TRL GRPOTrainer", "mode": mode, "threads": threads, "completions": len(tokens), "completion_tokens": sum(tokens),
     "step_s_including_generation": round(timer.step_s, 1), "train_s": round(total, 1),
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
 }))

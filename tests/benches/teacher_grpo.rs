@@ -34,6 +34,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    // RUST_LOG=wst_sdk=debug prints the step's phases.
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let mode = std::env::args().skip(1).find(|a| a == "full" || a == "lora").unwrap_or_else(|| "full".into());
     let model = match std::env::var("WST_BENCH_MODEL") {
         Ok(m) => m,

@@ -26,8 +26,11 @@ pub struct TeacherConfig {
     pub system_prompt: String,
     /// Jinja template of the Teacher's user message; variable: `query`.
     pub prompt_template: String,
-    /// Completions per chunk when computing log-probs (bounds the [batch, seq, vocab] tensor).
+    /// Completions per micro-batch of a GRPO step (gradients are accumulated across them).
     pub logprob_chunk_size: usize,
+    /// Recompute each layer's activations during backward instead of keeping them all (peak
+    /// memory of one layer, one more forward pass); on by default, as in TRL's GRPOConfig.
+    pub gradient_checkpointing: bool,
 }
 
 /// The default Teacher system message: ask for instructions, not an answer.
@@ -44,6 +47,7 @@ impl Default for TeacherConfig {
             system_prompt: DEFAULT_TEACHER_SYSTEM.into(),
             prompt_template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
             logprob_chunk_size: 4,
+            gradient_checkpointing: true,
         }
     }
 }

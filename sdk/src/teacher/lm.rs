@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor, Var};
 use minijinja::context;
 use rand::SeedableRng;
@@ -92,7 +93,6 @@ pub struct LmTeacher {
     source_dir: PathBuf,
     device: Device,
     dtype: DType,
-    sample_calls: u64,
     tokenizer_json: Option<String>,
 }
 
@@ -210,7 +210,6 @@ impl LmTeacher {
             source_dir: source_dir.to_path_buf(),
             device,
             dtype,
-            sample_calls: 0,
             tokenizer_json: None,
         })
     }
@@ -296,8 +295,9 @@ impl LmTeacher {
         let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| pos[p].clone()).collect();
         let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| real[p].clone()).collect();
 
-        self.sample_calls += 1;
-        let mut rng = StdRng::seed_from_u64(sampling.seed ^ self.sample_calls.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // The stream depends on the seed alone (not on earlier calls), so a resumed run samples
+        // what the uninterrupted one did, and the same seed and weights repeat themselves.
+        let mut rng = StdRng::seed_from_u64(sampling.seed);
         let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
         let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
@@ -376,6 +376,13 @@ impl LmTeacher {
     /// Per-token log-probs [B, T_c] of each sample's completion under `decoder` (temperature-
     /// scaled as when sampling), with the completion mask [B, T_c]. Differentiable.
     pub fn completion_logprobs(&self, decoder: &Decoder, samples: &[&TeacherSample], temperature: f64) -> Result<(Tensor, Tensor)> {
+        let p = self.pack(samples)?;
+        let last = decoder.forward_layers(&p.ids, &p.positions, &p.mask, None)?;
+        Ok((head_logprobs(decoder, &last, &p.targets, p.tp, temperature)?, p.cmask))
+    }
+
+    /// Samples as one batch: prompts left-padded to a common length, completions right-padded.
+    fn pack(&self, samples: &[&TeacherSample]) -> Result<Packed> {
         let b = samples.len();
         let tp = samples.iter().map(|s| s.prompt_ids.len()).max().unwrap_or(1).max(1);
         let tc = samples.iter().map(|s| s.completion_ids.len()).max().unwrap_or(1).max(1);
@@ -399,18 +406,14 @@ impl LmTeacher {
             targets.extend(std::iter::repeat_n(0u32, tc - s.completion_ids.len()));
             cmask.extend((0..tc).map(|j| if j < s.completion_ids.len() { 1.0f32 } else { 0.0 }));
         }
-        let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
-        let positions = Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?;
-        let mask = attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?;
-        let hidden = decoder.forward_hidden(&ids, &positions, &mask, None)?;
-        // Position i predicts token i + 1: the completion is predicted from tp − 1 onwards.
-        let h = hidden.narrow(1, tp - 1, tc)?;
-        let temp = if temperature > 0.0 { temperature } else { 1.0 };
-        let logits = (decoder.logits(&h)?.to_dtype(DType::F32)? / temp)?;
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let targets = Tensor::from_vec(targets, (b, tc, 1), &self.device)?;
-        let picked = logp.gather(&targets, D::Minus1)?.squeeze(D::Minus1)?;
-        Ok((picked, Tensor::from_vec(cmask, (b, tc), &self.device)?))
+        Ok(Packed {
+            ids: Tensor::from_vec(ids, (b, t), &self.device)?,
+            positions: Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?,
+            mask: attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?,
+            targets: Tensor::from_vec(targets, (b, tc), &self.device)?,
+            cmask: Tensor::from_vec(cmask, (b, tc), &self.device)?,
+            tp,
+        })
     }
 
     fn learning_rate(&self) -> f64 {
@@ -506,6 +509,43 @@ impl LmTeacher {
     }
 }
 
+/// A micro-batch packed for a forward pass (see [`LmTeacher::pack`]).
+struct Packed {
+    ids: Tensor,
+    positions: Tensor,
+    mask: Tensor,
+    /// Completion tokens [B, T_c] (0 on padding).
+    targets: Tensor,
+    /// 1 on completion tokens, 0 on padding [B, T_c].
+    cmask: Tensor,
+    /// Padded prompt length: position tp − 1 predicts the first completion token.
+    tp: usize,
+}
+
+/// Completion tokens per chunk of the output head: its [rows, T_c, vocab] logits (and their
+/// log-softmax) exist for one chunk of rows at a time (~50 MB per 1,000 tokens per 49k vocab).
+const HEAD_TOKENS: usize = 256;
+
+/// log p(target) [B, T_c] under `decoder`'s output head from the last layer's output `x`
+/// [B, T, H] (before the final norm), temperature-scaled as when sampling; rows in chunks of
+/// about [`HEAD_TOKENS`] tokens. Differentiable when `decoder` or `x` is.
+fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, tp: usize, temperature: f64) -> Result<Tensor> {
+    let (b, tc) = targets.dims2()?;
+    let rows = (HEAD_TOKENS / tc.max(1)).max(1);
+    let temp = if temperature > 0.0 { temperature } else { 1.0 };
+    let mut parts = Vec::with_capacity(b.div_ceil(rows));
+    for r0 in (0..b).step_by(rows) {
+        let n = rows.min(b - r0);
+        // Position i predicts token i + 1: the completion is predicted from tp − 1 onwards.
+        let h = decoder.final_norm(&x.narrow(0, r0, n)?.narrow(1, tp - 1, tc)?)?;
+        let logits = (decoder.logits(&h)?.to_dtype(DType::F32)? / temp)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let t = targets.narrow(0, r0, n)?.contiguous()?.unsqueeze(D::Minus1)?;
+        parts.push(logp.gather(&t, D::Minus1)?.squeeze(D::Minus1)?);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
 /// Writes tensors atomically (temporary file, then rename).
 fn write_safetensors(tensors: &std::collections::HashMap<String, Tensor>, path: &Path) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
@@ -552,15 +592,34 @@ impl Teacher for LmTeacher {
         let normalizer = crate::grpo::loss_normalizer(items.iter().map(|i| i.sample.completion_ids.len()));
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
         let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
+        // passes of gradient checkpointing).
+        let params = self.optimizer.params().clone();
+        let mut absorb = |store: &GradStore| -> candle_core::Result<()> {
+            for (name, var) in &params {
+                if let Some(gr) = store.get(var.as_tensor()) {
+                    let sum = match grads.remove(name) {
+                        Some(acc) => (acc + gr)?,
+                        None => gr.clone(),
+                    };
+                    grads.insert(name.clone(), sum);
+                }
+            }
+            Ok(())
+        };
+        let checkpointing = self.options.teacher.gradient_checkpointing;
         for mb in &micro {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
-            let (logp, mask) = self.completion_logprobs(&self.decoder, &samples, g.temperature)?;
+            let p = self.pack(&samples)?;
+            let started = std::time::Instant::now();
             let reference = match &self.reference {
-                Some(r) => Some(self.completion_logprobs(r, &samples, g.temperature)?.0.detach()),
+                // The reference holds plain tensors: its forward records no graph.
+                Some(r) => Some(head_logprobs(r, &r.forward_layers(&p.ids, &p.positions, &p.mask, None)?, &p.targets, p.tp, g.temperature)?.detach()),
                 None => None,
             };
+            let reference_s = started.elapsed().as_secs_f64();
             let old = if g.num_iterations > 1 {
-                let tc = logp.dim(1)?;
+                let tc = p.targets.dim(1)?;
                 let flat: Vec<f32> = samples
                     .iter()
                     .flat_map(|s| s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc).collect::<Vec<_>>())
@@ -570,17 +629,45 @@ impl Teacher for LmTeacher {
                 None
             };
             let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
-            let out = loss_fn.compute(&logp, old.as_ref(), reference.as_ref(), &adv, &mask, micro.len(), normalizer)?;
-            let store = out.loss.backward()?;
-            for (name, var) in self.optimizer.params() {
-                if let Some(gr) = store.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
-                        Some(acc) => (acc + gr)?,
-                        None => gr.clone(),
-                    };
-                    grads.insert(name.clone(), sum);
+            let out = if checkpointing {
+                // Forward without a graph, loss on a leaf of log-probs, then the gradient goes back
+                // through the head (in row chunks) and the layers (one recomputed at a time).
+                let t0 = std::time::Instant::now();
+                let (last, ck) = self.decoder.forward_checkpointed(&p.ids, &p.positions, &p.mask)?;
+                let values = head_logprobs(&self.decoder.detached(), &last, &p.targets, p.tp, g.temperature)?;
+                let leaf = Var::from_tensor(&values)?;
+                let out = loss_fn.compute(leaf.as_tensor(), old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
+                let g_logp = out.loss.backward()?.get(leaf.as_tensor()).cloned().unwrap_or(values.zeros_like()?);
+                let t1 = std::time::Instant::now();
+                let (b, tc) = p.targets.dims2()?;
+                let rows = (HEAD_TOKENS / tc.max(1)).max(1);
+                let mut g_last = Vec::with_capacity(b.div_ceil(rows));
+                for r0 in (0..b).step_by(rows) {
+                    let n = rows.min(b - r0);
+                    let x = Var::from_tensor(&last.narrow(0, r0, n)?)?;
+                    let lp = head_logprobs(&self.decoder, x.as_tensor(), &p.targets.narrow(0, r0, n)?, p.tp, g.temperature)?;
+                    let store = (lp * g_logp.narrow(0, r0, n)?)?.sum_all()?.backward()?;
+                    absorb(&store)?;
+                    g_last.push(store.get(x.as_tensor()).cloned().unwrap_or(x.as_tensor().zeros_like()?));
                 }
-            }
+                drop(last);
+                let t2 = std::time::Instant::now();
+                self.decoder.backward_checkpointed(ck, Tensor::cat(&g_last, 0)?, &mut absorb)?;
+                tracing::debug!(
+                    forward_s = (t1 - t0).as_secs_f64(),
+                    head_backward_s = (t2 - t1).as_secs_f64(),
+                    layers_backward_s = t2.elapsed().as_secs_f64(),
+                    "checkpointed micro-batch"
+                );
+                out
+            } else {
+                let last = self.decoder.forward_layers(&p.ids, &p.positions, &p.mask, None)?;
+                let logp = head_logprobs(&self.decoder, &last, &p.targets, p.tp, g.temperature)?;
+                let out = loss_fn.compute(&logp, old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
+                absorb(&out.loss.backward()?)?;
+                out
+            };
+            tracing::debug!(rows = mb.len(), reference_s, policy_s = started.elapsed().as_secs_f64() - reference_s, checkpointing, "micro-batch");
             loss_sum += out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             tokens += out.tokens;
             kl += out.kl.unwrap_or(0.0) * out.tokens;

@@ -34,6 +34,16 @@ impl Linear {
         Linear { weight, bias, lora: None, weight_t: None }
     }
 
+    /// The same layer with every tensor detached from autograd (storage shared).
+    pub fn detached(&self) -> Linear {
+        Linear {
+            weight: self.weight.detach(),
+            bias: self.bias.as_ref().map(Tensor::detach),
+            lora: self.lora.as_ref().map(|l| Lora { a: l.a.detach(), b: l.b.detach(), scale: l.scale }),
+            weight_t: self.weight_t.as_ref().map(Tensor::detach),
+        }
+    }
+
     /// The same layer for inference: detached from autograd (no graph is recorded), LoRA merged
     /// into the weight, and the weight kept as a contiguous [in, out] copy. A snapshot: later
     /// optimiser updates are not seen.
@@ -42,7 +52,9 @@ impl Linear {
         if let Some(l) = &self.lora {
             w = (w + (l.b.detach().matmul(&l.a.detach())? * l.scale)?)?;
         }
-        Ok(Linear { weight: w.clone(), bias: self.bias.as_ref().map(Tensor::detach), lora: None, weight_t: Some(w.t()?.contiguous()?) })
+        let wt = w.t()?.contiguous()?;
+        // `weight` is a view of the transposed copy: the merged matrix is not kept twice.
+        Ok(Linear { weight: wt.t()?, bias: self.bias.as_ref().map(Tensor::detach), lora: None, weight_t: Some(wt) })
     }
 }
 
@@ -52,16 +64,29 @@ impl Module for Linear {
             Some(wt) => wt.clone(),
             None => self.weight.t()?,
         };
-        let mut y = x.broadcast_matmul(&w)?;
+        // Fold the leading dims into rows: one gemm against the weight, and in backward one
+        // gemm for its gradient instead of a per-batch product summed afterwards.
+        let dims = x.dims().to_vec();
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, dims[dims.len() - 1]))?;
+        let mut y = if self.weight_t.is_none() && super::frozen::applies(&x2, &self.weight) {
+            super::frozen::frozen_matmul(&x2, &self.weight)?
+        } else {
+            x2.matmul(&w)?
+        };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         if let Some(l) = &self.lora {
-            let down = x.broadcast_matmul(&l.a.t()?)?;
-            let up = down.broadcast_matmul(&l.b.t()?)?;
+            let down = x2.matmul(&l.a.t()?)?;
+            let up = down.matmul(&l.b.t()?)?;
             y = (y + (up * l.scale)?)?;
         }
-        Ok(y)
+        let mut out = dims;
+        if let Some(last) = out.last_mut() {
+            *last = y.dim(1)?;
+        }
+        y.reshape(out)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The Teacher's language model: configuration, checkpoint loading, the differentiable
 //! Llama-family decoder and its linear layers.
 
+pub mod checkpoint;
 pub mod config;
+pub mod frozen;
 pub mod gguf;
 pub mod hub;
 pub mod linear;
@@ -9,4 +11,5 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::ModelConfig;
+pub use checkpoint::Checkpoints;
 pub use transformer::{Decoder, KvCache, WeightSource, attention_mask};

@@ -38,6 +38,10 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !x.track_op() && !self.weight.track_op() {
+            // No gradient wanted: candle-nn's fused kernel (f32 accumulation, same formula).
+            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
+        }
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
         let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
@@ -94,6 +98,12 @@ fn rotate_half(x: &Tensor) -> Result<Tensor> {
 }
 
 fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if !x.track_op() && x.is_contiguous() {
+        // No gradient wanted: candle-nn's fused kernel (same rotate-half convention), fed the
+        // first halves of the tables as [B, T, head_dim / 2].
+        let half = |t: &Tensor| -> Result<Tensor> { t.narrow(D::Minus1, 0, t.dim(D::Minus1)? / 2)?.squeeze(1)?.contiguous() };
+        return candle_nn::rotary_emb::rope(x, &half(cos)?, &half(sin)?);
+    }
     x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?
 }
 
@@ -106,7 +116,7 @@ pub struct KvCache {
 }
 
 #[derive(Debug, Clone)]
-struct LayerCache {
+pub(super) struct LayerCache {
     k: Tensor,
     v: Tensor,
     len: usize,
@@ -205,7 +215,9 @@ impl Attention {
         let kt = if on_cpu { k.t()? } else { k.t()?.contiguous()? };
         let v = if on_cpu { v } else { v.contiguous()? };
         let scores = (q.matmul(&kt)? / (hd as f64).sqrt())?.reshape((b, nh, t, tk))?;
-        let probs = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
+        let scores = scores.broadcast_add(mask)?;
+        // The fused softmax has no backward: only when no gradient is wanted.
+        let probs = if scores.track_op() { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
         let y = probs.reshape((b, self.n_kv, rep * t, tk))?.matmul(&v)?;
         let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         self.o_proj.forward(&y)
@@ -222,8 +234,8 @@ struct Mlp {
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let g = self.gate_proj.forward(x)?;
-        // silu(g) = g · sigmoid(g), from differentiable ops.
-        let silu = (&g * candle_nn::ops::sigmoid(&g)?)?;
+        // candle's silu has a backward pass.
+        let silu = g.silu()?;
         self.down_proj.forward(&(silu * self.up_proj.forward(x)?)?)
     }
 }
@@ -291,27 +303,94 @@ impl Decoder {
 
     /// Hidden states [B, T, H] after the final norm, for `ids` [B, T] at `positions` [B, T] (u32)
     /// with additive `mask` [B, 1, T, T_past + T]. With a cache, keys/values are appended to it.
-    pub fn forward_hidden(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let max_pos = positions.max_all()?.to_scalar::<u32>()? as usize;
-        if max_pos >= self.config.max_position_embeddings {
-            candle_core::bail!("position {max_pos} is beyond max_position_embeddings {}", self.config.max_position_embeddings);
-        }
-        let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
+    pub fn forward_hidden(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.norm.forward(&self.forward_layers(ids, positions, mask, cache)?)
+    }
+
+    /// Like [`Decoder::forward_hidden`] without the final norm: the last layer's output.
+    pub fn forward_layers(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.check_positions(positions)?;
+        let mut x = self.embed(ids)?;
         let (cos, sin) = self.rope.tables(positions)?;
         if let Some(c) = cache.as_deref_mut()
             && c.layers.len() != self.layers.len()
         {
             c.layers = vec![None; self.layers.len()];
         }
-        for (i, layer) in self.layers.iter().enumerate() {
+        for i in 0..self.layers.len() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&x)?, &cos, &sin, mask, slot)?;
-            x = (x + h)?;
-            let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?;
-            x = (x + h)?;
+            x = self.layer_forward(i, &x, &cos, &sin, mask, slot)?;
         }
-        self.norm.forward(&x)
+        Ok(x)
+    }
+
+    /// Fails when a position is beyond the model's table.
+    pub(super) fn check_positions(&self, positions: &Tensor) -> Result<()> {
+        let max_pos = positions.max_all()?.to_scalar::<u32>()? as usize;
+        if max_pos >= self.config.max_position_embeddings {
+            candle_core::bail!("position {max_pos} is beyond max_position_embeddings {}", self.config.max_position_embeddings);
+        }
+        Ok(())
+    }
+
+    /// Token embeddings [B, T, H] of `ids` [B, T].
+    pub(super) fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))
+    }
+
+    /// RoPE cos and sin for `positions` [B, T], as [B, 1, T, head_dim].
+    pub(super) fn rope_tables(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.rope.tables(positions)
+    }
+
+    /// Number of decoder layers.
+    pub(super) fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Layer `i` applied to `x` [B, T, H] (both residual branches).
+    pub(super) fn layer_forward(&self, i: usize, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<&mut Option<LayerCache>>) -> Result<Tensor> {
+        let layer = &self.layers[i];
+        let h = layer.self_attn.forward(&layer.input_layernorm.forward(x)?, cos, sin, mask, cache)?;
+        let x = (x + h)?;
+        let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?;
+        x + h
+    }
+
+    /// The final RMSNorm, for hidden states of the last layer.
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        self.norm.forward(x)
+    }
+
+    /// The same model with every tensor detached from autograd, sharing storage (so it sees
+    /// optimiser updates): a forward through it records no graph.
+    pub fn detached(&self) -> Decoder {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| Layer {
+                input_layernorm: l.input_layernorm.detached(),
+                self_attn: Attention {
+                    q_proj: l.self_attn.q_proj.detached(),
+                    k_proj: l.self_attn.k_proj.detached(),
+                    v_proj: l.self_attn.v_proj.detached(),
+                    o_proj: l.self_attn.o_proj.detached(),
+                    ..l.self_attn.clone()
+                },
+                post_attention_layernorm: l.post_attention_layernorm.detached(),
+                mlp: Mlp { gate_proj: l.mlp.gate_proj.detached(), up_proj: l.mlp.up_proj.detached(), down_proj: l.mlp.down_proj.detached() },
+            })
+            .collect();
+        Decoder {
+            embed_tokens: self.embed_tokens.detach(),
+            layers,
+            norm: self.norm.detached(),
+            lm_head: self.lm_head.detach(),
+            lm_head_t: self.lm_head_t.as_ref().map(Tensor::detach),
+            rope: self.rope.clone(),
+            config: self.config.clone(),
+        }
     }
 
     /// The same model for inference (sampling): weights detached from autograd, so a forward
@@ -341,13 +420,13 @@ impl Decoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let lm_head = self.lm_head.detach();
+        let lm_head_t = self.lm_head.detach().t()?.contiguous()?;
         Ok(Decoder {
             embed_tokens: self.embed_tokens.detach(),
             layers,
             norm: self.norm.detached(),
-            lm_head_t: Some(lm_head.t()?.contiguous()?),
-            lm_head,
+            lm_head: lm_head_t.t()?,
+            lm_head_t: Some(lm_head_t),
             rope: self.rope.clone(),
             config: self.config.clone(),
         })
