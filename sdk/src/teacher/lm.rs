@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::chat::ChatTokenizer;
+use super::model::checkpoint::accumulate_grads;
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
 use super::model::{Decoder, KvCache, ModelConfig, attention_mask, hub};
@@ -595,18 +596,7 @@ impl Teacher for LmTeacher {
         // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
         // passes of gradient checkpointing).
         let params = self.optimizer.params().clone();
-        let mut absorb = |store: &GradStore| -> candle_core::Result<()> {
-            for (name, var) in &params {
-                if let Some(gr) = store.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
-                        Some(acc) => (acc + gr)?,
-                        None => gr.clone(),
-                    };
-                    grads.insert(name.clone(), sum);
-                }
-            }
-            Ok(())
-        };
+        let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
         let checkpointing = self.options.teacher.gradient_checkpointing;
         for mb in &micro {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();

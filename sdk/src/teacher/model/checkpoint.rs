@@ -3,6 +3,8 @@
 //! and pushes the gradient through it. Peak memory holds one layer's activations instead of all
 //! of them, for the price of one more forward pass (TRL's GRPO default does the same).
 
+use std::collections::BTreeMap;
+
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
@@ -62,13 +64,27 @@ impl Decoder {
     }
 }
 
+/// Adds the gradients `store` holds for `params` (by name) into `sums`: how gradients add up
+/// over micro-batches and over the per-layer passes of a checkpointed backward.
+pub fn accumulate_grads(sums: &mut BTreeMap<String, Tensor>, params: &BTreeMap<String, Var>, store: &GradStore) -> Result<()> {
+    for (name, var) in params {
+        if let Some(g) = store.get(var.as_tensor()) {
+            let sum = match sums.remove(name) {
+                Some(acc) => (acc + g)?,
+                None => g.clone(),
+            };
+            sums.insert(name.clone(), sum);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::transformer::{WeightSource, attention_mask};
     use super::super::ModelConfig;
     use super::*;
     use candle_core::{DType, Device};
-    use std::collections::BTreeMap;
 
     /// A tiny random decoder whose every tensor is a `Var`.
     struct Random {
@@ -130,18 +146,7 @@ mod tests {
         let leaf = Var::from_tensor(&last).unwrap();
         let head = loss(leaf.as_tensor(), &d).unwrap().backward().unwrap();
         let mut sums: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut absorb = |st: &GradStore| -> Result<()> {
-            for (name, v) in &src.vars {
-                if let Some(g) = st.get(v.as_tensor()) {
-                    let s = match sums.remove(name) {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
-                    };
-                    sums.insert(name.clone(), s);
-                }
-            }
-            Ok(())
-        };
+        let mut absorb = |st: &GradStore| accumulate_grads(&mut sums, &src.vars, st);
         absorb(&head).unwrap();
         d.backward_checkpointed(ck, head.get(leaf.as_tensor()).unwrap().clone(), &mut absorb).unwrap();
         assert_eq!(sums.len(), src.vars.len(), "every weight gets a gradient");
