@@ -527,12 +527,17 @@ struct Packed {
 /// log-softmax) exist for one chunk of rows at a time (~50 MB per 1,000 tokens per 49k vocab).
 const HEAD_TOKENS: usize = 256;
 
+/// Rows of T_c completion tokens per output-head chunk (about [`HEAD_TOKENS`] tokens, at least 1).
+fn head_chunk_rows(tc: usize) -> usize {
+    (HEAD_TOKENS / tc.max(1)).max(1)
+}
+
 /// log p(target) [B, T_c] under `decoder`'s output head from the last layer's output `x`
 /// [B, T, H] (before the final norm), temperature-scaled as when sampling; rows in chunks of
 /// about [`HEAD_TOKENS`] tokens. Differentiable when `decoder` or `x` is.
 fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, tp: usize, temperature: f64) -> Result<Tensor> {
     let (b, tc) = targets.dims2()?;
-    let rows = (HEAD_TOKENS / tc.max(1)).max(1);
+    let rows = head_chunk_rows(tc);
     let temp = if temperature > 0.0 { temperature } else { 1.0 };
     let mut parts = Vec::with_capacity(b.div_ceil(rows));
     for r0 in (0..b).step_by(rows) {
@@ -624,13 +629,16 @@ impl Teacher for LmTeacher {
                 // through the head (in row chunks) and the layers (one recomputed at a time).
                 let t0 = std::time::Instant::now();
                 let (last, ck) = self.decoder.forward_checkpointed(&p.ids, &p.positions, &p.mask)?;
-                let values = head_logprobs(&self.decoder.detached(), &last, &p.targets, p.tp, g.temperature)?;
+                let values = head_logprobs(&self.decoder.detached()?, &last, &p.targets, p.tp, g.temperature)?;
                 let leaf = Var::from_tensor(&values)?;
                 let out = loss_fn.compute(leaf.as_tensor(), old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
-                let g_logp = out.loss.backward()?.get(leaf.as_tensor()).cloned().unwrap_or(values.zeros_like()?);
+                let g_logp = match out.loss.backward()?.get(leaf.as_tensor()) {
+                    Some(g) => g.clone(),
+                    None => values.zeros_like()?,
+                };
                 let t1 = std::time::Instant::now();
                 let (b, tc) = p.targets.dims2()?;
-                let rows = (HEAD_TOKENS / tc.max(1)).max(1);
+                let rows = head_chunk_rows(tc);
                 let mut g_last = Vec::with_capacity(b.div_ceil(rows));
                 for r0 in (0..b).step_by(rows) {
                     let n = rows.min(b - r0);
@@ -638,7 +646,10 @@ impl Teacher for LmTeacher {
                     let lp = head_logprobs(&self.decoder, x.as_tensor(), &p.targets.narrow(0, r0, n)?, p.tp, g.temperature)?;
                     let store = (lp * g_logp.narrow(0, r0, n)?)?.sum_all()?.backward()?;
                     absorb(&store)?;
-                    g_last.push(store.get(x.as_tensor()).cloned().unwrap_or(x.as_tensor().zeros_like()?));
+                    g_last.push(match store.get(x.as_tensor()) {
+                        Some(g) => g.clone(),
+                        None => x.as_tensor().zeros_like()?,
+                    });
                 }
                 drop(last);
                 let t2 = std::time::Instant::now();

@@ -27,7 +27,7 @@ impl Decoder {
     /// [`Decoder::backward_checkpointed`] needs.
     pub fn forward_checkpointed(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor) -> Result<(Tensor, Checkpoints)> {
         self.check_positions(positions)?;
-        let frozen = self.detached();
+        let frozen = self.detached()?;
         let (cos, sin) = self.rope_tables(positions)?;
         let mut x = frozen.embed(ids)?;
         let mut inputs = Vec::with_capacity(self.num_layers());

@@ -60,19 +60,15 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = match &self.weight_t {
-            Some(wt) => wt.clone(),
-            None => self.weight.t()?,
-        };
         // Fold the leading dims into rows: one gemm against the weight, and in backward one
         // gemm for its gradient instead of a per-batch product summed afterwards.
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, dims[dims.len() - 1]))?;
-        let mut y = if self.weight_t.is_none() && super::frozen::applies(&x2, &self.weight) {
-            super::frozen::frozen_matmul(&x2, &self.weight)?
-        } else {
-            x2.matmul(&w)?
+        let mut y = match &self.weight_t {
+            Some(wt) => x2.matmul(wt)?,
+            None if super::frozen::applies(&x2, &self.weight) => super::frozen::frozen_matmul(&x2, &self.weight)?,
+            None => x2.matmul(&self.weight.t()?)?,
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;

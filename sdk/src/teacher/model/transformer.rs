@@ -365,32 +365,8 @@ impl Decoder {
 
     /// The same model with every tensor detached from autograd, sharing storage (so it sees
     /// optimiser updates): a forward through it records no graph.
-    pub fn detached(&self) -> Decoder {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| Layer {
-                input_layernorm: l.input_layernorm.detached(),
-                self_attn: Attention {
-                    q_proj: l.self_attn.q_proj.detached(),
-                    k_proj: l.self_attn.k_proj.detached(),
-                    v_proj: l.self_attn.v_proj.detached(),
-                    o_proj: l.self_attn.o_proj.detached(),
-                    ..l.self_attn.clone()
-                },
-                post_attention_layernorm: l.post_attention_layernorm.detached(),
-                mlp: Mlp { gate_proj: l.mlp.gate_proj.detached(), up_proj: l.mlp.up_proj.detached(), down_proj: l.mlp.down_proj.detached() },
-            })
-            .collect();
-        Decoder {
-            embed_tokens: self.embed_tokens.detach(),
-            layers,
-            norm: self.norm.detached(),
-            lm_head: self.lm_head.detach(),
-            lm_head_t: self.lm_head_t.as_ref().map(Tensor::detach),
-            rope: self.rope.clone(),
-            config: self.config.clone(),
-        }
+    pub fn detached(&self) -> Result<Decoder> {
+        self.rebuilt(|l| Ok(l.detached()))
     }
 
     /// The same model for inference (sampling): weights detached from autograd, so a forward
@@ -398,37 +374,45 @@ impl Decoder {
     /// merged, and matrices stored the way gemm reads them fastest. A snapshot of the weights:
     /// build it again after an optimiser step.
     pub fn for_inference(&self) -> Result<Decoder> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| -> Result<Layer> {
-                Ok(Layer {
-                    input_layernorm: l.input_layernorm.detached(),
-                    self_attn: Attention {
-                        q_proj: l.self_attn.q_proj.for_inference()?,
-                        k_proj: l.self_attn.k_proj.for_inference()?,
-                        v_proj: l.self_attn.v_proj.for_inference()?,
-                        o_proj: l.self_attn.o_proj.for_inference()?,
-                        ..l.self_attn.clone()
-                    },
-                    post_attention_layernorm: l.post_attention_layernorm.detached(),
-                    mlp: Mlp {
-                        gate_proj: l.mlp.gate_proj.for_inference()?,
-                        up_proj: l.mlp.up_proj.for_inference()?,
-                        down_proj: l.mlp.down_proj.for_inference()?,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let lm_head_t = self.lm_head.detach().t()?.contiguous()?;
-        Ok(Decoder {
-            embed_tokens: self.embed_tokens.detach(),
-            layers,
-            norm: self.norm.detached(),
-            lm_head: lm_head_t.t()?,
-            lm_head_t: Some(lm_head_t),
-            rope: self.rope.clone(),
-            config: self.config.clone(),
+        let mut d = self.rebuilt(Linear::for_inference)?;
+        let lm_head_t = d.lm_head.t()?.contiguous()?;
+        d.lm_head = lm_head_t.t()?;
+        d.lm_head_t = Some(lm_head_t);
+        Ok(d)
+    }
+
+    /// A copy with every tensor detached and each linear layer replaced by `linear(layer)`.
+    fn rebuilt(&self, mut linear: impl FnMut(&Linear) -> Result<Linear>) -> Result<Decoder> {
+        let mut d = self.clone();
+        for (_, l) in d.linears_mut() {
+            *l = linear(l)?;
+        }
+        for l in &mut d.layers {
+            l.input_layernorm = l.input_layernorm.detached();
+            l.post_attention_layernorm = l.post_attention_layernorm.detached();
+        }
+        d.embed_tokens = d.embed_tokens.detach();
+        d.norm = d.norm.detached();
+        d.lm_head = d.lm_head.detach();
+        d.lm_head_t = d.lm_head_t.as_ref().map(Tensor::detach);
+        Ok(d)
+    }
+
+    /// Every linear layer of the blocks with its checkpoint path (`model.layers.0.self_attn.q_proj`).
+    fn linears_mut(&mut self) -> impl Iterator<Item = (String, &mut Linear)> + '_ {
+        self.layers.iter_mut().enumerate().flat_map(|(i, l)| {
+            let (attn, mlp) = (&mut l.self_attn, &mut l.mlp);
+            [
+                ("self_attn.q_proj", &mut attn.q_proj),
+                ("self_attn.k_proj", &mut attn.k_proj),
+                ("self_attn.v_proj", &mut attn.v_proj),
+                ("self_attn.o_proj", &mut attn.o_proj),
+                ("mlp.gate_proj", &mut mlp.gate_proj),
+                ("mlp.up_proj", &mut mlp.up_proj),
+                ("mlp.down_proj", &mut mlp.down_proj),
+            ]
+            .into_iter()
+            .map(move |(name, lin)| (format!("model.layers.{i}.{name}"), lin))
         })
     }
 
@@ -444,19 +428,8 @@ impl Decoder {
     /// Sets LoRA adapters on the linear layers: `make(path, lin)` gets each layer's checkpoint
     /// path (`model.layers.0.self_attn.q_proj`) and returns its adapter, if any.
     pub fn attach_lora(&mut self, mut make: impl FnMut(&str, &Linear) -> Result<Option<super::linear::Lora>>) -> Result<()> {
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            let targets: [(&str, &mut Linear); 7] = [
-                ("self_attn.q_proj", &mut l.self_attn.q_proj),
-                ("self_attn.k_proj", &mut l.self_attn.k_proj),
-                ("self_attn.v_proj", &mut l.self_attn.v_proj),
-                ("self_attn.o_proj", &mut l.self_attn.o_proj),
-                ("mlp.gate_proj", &mut l.mlp.gate_proj),
-                ("mlp.up_proj", &mut l.mlp.up_proj),
-                ("mlp.down_proj", &mut l.mlp.down_proj),
-            ];
-            for (name, lin) in targets {
-                lin.lora = make(&format!("model.layers.{i}.{name}"), lin)?;
-            }
+        for (path, lin) in self.linears_mut() {
+            lin.lora = make(&path, lin)?;
         }
         Ok(())
     }
