@@ -6,8 +6,9 @@ mod run;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc returns freed memory to the system; glibc's per-thread arenas kept gigabytes of
-/// freed tensor memory resident across the demo's train and eval phases (OOM at 24 GB).
+/// mimalloc, not glibc: glibc's per-thread arenas kept gigabytes of freed tensor memory
+/// resident across the demo's train and eval phases (OOM at 24 GB). `main` tells it to reuse
+/// freed memory rather than purge it ([`wst_sdk::alloc::keep_freed_memory`]).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -44,6 +45,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    wst_sdk::alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

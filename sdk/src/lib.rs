@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod config;
 pub mod dataset;
 mod error;

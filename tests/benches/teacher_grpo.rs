@@ -8,7 +8,8 @@
 
 use std::time::Instant;
 
-/// The allocator the `wst` binary uses (glibc's arenas keep freed tensor memory resident).
+/// The allocator the `wst` binary uses, tuned as it tunes it (`main` calls
+/// `wst_sdk::alloc::keep_freed_memory`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -34,6 +35,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    let kept = wst_sdk::alloc::keep_freed_memory();
     // RUST_LOG=wst_sdk=debug prints the step's phases.
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let mode = std::env::args().skip(1).find(|a| a == "full" || a == "lora").unwrap_or_else(|| "full".into());
@@ -84,7 +86,7 @@ fn main() {
             "completions": flat.len(), "completion_tokens": tokens,
             "sampling_seconds": (sample_s * 100.0).round() / 100.0, "sampling_tokens_per_s": (tokens as f64 / sample_s * 10.0).round() / 10.0,
             "grpo_step_seconds": (step_s * 100.0).round() / 100.0, "grad_norm": m.grad_norm, "kl": m.kl,
-            "peak_rss_mb": peak_rss_mb().round(),
+            "peak_rss_mb": peak_rss_mb().round(), "mimalloc_keeps_freed_memory": kept,
         })
     );
 }

@@ -12,10 +12,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::chat::ChatTokenizer;
-use super::model::checkpoint::accumulate_grads;
+use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
-use super::model::{Decoder, KvCache, ModelConfig, attention_mask, hub};
+use super::model::{Decoder, KvCache, ModelConfig, SharedBatch, attention_mask, hub};
 use super::optimizer::{AdamW, AdamWSettings};
 use super::sampler::{SamplerSettings, sample, token_logprob};
 use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
@@ -378,43 +378,79 @@ impl LmTeacher {
     /// scaled as when sampling), with the completion mask [B, T_c]. Differentiable.
     pub fn completion_logprobs(&self, decoder: &Decoder, samples: &[&TeacherSample], temperature: f64) -> Result<(Tensor, Tensor)> {
         let p = self.pack(samples)?;
-        let last = decoder.forward_layers(&p.ids, &p.positions, &p.mask, None)?;
-        Ok((head_logprobs(decoder, &last, &p.targets, p.tp, temperature)?, p.cmask))
+        let (yp, yc) = decoder.forward_shared(&p.batch)?;
+        Ok((head_logprobs(decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)?, p.cmask))
     }
 
-    /// Samples as one batch: prompts left-padded to a common length, completions right-padded.
+    /// Samples as one batch: each distinct prompt once, completions right-padded.
     fn pack(&self, samples: &[&TeacherSample]) -> Result<Packed> {
-        let b = samples.len();
-        let tp = samples.iter().map(|s| s.prompt_ids.len()).max().unwrap_or(1).max(1);
-        let tc = samples.iter().map(|s| s.completion_ids.len()).max().unwrap_or(1).max(1);
-        let t = tp + tc;
-        let pad = self.tokenizer.pad_id;
-        let (mut ids, mut targets, mut cmask) = (Vec::with_capacity(b * t), Vec::with_capacity(b * tc), Vec::with_capacity(b * tc));
-        let mut real = vec![vec![false; t]; b];
-        let mut pos = vec![vec![0i64; t]; b];
-        for (r, s) in samples.iter().enumerate() {
-            let off = tp - s.prompt_ids.len();
-            ids.extend(std::iter::repeat_n(pad, off));
-            ids.extend(s.prompt_ids.iter().copied());
-            ids.extend(s.completion_ids.iter().copied());
-            ids.extend(std::iter::repeat_n(pad, tc - s.completion_ids.len()));
-            let len = s.prompt_ids.len() + s.completion_ids.len();
-            for j in 0..len {
-                real[r][off + j] = true;
-                pos[r][off + j] = j as i64;
-            }
-            targets.extend(s.completion_ids.iter().copied());
-            targets.extend(std::iter::repeat_n(0u32, tc - s.completion_ids.len()));
+        let rows: Vec<(&[u32], &[u32])> = samples.iter().map(|s| (s.prompt_ids.as_slice(), s.completion_ids.as_slice())).collect();
+        let batch = SharedBatch::new(&rows, self.tokenizer.pad_id, self.dtype, &self.device).map_err(|e| Error::invalid("samples", e.to_string()))?;
+        let tc = samples.iter().map(|s| s.completion_ids.len()).max().unwrap_or(0).max(1);
+        let (mut targets, mut cmask) = (Vec::with_capacity(samples.len() * tc), Vec::with_capacity(samples.len() * tc));
+        for s in samples {
+            targets.extend(s.completion_ids.iter().copied().chain(std::iter::repeat(0)).take(tc));
             cmask.extend((0..tc).map(|j| if j < s.completion_ids.len() { 1.0f32 } else { 0.0 }));
         }
         Ok(Packed {
-            ids: Tensor::from_vec(ids, (b, t), &self.device)?,
-            positions: Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?,
-            mask: attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?,
-            targets: Tensor::from_vec(targets, (b, tc), &self.device)?,
-            cmask: Tensor::from_vec(cmask, (b, tc), &self.device)?,
-            tp,
+            batch,
+            targets: Tensor::from_vec(targets, (samples.len(), tc), &self.device)?,
+            cmask: Tensor::from_vec(cmask, (samples.len(), tc), &self.device)?,
         })
+    }
+
+    /// The reference model's per-token log-probs of `p`'s completions (no graph), if β > 0.
+    fn reference_logprobs(&self, p: &Packed, temperature: f64) -> Result<Option<Tensor>> {
+        let Some(r) = &self.reference else { return Ok(None) };
+        // The reference holds plain tensors: its forward records no graph.
+        let (yp, yc) = r.forward_shared(&p.batch)?;
+        Ok(Some(head_logprobs(r, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)?.detach()))
+    }
+
+    /// Gradient checkpointing: the policy's log-probs of `p` computed without a graph, `loss`
+    /// applied to them as a leaf, then the gradient pushed back through the output head (in row
+    /// chunks) and the layers (each recomputed from its input); `absorb` receives the weights'
+    /// gradients. Returns what `loss` returned.
+    fn checkpointed_backward<T>(
+        &self,
+        p: &Packed,
+        temperature: f64,
+        loss: impl FnOnce(&Tensor) -> Result<(Tensor, T)>,
+        absorb: &mut dyn FnMut(&GradStore) -> candle_core::Result<()>,
+    ) -> Result<T> {
+        let t0 = std::time::Instant::now();
+        let ((yp, yc), ck) = self.decoder.forward_checkpointed(&p.batch)?;
+        let x = p.batch.predictors(&yp, &yc)?;
+        let values = head_logprobs(&self.decoder.detached()?, &x, &p.targets, temperature)?;
+        let leaf = Var::from_tensor(&values)?;
+        let (loss, out) = loss(leaf.as_tensor())?;
+        let g_logp = grad_or_zeros(&loss.backward()?, &leaf)?;
+        let t1 = std::time::Instant::now();
+        let (b, tc) = p.targets.dims2()?;
+        let rows = head_chunk_rows(tc);
+        let mut g_x = Vec::with_capacity(b.div_ceil(rows));
+        for r0 in (0..b).step_by(rows) {
+            let n = rows.min(b - r0);
+            let xs = Var::from_tensor(&x.narrow(0, r0, n)?)?;
+            let lp = head_logprobs(&self.decoder, xs.as_tensor(), &p.targets.narrow(0, r0, n)?, temperature)?;
+            let store = (lp * g_logp.narrow(0, r0, n)?)?.sum_all()?.backward()?;
+            absorb(&store)?;
+            g_x.push(grad_or_zeros(&store, &xs)?);
+        }
+        drop(x);
+        // From the predicting positions back to the two blocks' last-layer outputs.
+        let (vp, vc) = (Var::from_tensor(&yp)?, Var::from_tensor(&yc)?);
+        drop((yp, yc));
+        let store = (p.batch.predictors(vp.as_tensor(), vc.as_tensor())? * Tensor::cat(&g_x, 0)?)?.sum_all()?.backward()?;
+        let t2 = std::time::Instant::now();
+        self.decoder.backward_checkpointed(ck, (grad_or_zeros(&store, &vp)?, grad_or_zeros(&store, &vc)?), absorb)?;
+        tracing::debug!(
+            forward_s = (t1 - t0).as_secs_f64(),
+            head_backward_s = (t2 - t1).as_secs_f64(),
+            layers_backward_s = t2.elapsed().as_secs_f64(),
+            "checkpointed micro-batch"
+        );
+        Ok(out)
     }
 
     fn learning_rate(&self) -> f64 {
@@ -512,15 +548,12 @@ impl LmTeacher {
 
 /// A micro-batch packed for a forward pass (see [`LmTeacher::pack`]).
 struct Packed {
-    ids: Tensor,
-    positions: Tensor,
-    mask: Tensor,
+    /// Distinct prompts and the completions.
+    batch: SharedBatch,
     /// Completion tokens [B, T_c] (0 on padding).
     targets: Tensor,
     /// 1 on completion tokens, 0 on padding [B, T_c].
     cmask: Tensor,
-    /// Padded prompt length: position tp − 1 predicts the first completion token.
-    tp: usize,
 }
 
 /// Completion tokens per chunk of the output head: its [rows, T_c, vocab] logits (and their
@@ -532,19 +565,19 @@ fn head_chunk_rows(tc: usize) -> usize {
     (HEAD_TOKENS / tc.max(1)).max(1)
 }
 
-/// log p(target) [B, T_c] under `decoder`'s output head from the last layer's output `x`
-/// [B, T, H] (before the final norm), temperature-scaled as when sampling; rows in chunks of
-/// about [`HEAD_TOKENS`] tokens. Differentiable when `decoder` or `x` is.
-fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, tp: usize, temperature: f64) -> Result<Tensor> {
+/// log p(target) [B, T_c] under `decoder`'s output head from the last layer's outputs `x`
+/// [B, T_c, H] at the positions predicting each target (before the final norm), temperature-
+/// scaled as when sampling; rows in chunks of about [`HEAD_TOKENS`] tokens. Differentiable when
+/// `decoder` or `x` is.
+fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, temperature: f64) -> Result<Tensor> {
     let (b, tc) = targets.dims2()?;
     let rows = head_chunk_rows(tc);
     let temp = if temperature > 0.0 { temperature } else { 1.0 };
     let mut parts = Vec::with_capacity(b.div_ceil(rows));
     for r0 in (0..b).step_by(rows) {
         let n = rows.min(b - r0);
-        // Position i predicts token i + 1: the completion is predicted from tp − 1 onwards.
-        let h = decoder.final_norm(&x.narrow(0, r0, n)?.narrow(1, tp - 1, tc)?)?;
-        let logits = (decoder.logits(&h)?.to_dtype(DType::F32)? / temp)?;
+        let logits = decoder.logits(&decoder.final_norm(&x.narrow(0, r0, n)?)?)?.to_dtype(DType::F32)?;
+        let logits = if temp == 1.0 { logits } else { (logits / temp)? };
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let t = targets.narrow(0, r0, n)?.contiguous()?.unsqueeze(D::Minus1)?;
         parts.push(logp.gather(&t, D::Minus1)?.squeeze(D::Minus1)?);
@@ -607,65 +640,26 @@ impl Teacher for LmTeacher {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
             let p = self.pack(&samples)?;
             let started = std::time::Instant::now();
-            let reference = match &self.reference {
-                // The reference holds plain tensors: its forward records no graph.
-                Some(r) => Some(head_logprobs(r, &r.forward_layers(&p.ids, &p.positions, &p.mask, None)?, &p.targets, p.tp, g.temperature)?.detach()),
-                None => None,
-            };
+            let reference = self.reference_logprobs(&p, g.temperature)?;
             let reference_s = started.elapsed().as_secs_f64();
             let old = if g.num_iterations > 1 {
                 let tc = p.targets.dim(1)?;
-                let flat: Vec<f32> = samples
-                    .iter()
-                    .flat_map(|s| s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc).collect::<Vec<_>>())
-                    .collect();
+                let flat: Vec<f32> = samples.iter().flat_map(|s| s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc)).collect();
                 Some(Tensor::from_vec(flat, (samples.len(), tc), &self.device)?)
             } else {
                 None
             };
             let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
+            let loss = |logp: &Tensor| -> Result<_> {
+                let out = loss_fn.compute(logp, old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
+                Ok((out.loss.clone(), out))
+            };
             let out = if checkpointing {
-                // Forward without a graph, loss on a leaf of log-probs, then the gradient goes back
-                // through the head (in row chunks) and the layers (one recomputed at a time).
-                let t0 = std::time::Instant::now();
-                let (last, ck) = self.decoder.forward_checkpointed(&p.ids, &p.positions, &p.mask)?;
-                let values = head_logprobs(&self.decoder.detached()?, &last, &p.targets, p.tp, g.temperature)?;
-                let leaf = Var::from_tensor(&values)?;
-                let out = loss_fn.compute(leaf.as_tensor(), old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
-                let g_logp = match out.loss.backward()?.get(leaf.as_tensor()) {
-                    Some(g) => g.clone(),
-                    None => values.zeros_like()?,
-                };
-                let t1 = std::time::Instant::now();
-                let (b, tc) = p.targets.dims2()?;
-                let rows = head_chunk_rows(tc);
-                let mut g_last = Vec::with_capacity(b.div_ceil(rows));
-                for r0 in (0..b).step_by(rows) {
-                    let n = rows.min(b - r0);
-                    let x = Var::from_tensor(&last.narrow(0, r0, n)?)?;
-                    let lp = head_logprobs(&self.decoder, x.as_tensor(), &p.targets.narrow(0, r0, n)?, p.tp, g.temperature)?;
-                    let store = (lp * g_logp.narrow(0, r0, n)?)?.sum_all()?.backward()?;
-                    absorb(&store)?;
-                    g_last.push(match store.get(x.as_tensor()) {
-                        Some(g) => g.clone(),
-                        None => x.as_tensor().zeros_like()?,
-                    });
-                }
-                drop(last);
-                let t2 = std::time::Instant::now();
-                self.decoder.backward_checkpointed(ck, Tensor::cat(&g_last, 0)?, &mut absorb)?;
-                tracing::debug!(
-                    forward_s = (t1 - t0).as_secs_f64(),
-                    head_backward_s = (t2 - t1).as_secs_f64(),
-                    layers_backward_s = t2.elapsed().as_secs_f64(),
-                    "checkpointed micro-batch"
-                );
-                out
+                self.checkpointed_backward(&p, g.temperature, loss, &mut absorb)?
             } else {
-                let last = self.decoder.forward_layers(&p.ids, &p.positions, &p.mask, None)?;
-                let logp = head_logprobs(&self.decoder, &last, &p.targets, p.tp, g.temperature)?;
-                let out = loss_fn.compute(&logp, old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
-                absorb(&out.loss.backward()?)?;
+                let (yp, yc) = self.decoder.forward_shared(&p.batch)?;
+                let (l, out) = loss(&head_logprobs(&self.decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, g.temperature)?)?;
+                absorb(&l.backward()?)?;
                 out
             };
             tracing::debug!(rows = mb.len(), reference_s, policy_s = started.elapsed().as_secs_f64() - reference_s, checkpointing, "micro-batch");

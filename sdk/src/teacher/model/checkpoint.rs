@@ -8,59 +8,65 @@ use std::collections::BTreeMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::shared::{SharedBatch, SharedRope};
 use super::transformer::Decoder;
 
 /// What [`Decoder::forward_checkpointed`] keeps for the backward pass.
 #[derive(Debug)]
 pub struct Checkpoints {
-    ids: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-    mask: Tensor,
-    /// Input [B, T, H] of every layer, first layer first.
-    inputs: Vec<Tensor>,
+    batch: SharedBatch,
+    rope: SharedRope,
+    /// Inputs of every layer (prompt block [U, T_p, H], completion block [B, T_c, H]), first
+    /// layer first.
+    inputs: Vec<(Tensor, Tensor)>,
 }
 
 impl Decoder {
-    /// The last layer's output [B, T, H] (before the final norm) for `ids` [B, T] at `positions`
-    /// with additive `mask`, computed without a graph, and the checkpoints that
+    /// The last layer's outputs (prompt block, completion block; before the final norm) for
+    /// `batch`, computed without a graph, and the checkpoints that
     /// [`Decoder::backward_checkpointed`] needs.
-    pub fn forward_checkpointed(&self, ids: &Tensor, positions: &Tensor, mask: &Tensor) -> Result<(Tensor, Checkpoints)> {
-        self.check_positions(positions)?;
+    pub fn forward_checkpointed(&self, batch: &SharedBatch) -> Result<((Tensor, Tensor), Checkpoints)> {
+        let rope = self.shared_rope(batch)?;
         let frozen = self.detached()?;
-        let (cos, sin) = self.rope_tables(positions)?;
-        let mut x = frozen.embed(ids)?;
+        let mut x = (frozen.embed(&batch.prompt_ids)?, frozen.embed(&batch.ids)?);
         let mut inputs = Vec::with_capacity(self.num_layers());
         for i in 0..self.num_layers() {
-            let next = frozen.layer_forward(i, &x, &cos, &sin, mask, None)?;
+            let next = frozen.layer_forward_shared(i, &x.0, &x.1, &rope, batch)?;
             inputs.push(x);
             x = next;
         }
-        Ok((x, Checkpoints { ids: ids.clone(), cos, sin, mask: mask.clone(), inputs }))
+        Ok((x, Checkpoints { batch: batch.clone(), rope, inputs }))
     }
 
-    /// Backpropagates `grad` = ∂loss/∂(last layer's output) through the layers and the embedding,
-    /// recomputing each layer from its checkpoint; `absorb` receives each layer's gradients
-    /// (keyed by the trainable tensors, as from [`Tensor::backward`]).
-    pub fn backward_checkpointed(&self, mut ck: Checkpoints, mut grad: Tensor, absorb: &mut dyn FnMut(&GradStore) -> Result<()>) -> Result<()> {
+    /// Backpropagates `grad` = ∂loss/∂(last layer's outputs, both blocks) through the layers and
+    /// the embedding, recomputing each layer from its checkpoint; `absorb` receives each layer's
+    /// gradients (keyed by the trainable tensors, as from [`Tensor::backward`]).
+    pub fn backward_checkpointed(&self, mut ck: Checkpoints, grad: (Tensor, Tensor), absorb: &mut dyn FnMut(&GradStore) -> Result<()>) -> Result<()> {
+        let (mut gp, mut gc) = grad;
         for i in (0..self.num_layers()).rev() {
-            let input = ck.inputs.pop().ok_or_else(|| candle_core::Error::Msg(format!("no checkpoint for layer {i}")))?;
-            let x = Var::from_tensor(&input)?;
-            drop(input);
-            let y = self.layer_forward(i, x.as_tensor(), &ck.cos, &ck.sin, &ck.mask, None)?;
+            let (p, c) = ck.inputs.pop().ok_or_else(|| candle_core::Error::Msg(format!("no checkpoint for layer {i}")))?;
+            let (xp, xc) = (Var::from_tensor(&p)?, Var::from_tensor(&c)?);
+            drop((p, c));
+            let (yp, yc) = self.layer_forward_shared(i, xp.as_tensor(), xc.as_tensor(), &ck.rope, &ck.batch)?;
             // ∂/∂θ of Σ y·g is g·∂y/∂θ: the chain rule through this layer, with g held constant.
-            let store = (y * &grad)?.sum_all()?.backward()?;
+            let store = ((yp * &gp)?.sum_all()? + (yc * &gc)?.sum_all()?)?.backward()?;
             absorb(&store)?;
-            grad = match store.get(x.as_tensor()) {
-                Some(g) => g.clone(),
-                None => return Ok(()),
-            };
+            gp = grad_or_zeros(&store, &xp)?;
+            gc = grad_or_zeros(&store, &xc)?;
         }
-        let x0 = self.embed(&ck.ids)?;
-        if x0.track_op() {
-            absorb(&(x0 * grad)?.sum_all()?.backward()?)?;
+        let (x0p, x0c) = (self.embed(&ck.batch.prompt_ids)?, self.embed(&ck.batch.ids)?);
+        if x0p.track_op() {
+            absorb(&((x0p * gp)?.sum_all()? + (x0c * gc)?.sum_all()?)?.backward()?)?;
         }
         Ok(())
+    }
+}
+
+/// The gradient `store` holds for `x`, or zeros of its shape when nothing reached it.
+pub fn grad_or_zeros(store: &GradStore, x: &Var) -> Result<Tensor> {
+    match store.get(x.as_tensor()) {
+        Some(g) => Ok(g.clone()),
+        None => x.as_tensor().zeros_like(),
     }
 }
 
@@ -81,76 +87,36 @@ pub fn accumulate_grads(sums: &mut BTreeMap<String, Tensor>, params: &BTreeMap<S
 
 #[cfg(test)]
 mod tests {
-    use super::super::transformer::{WeightSource, attention_mask};
-    use super::super::ModelConfig;
+    use super::super::testing::random_decoder;
     use super::*;
     use candle_core::{DType, Device};
 
-    /// A tiny random decoder whose every tensor is a `Var`.
-    struct Random {
-        vars: BTreeMap<String, Var>,
-        cfg: ModelConfig,
-    }
-
-    impl WeightSource for Random {
-        fn get(&mut self, name: &str) -> Result<Tensor> {
-            let c = &self.cfg;
-            let (h, kv, inter) = (c.hidden_size, c.num_kv_heads() * c.head_dim(), c.intermediate_size);
-            let shape: Vec<usize> = match name.rsplit_once('.').map(|(p, _)| p.rsplit('.').next().unwrap_or(p)).unwrap_or(name) {
-                "embed_tokens" | "lm_head" => vec![c.vocab_size, h],
-                "q_proj" | "o_proj" => vec![h, h],
-                "k_proj" | "v_proj" => vec![kv, h],
-                "gate_proj" | "up_proj" => vec![inter, h],
-                "down_proj" => vec![h, inter],
-                _ => vec![h],
-            };
-            let t = if shape.len() == 1 { (Tensor::randn(0f32, 0.1, h, &Device::Cpu)? + 1.0)? } else { Tensor::randn(0f32, 0.3, shape, &Device::Cpu)? };
-            let v = Var::from_tensor(&t)?;
-            self.vars.insert(name.to_string(), v.clone());
-            Ok(v.as_tensor().clone())
-        }
-        fn contains(&self, _name: &str) -> bool {
-            false
-        }
-    }
-
     #[test]
     fn checkpointed_gradients_equal_plain_backprop() {
-        let cfg: ModelConfig = serde_json::from_value(serde_json::json!({
-            "model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 3,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-            "max_position_embeddings": 64, "tie_word_embeddings": true,
-        }))
-        .unwrap();
-        let mut src = Random { vars: BTreeMap::new(), cfg: cfg.clone() };
-        let d = Decoder::new(&cfg, &mut src, DType::F32, &Device::Cpu).unwrap();
-        // Two rows, the second left-padded by two.
-        let ids = Tensor::new(&[[1u32, 5, 9, 3, 7], [0, 0, 4, 8, 2]], &Device::Cpu).unwrap();
-        let pos = vec![vec![0i64, 1, 2, 3, 4], vec![0, 0, 0, 1, 2]];
-        let real = vec![vec![true; 5], vec![false, false, true, true, true]];
-        let positions = Tensor::new(&[[0u32, 1, 2, 3, 4], [0, 0, 0, 1, 2]], &Device::Cpu).unwrap();
-        let mask = attention_mask(&pos, &pos, &real, &real, DType::F32, &Device::Cpu).unwrap();
-        let weights = Tensor::randn(0f32, 1.0, (2, 5, 40), &Device::Cpu).unwrap();
-        let loss = |h: &Tensor, dec: &Decoder| -> Result<Tensor> { (dec.logits(&dec.final_norm(h)?)? * &weights)?.sum_all() };
+        let (d, vars) = random_decoder(3);
+        // Two completions of one prompt and one of a shorter prompt (left-padded); uneven lengths.
+        let rows: [(&[u32], &[u32]); 3] = [(&[1, 5, 9], &[3, 7, 2]), (&[1, 5, 9], &[4]), (&[6, 8], &[9, 9])];
+        let batch = SharedBatch::new(&rows, 0, DType::F32, &Device::Cpu).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (3, 3, 40), &Device::Cpu).unwrap();
+        let loss = |yp: &Tensor, yc: &Tensor, dec: &Decoder| -> Result<Tensor> {
+            (dec.logits(&dec.final_norm(&batch.predictors(yp, yc)?)?)? * &weights)?.sum_all()
+        };
 
         // Plain: one graph through everything.
-        let mut x = d.embed(&ids).unwrap();
-        let (cos, sin) = d.rope_tables(&positions).unwrap();
-        for i in 0..d.num_layers() {
-            x = d.layer_forward(i, &x, &cos, &sin, &mask, None).unwrap();
-        }
-        let plain = loss(&x, &d).unwrap().backward().unwrap();
+        let (yp, yc) = d.forward_shared(&batch).unwrap();
+        let plain = loss(&yp, &yc, &d).unwrap().backward().unwrap();
 
-        // Checkpointed: the head on a leaf, then layer by layer.
-        let (last, ck) = d.forward_checkpointed(&ids, &positions, &mask).unwrap();
-        let leaf = Var::from_tensor(&last).unwrap();
-        let head = loss(leaf.as_tensor(), &d).unwrap().backward().unwrap();
+        // Checkpointed: the head on leaves, then layer by layer.
+        let ((lp, lc), ck) = d.forward_checkpointed(&batch).unwrap();
+        let (vp, vc) = (Var::from_tensor(&lp).unwrap(), Var::from_tensor(&lc).unwrap());
+        let head = loss(vp.as_tensor(), vc.as_tensor(), &d).unwrap().backward().unwrap();
         let mut sums: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut absorb = |st: &GradStore| accumulate_grads(&mut sums, &src.vars, st);
+        let mut absorb = |st: &GradStore| accumulate_grads(&mut sums, &vars, st);
         absorb(&head).unwrap();
-        d.backward_checkpointed(ck, head.get(leaf.as_tensor()).unwrap().clone(), &mut absorb).unwrap();
-        assert_eq!(sums.len(), src.vars.len(), "every weight gets a gradient");
-        for (name, v) in &src.vars {
+        let grad = (grad_or_zeros(&head, &vp).unwrap(), grad_or_zeros(&head, &vc).unwrap());
+        d.backward_checkpointed(ck, grad, &mut absorb).unwrap();
+        assert_eq!(sums.len(), vars.len(), "every weight gets a gradient");
+        for (name, v) in &vars {
             let want = plain.get(v.as_tensor()).unwrap();
             let diff = (want - &sums[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             let scale = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-3);

@@ -7,9 +7,13 @@ pub mod frozen;
 pub mod gguf;
 pub mod hub;
 pub mod linear;
+pub mod shared;
 pub mod transformer;
+#[cfg(test)]
+mod testing;
 pub mod weights;
 
 pub use config::ModelConfig;
 pub use checkpoint::Checkpoints;
+pub use shared::SharedBatch;
 pub use transformer::{Decoder, KvCache, WeightSource, attention_mask};

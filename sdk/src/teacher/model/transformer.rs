@@ -10,6 +10,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 
 use super::config::ModelConfig;
 use super::linear::Linear;
+use super::shared::{SharedBatch, SharedRope};
 
 /// Where the decoder takes its weights from, by Hugging Face name.
 pub trait WeightSource {
@@ -195,25 +196,50 @@ struct Attention {
 
 impl Attention {
     fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<&mut Option<LayerCache>>) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (nh, hd) = (self.n_heads, self.head_dim);
-        let shape = |y: Tensor, h: usize| -> Result<Tensor> { y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous() };
-        let q = apply_rope(&shape(self.q_proj.forward(x)?, nh)?, cos, sin)?;
-        let k = apply_rope(&shape(self.k_proj.forward(x)?, self.n_kv)?, cos, sin)?;
-        let v = shape(self.v_proj.forward(x)?, self.n_kv)?;
+        let (q, k, v) = self.project(x, cos, sin)?;
         let (k, v) = match cache {
             Some(slot) => LayerCache::append(slot, &k, &v)?,
             None => (k, v),
         };
+        self.attend(&q, &k, &v, mask)
+    }
+
+    /// Prompts `xp` [U, T_p, H] and the completions `xc` [B, T_c, H] that continue them: the
+    /// prompts attend to themselves; completion row r attends to its prompt's keys and values
+    /// (computed once, gradients flowing back to them) and to its own.
+    fn forward_shared(&self, xp: &Tensor, xc: &Tensor, rope: &SharedRope, batch: &SharedBatch) -> Result<(Tensor, Tensor)> {
+        let (qp, kp, vp) = self.project(xp, &rope.prompt_cos, &rope.prompt_sin)?;
+        let yp = self.attend(&qp, &kp, &vp, &batch.prompt_mask)?;
+        let (qc, kc, vc) = self.project(xc, &rope.cos, &rope.sin)?;
+        let k = Tensor::cat(&[&kp.index_select(&batch.row_prompt, 0)?, &kc], 2)?;
+        let v = Tensor::cat(&[&vp.index_select(&batch.row_prompt, 0)?, &vc], 2)?;
+        Ok((yp, self.attend(&qc, &k, &v, &batch.mask)?))
+    }
+
+    /// Queries, keys and values [B, heads, T, head_dim] of `x` [B, T, H], RoPE applied.
+    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
+        let hd = self.head_dim;
+        let shape = |y: Tensor, h: usize| -> Result<Tensor> { y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous() };
+        let q = apply_rope(&shape(self.q_proj.forward(x)?, self.n_heads)?, cos, sin)?;
+        let k = apply_rope(&shape(self.k_proj.forward(x)?, self.n_kv)?, cos, sin)?;
+        let v = shape(self.v_proj.forward(x)?, self.n_kv)?;
+        Ok((q, k, v))
+    }
+
+    /// Attention of queries `q` [B, heads, T, hd] over keys/values [B, n_kv, T_k, hd] under the
+    /// additive `mask` [B, 1, T, T_k], through the output projection: [B, T, H].
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, nh, t, hd) = q.dims4()?;
         let tk = k.dim(2)?;
         // Grouped-query attention without copying keys and values per head: heads g·rep .. g·rep
         // + rep − 1 share key/value head g, so their queries become rows of one matmul.
         let rep = nh / self.n_kv;
         let q = q.reshape((b, self.n_kv, rep * t, hd))?;
         // CUDA's matmul wants simple layouts; the CPU one reads any strides (cache views included).
-        let on_cpu = x.device().is_cpu();
+        let on_cpu = q.device().is_cpu();
         let kt = if on_cpu { k.t()? } else { k.t()?.contiguous()? };
-        let v = if on_cpu { v } else { v.contiguous()? };
+        let v = if on_cpu { v.clone() } else { v.contiguous()? };
         let scores = (q.matmul(&kt)? / (hd as f64).sqrt())?.reshape((b, nh, t, tk))?;
         let scores = scores.broadcast_add(mask)?;
         // The fused softmax has no backward: only when no gradient is wanted.
@@ -356,6 +382,19 @@ impl Decoder {
         let x = (x + h)?;
         let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?;
         x + h
+    }
+
+    /// Layer `i` applied to prompts `xp` [U, T_p, H] and their completions `xc` [B, T_c, H]
+    /// (see [`SharedBatch`]).
+    pub(super) fn layer_forward_shared(&self, i: usize, xp: &Tensor, xc: &Tensor, rope: &SharedRope, batch: &SharedBatch) -> Result<(Tensor, Tensor)> {
+        let layer = &self.layers[i];
+        let norm = &layer.input_layernorm;
+        let (hp, hc) = layer.self_attn.forward_shared(&norm.forward(xp)?, &norm.forward(xc)?, rope, batch)?;
+        let mlp = |x: Tensor| -> Result<Tensor> {
+            let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&x)?)?;
+            x + h
+        };
+        Ok((mlp((xp + hp)?)?, mlp((xc + hc)?)?))
     }
 
     /// The final RMSNorm, for hidden states of the last layer.

@@ -1,0 +1,49 @@
+//! Test helpers: a tiny random decoder whose every tensor is a `Var`.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+use super::ModelConfig;
+use super::transformer::{Decoder, WeightSource};
+
+struct Random {
+    vars: BTreeMap<String, Var>,
+    cfg: ModelConfig,
+}
+
+impl WeightSource for Random {
+    fn get(&mut self, name: &str) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (h, kv, inter) = (c.hidden_size, c.num_kv_heads() * c.head_dim(), c.intermediate_size);
+        let shape: Vec<usize> = match name.rsplit_once('.').map(|(p, _)| p.rsplit('.').next().unwrap_or(p)).unwrap_or(name) {
+            "embed_tokens" | "lm_head" => vec![c.vocab_size, h],
+            "q_proj" | "o_proj" => vec![h, h],
+            "k_proj" | "v_proj" => vec![kv, h],
+            "gate_proj" | "up_proj" => vec![inter, h],
+            "down_proj" => vec![h, inter],
+            _ => vec![h],
+        };
+        let t = if shape.len() == 1 { (Tensor::randn(0f32, 0.1, h, &Device::Cpu)? + 1.0)? } else { Tensor::randn(0f32, 0.3, shape, &Device::Cpu)? };
+        let v = Var::from_tensor(&t)?;
+        self.vars.insert(name.to_string(), v.clone());
+        Ok(v.as_tensor().clone())
+    }
+    fn contains(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// A random Llama decoder (vocabulary 40, hidden 16, GQA 4/2 heads, tied embeddings) with
+/// `layers` layers, and its weights by name.
+pub fn random_decoder(layers: usize) -> (Decoder, BTreeMap<String, Var>) {
+    let cfg: ModelConfig = serde_json::from_value(serde_json::json!({
+        "model_type": "llama", "vocab_size": 40, "hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": layers,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "max_position_embeddings": 64, "tie_word_embeddings": true,
+    }))
+    .expect("valid config");
+    let mut src = Random { vars: BTreeMap::new(), cfg: cfg.clone() };
+    let d = Decoder::new(&cfg, &mut src, DType::F32, &Device::Cpu).expect("random decoder");
+    (d, src.vars)
+}
