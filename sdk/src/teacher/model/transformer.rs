@@ -280,9 +280,9 @@ pub struct Decoder {
     embed_tokens: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
+    /// [V, H], multiplied as a transposed view: gemm reads that layout 2.6× faster than a
+    /// contiguous [H, V] copy for decoding's few rows (29 vs 76 ms for 32 rows of SmolLM2).
     lm_head: Tensor,
-    /// Inference only: lm_head as a contiguous [H, V] (see [`Linear::weight_t`]).
-    lm_head_t: Option<Tensor>,
     rope: Rope,
     /// The configuration.
     pub config: ModelConfig,
@@ -324,7 +324,7 @@ impl Decoder {
         } else {
             source.get("lm_head.weight")?
         };
-        Ok(Decoder { embed_tokens, layers, norm, lm_head, lm_head_t: None, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
+        Ok(Decoder { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
     }
 
     /// Hidden states [B, T, H] after the final norm, for `ids` [B, T] at `positions` [B, T] (u32)
@@ -413,11 +413,7 @@ impl Decoder {
     /// merged, and matrices stored the way gemm reads them fastest. A snapshot of the weights:
     /// build it again after an optimiser step.
     pub fn for_inference(&self) -> Result<Decoder> {
-        let mut d = self.rebuilt(Linear::for_inference)?;
-        let lm_head_t = d.lm_head.t()?.contiguous()?;
-        d.lm_head = lm_head_t.t()?;
-        d.lm_head_t = Some(lm_head_t);
-        Ok(d)
+        self.rebuilt(Linear::for_inference)
     }
 
     /// A copy with every tensor detached and each linear layer replaced by `linear(layer)`.
@@ -433,7 +429,6 @@ impl Decoder {
         d.embed_tokens = d.embed_tokens.detach();
         d.norm = d.norm.detached();
         d.lm_head = d.lm_head.detach();
-        d.lm_head_t = d.lm_head_t.as_ref().map(Tensor::detach);
         Ok(d)
     }
 
@@ -458,10 +453,7 @@ impl Decoder {
     /// Logits [.., V] from hidden states [.., H].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         // CUDA matmul needs contiguous operands (a narrowed last position is not).
-        match &self.lm_head_t {
-            Some(t) => hidden.contiguous()?.broadcast_matmul(t),
-            None => hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?),
-        }
+        hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
     }
 
     /// Sets LoRA adapters on the linear layers: `make(path, lin)` gets each layer's checkpoint
