@@ -17,7 +17,7 @@ use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
 use super::model::{Decoder, KvCache, ModelConfig, SharedBatch, attention_mask, hub};
 use super::optimizer::{AdamW, AdamWSettings};
-use super::sampler::{SamplerSettings, sample, token_logprob};
+use super::sampler::{SamplerSettings, sample};
 use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
 use crate::config::{GrpoConfig, TeacherConfig};
 use crate::error::{Error, Result};
@@ -313,8 +313,8 @@ impl LmTeacher {
                     feed.push(pad);
                     continue;
                 }
-                let tok = sample(&logits[r], settings, &mut rng);
-                logprobs[r].push(token_logprob(&logits[r], tok, sampling.temperature));
+                let (tok, logprob) = sample(&logits[r], settings, &mut rng);
+                logprobs[r].push(logprob);
                 completions[r].push(tok as u32);
                 feed.push(tok as u32);
                 if self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? {

@@ -22,13 +22,21 @@ pub fn token_logprob(logits: &[f32], token: usize, temperature: f64) -> f32 {
     (((logits[token] as f64 - max) / t) - lse) as f32
 }
 
-/// The next token for one row of logits.
-pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
+/// The next token for one row of logits and its log-prob under the temperature-scaled
+/// distribution over the whole vocabulary (as [`token_logprob`] gives it).
+pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> (usize, f32) {
+    if s.temperature > 0.0 && s.top_k == 0 && s.top_p >= 1.0 {
+        // One pass of exponentials serves the draw and the log-prob.
+        return sample_full(logits, s.temperature, rng);
+    }
+    let token = sample_filtered(logits, s, rng);
+    (token, token_logprob(logits, token, s.temperature))
+}
+
+/// Greedy, top-k and top-p choice of the next token.
+fn sample_filtered(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
     if s.temperature <= 0.0 {
         return logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
-    }
-    if s.top_k == 0 && s.top_p >= 1.0 {
-        return sample_full(logits, s.temperature, rng);
     }
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]);
@@ -68,24 +76,28 @@ pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
     *idx.last().unwrap_or(&0)
 }
 
-/// Draws from softmax(logits / t) over the whole vocabulary by inverse CDF, without sorting.
-fn sample_full(logits: &[f32], temperature: f64, rng: &mut impl Rng) -> usize {
-    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / temperature).exp()).collect();
-    let total: f64 = weights.iter().sum();
+/// Draws from softmax(logits / t) over the whole vocabulary by inverse CDF, without sorting,
+/// and returns the token with its log-prob (weights exponentiated once, in f32, summed in f64).
+fn sample_full(logits: &[f32], temperature: f64, rng: &mut impl Rng) -> (usize, f32) {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let inv = (1.0 / temperature) as f32;
+    let weights: Vec<f32> = logits.iter().map(|&l| ((l - max) * inv).exp()).collect();
+    let total: f64 = weights.iter().map(|&w| w as f64).sum();
     let r = rng.random::<f64>() * total;
     let mut cum = 0.0;
-    let mut last = 0;
-    for (i, w) in weights.iter().enumerate() {
-        if *w > 0.0 {
-            last = i;
+    let mut token = 0;
+    for (i, &w) in weights.iter().enumerate() {
+        if w > 0.0 {
+            token = i;
         }
-        cum += w;
+        cum += w as f64;
         if r < cum {
-            return i;
+            token = i;
+            break;
         }
     }
-    last
+    let logprob = (logits[token] as f64 - max as f64) / temperature - total.ln();
+    (token, logprob as f32)
 }
 
 #[cfg(test)]
@@ -107,12 +119,12 @@ mod tests {
     fn greedy_top_k_and_top_p() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let l = [1.0f32, 5.0, 2.0, 4.9];
-        assert_eq!(sample(&l, SamplerSettings { temperature: 0.0, top_p: 1.0, top_k: 0 }, &mut rng), 1);
+        assert_eq!(sample(&l, SamplerSettings { temperature: 0.0, top_p: 1.0, top_k: 0 }, &mut rng).0, 1);
         for _ in 0..50 {
-            let t = sample(&l, SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 2 }, &mut rng);
+            let t = sample(&l, SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 2 }, &mut rng).0;
             assert!(t == 1 || t == 3);
             // p(1) ≈ 0.5, p(3) ≈ 0.45: top_p 0.3 keeps only token 1.
-            assert_eq!(sample(&l, SamplerSettings { temperature: 1.0, top_p: 0.3, top_k: 0 }, &mut rng), 1);
+            assert_eq!(sample(&l, SamplerSettings { temperature: 1.0, top_p: 0.3, top_k: 0 }, &mut rng).0, 1);
         }
     }
 
@@ -122,13 +134,16 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let l = [0.0f32, 3f32.ln(), -1e9];
         let s = SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 0 };
-        let draws: Vec<usize> = (0..8000).map(|_| sample(&l, s, &mut rng)).collect();
+        let draws: Vec<(usize, f32)> = (0..8000).map(|_| sample(&l, s, &mut rng)).collect();
+        // Each draw's log-prob is the full softmax's.
+        assert!(draws.iter().all(|&(t, lp)| (lp - token_logprob(&l, t, 1.0)).abs() < 1e-6));
+        let draws: Vec<usize> = draws.into_iter().map(|(t, _)| t).collect();
         let ones = draws.iter().filter(|&&t| t == 1).count() as f64 / 8000.0;
         assert!((ones - 0.75).abs() < 0.02, "{ones}");
         assert!(!draws.contains(&2));
         // Temperature 2 flattens it to [1/(1+√3), √3/(1+√3)].
         let s2 = SamplerSettings { temperature: 2.0, ..s };
-        let ones = (0..8000).filter(|_| sample(&l, s2, &mut rng) == 1).count() as f64 / 8000.0;
+        let ones = (0..8000).filter(|_| sample(&l, s2, &mut rng).0 == 1).count() as f64 / 8000.0;
         assert!((ones - 3f64.sqrt() / (1.0 + 3f64.sqrt())).abs() < 0.02, "{ones}");
     }
 }
