@@ -8,6 +8,7 @@ pub mod gguf;
 pub mod hub;
 pub mod linear;
 pub mod shared;
+pub mod softmax;
 pub mod transformer;
 #[cfg(test)]
 mod testing;

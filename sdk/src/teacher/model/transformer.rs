@@ -11,6 +11,7 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 use super::config::ModelConfig;
 use super::linear::Linear;
 use super::shared::{SharedBatch, SharedRope};
+use super::softmax::masked_softmax;
 
 /// Where the decoder takes its weights from, by Hugging Face name.
 pub trait WeightSource {
@@ -240,10 +241,8 @@ impl Attention {
         let on_cpu = q.device().is_cpu();
         let kt = if on_cpu { k.t()? } else { k.t()?.contiguous()? };
         let v = if on_cpu { v.clone() } else { v.contiguous()? };
-        let scores = (q.matmul(&kt)? / (hd as f64).sqrt())?.reshape((b, nh, t, tk))?;
-        let scores = scores.broadcast_add(mask)?;
-        // The fused softmax has no backward: only when no gradient is wanted.
-        let probs = if scores.track_op() { candle_nn::ops::softmax(&scores, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&scores)? };
+        let scores = q.matmul(&kt)?.reshape((b, nh, t, tk))?;
+        let probs = masked_softmax(&scores, mask, 1.0 / (hd as f64).sqrt())?;
         let y = probs.reshape((b, self.n_kv, rep * t, tk))?.matmul(&v)?;
         let y = y.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         self.o_proj.forward(&y)
