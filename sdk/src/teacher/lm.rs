@@ -15,7 +15,7 @@ use super::chat::ChatTokenizer;
 use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
-use super::model::{Decoder, KvCache, ModelConfig, SharedBatch, attention_mask, hub};
+use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask, hub};
 use super::optimizer::{AdamW, AdamWSettings};
 use super::sampler::{SamplerSettings, sample};
 use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
@@ -263,24 +263,9 @@ impl LmTeacher {
         }
         let rows: Vec<&Vec<u32>> = prompts.iter().flat_map(|p| std::iter::repeat_n(p, n)).collect();
         let b = rows.len();
-        let u = prompts.len();
-        let tp = prompts.iter().map(|r| r.len()).max().unwrap_or(1);
-        let pad = self.tokenizer.pad_id;
-        let mut ids = Vec::with_capacity(u * tp);
-        let mut real = vec![vec![false; tp]; u];
-        let mut pos = vec![vec![0i64; tp]; u];
-        for (r, row) in prompts.iter().enumerate() {
-            let off = tp - row.len();
-            ids.extend(std::iter::repeat_n(pad, off));
-            ids.extend(row.iter().copied());
-            for j in off..tp {
-                real[r][j] = true;
-                pos[r][j] = (j - off) as i64;
-            }
-        }
-        let ids = Tensor::from_vec(ids, (u, tp), &self.device)?;
-        let positions = Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), &self.device)?;
-        let mask = attention_mask(&pos, &pos, &real, &real, self.dtype, &self.device)?;
+        let padded = LeftPadded::new(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>(), self.tokenizer.pad_id);
+        let (ids, positions, mask) = padded.tensors(self.dtype, &self.device)?;
+        let (tp, pad) = (padded.len, self.tokenizer.pad_id);
         // Sampling needs no gradients: an inference copy of the weights records no graph.
         let decoder = self.decoder.for_inference()?;
         let mut cache = KvCache::default();
@@ -293,8 +278,8 @@ impl LmTeacher {
             cache.select_rows(&index)?;
         }
         let mut logits: Vec<Vec<f32>> = row_prompt.iter().map(|&p| first[p].clone()).collect();
-        let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| pos[p].clone()).collect();
-        let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| real[p].clone()).collect();
+        let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| padded.pos[p].clone()).collect();
+        let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| padded.real[p].clone()).collect();
 
         // The stream depends on the seed alone (not on earlier calls), so a resumed run samples
         // what the uninterrupted one did, and the same seed and weights repeat themselves.
@@ -378,15 +363,14 @@ impl LmTeacher {
     /// scaled as when sampling), with the completion mask [B, T_c]. Differentiable.
     pub fn completion_logprobs(&self, decoder: &Decoder, samples: &[&TeacherSample], temperature: f64) -> Result<(Tensor, Tensor)> {
         let p = self.pack(samples)?;
-        let (yp, yc) = decoder.forward_shared(&p.batch)?;
-        Ok((head_logprobs(decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)?, p.cmask))
+        Ok((packed_logprobs(decoder, &p, temperature)?, p.cmask))
     }
 
     /// Samples as one batch: each distinct prompt once, completions right-padded.
     fn pack(&self, samples: &[&TeacherSample]) -> Result<Packed> {
         let rows: Vec<(&[u32], &[u32])> = samples.iter().map(|s| (s.prompt_ids.as_slice(), s.completion_ids.as_slice())).collect();
         let batch = SharedBatch::new(&rows, self.tokenizer.pad_id, self.dtype, &self.device).map_err(|e| Error::invalid("samples", e.to_string()))?;
-        let tc = samples.iter().map(|s| s.completion_ids.len()).max().unwrap_or(0).max(1);
+        let tc = batch.completion_len()?;
         let (mut targets, mut cmask) = (Vec::with_capacity(samples.len() * tc), Vec::with_capacity(samples.len() * tc));
         for s in samples {
             targets.extend(s.completion_ids.iter().copied().chain(std::iter::repeat(0)).take(tc));
@@ -403,8 +387,7 @@ impl LmTeacher {
     fn reference_logprobs(&self, p: &Packed, temperature: f64) -> Result<Option<Tensor>> {
         let Some(r) = &self.reference else { return Ok(None) };
         // The reference holds plain tensors: its forward records no graph.
-        let (yp, yc) = r.forward_shared(&p.batch)?;
-        Ok(Some(head_logprobs(r, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)?.detach()))
+        Ok(Some(packed_logprobs(r, p, temperature)?.detach()))
     }
 
     /// Gradient checkpointing: the policy's log-probs of `p` computed without a graph, `loss`
@@ -556,6 +539,13 @@ struct Packed {
     cmask: Tensor,
 }
 
+/// log p(target) [B, T_c] of `p`'s completions under `decoder` (one forward over the shared
+/// batch, then the output head). Differentiable when `decoder` is.
+fn packed_logprobs(decoder: &Decoder, p: &Packed, temperature: f64) -> Result<Tensor> {
+    let (yp, yc) = decoder.forward_shared(&p.batch)?;
+    head_logprobs(decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)
+}
+
 /// Completion tokens per chunk of the output head: its [rows, T_c, vocab] logits (and their
 /// log-softmax) exist for one chunk of rows at a time (~50 MB per 1,000 tokens per 49k vocab).
 const HEAD_TOKENS: usize = 256;
@@ -657,8 +647,7 @@ impl Teacher for LmTeacher {
             let out = if checkpointing {
                 self.checkpointed_backward(&p, g.temperature, loss, &mut absorb)?
             } else {
-                let (yp, yc) = self.decoder.forward_shared(&p.batch)?;
-                let (l, out) = loss(&head_logprobs(&self.decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, g.temperature)?)?;
+                let (l, out) = loss(&packed_logprobs(&self.decoder, &p, g.temperature)?)?;
                 absorb(&l.backward()?)?;
                 out
             };

@@ -17,4 +17,4 @@ pub mod weights;
 pub use config::ModelConfig;
 pub use checkpoint::Checkpoints;
 pub use shared::SharedBatch;
-pub use transformer::{Decoder, KvCache, WeightSource, attention_mask};
+pub use transformer::{Decoder, KvCache, LeftPadded, WeightSource, attention_mask};

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use super::transformer::{Decoder, attention_mask};
+use super::transformer::{Decoder, LeftPadded, attention_mask, positions_tensor};
 
 /// Distinct prompts (left-padded) and the completions that continue them (right-padded).
 #[derive(Debug, Clone)]
@@ -60,15 +60,8 @@ impl SharedBatch {
             };
             row_prompt.push(u as u32);
         }
-        let tp = prompts.iter().map(|p| p.len()).max().unwrap_or(1);
-        let (mut p_ids, mut p_pos, mut p_real) = (Vec::with_capacity(prompts.len() * tp), Vec::new(), Vec::new());
-        for p in &prompts {
-            let off = tp - p.len();
-            p_ids.extend(std::iter::repeat_n(pad, off));
-            p_ids.extend_from_slice(p);
-            p_pos.push((0..tp).map(|j| j.saturating_sub(off) as i64).collect::<Vec<_>>());
-            p_real.push((0..tp).map(|j| j >= off).collect::<Vec<_>>());
-        }
+        let prompt = LeftPadded::new(&prompts, pad);
+        let (p_pos, p_real) = (&prompt.pos, &prompt.real);
         let tc = rows.iter().map(|(_, c)| c.len()).max().unwrap_or(0).max(1);
         let (mut c_ids, mut q_pos, mut q_real, mut k_pos, mut k_real) = (Vec::with_capacity(rows.len() * tc), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((prompt, completion), &u) in rows.iter().zip(&row_prompt) {
@@ -82,16 +75,21 @@ impl SharedBatch {
             q_pos.push(pos);
             q_real.push(real);
         }
-        let positions = |pos: &[Vec<i64>]| -> Result<Tensor> { Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), device) };
+        let (prompt_ids, prompt_positions, prompt_mask) = prompt.tensors(dtype, device)?;
         Ok(SharedBatch {
-            prompt_ids: Tensor::from_vec(p_ids, (prompts.len(), tp), device)?,
-            prompt_positions: positions(&p_pos)?,
-            prompt_mask: attention_mask(&p_pos, &p_pos, &p_real, &p_real, dtype, device)?,
+            prompt_ids,
+            prompt_positions,
+            prompt_mask,
             ids: Tensor::from_vec(c_ids, (rows.len(), tc), device)?,
-            positions: positions(&q_pos)?,
+            positions: positions_tensor(&q_pos, device)?,
             mask: attention_mask(&q_pos, &k_pos, &k_real, &q_real, dtype, device)?,
             row_prompt: Tensor::from_vec(row_prompt, rows.len(), device)?,
         })
+    }
+
+    /// Padded completion length T_c (at least 1).
+    pub fn completion_len(&self) -> Result<usize> {
+        self.ids.dim(1)
     }
 
     /// Number of distinct prompts.

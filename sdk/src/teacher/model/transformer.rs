@@ -465,6 +465,50 @@ impl Decoder {
     }
 }
 
+/// Token rows left-padded to a common length, with the positions and padding flags that
+/// [`attention_mask`] takes: how prompts are batched for sampling and for training.
+#[derive(Debug, Clone)]
+pub struct LeftPadded {
+    /// Padded ids, row-major [rows, len].
+    pub ids: Vec<u32>,
+    /// Each slot's position within its own row's tokens (0 on padding).
+    pub pos: Vec<Vec<i64>>,
+    /// Whether each slot holds a real token.
+    pub real: Vec<Vec<bool>>,
+    /// The common length (the longest row's).
+    pub len: usize,
+}
+
+impl LeftPadded {
+    /// `rows` left-padded with `pad`.
+    pub fn new(rows: &[&[u32]], pad: u32) -> Self {
+        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let (mut ids, mut pos, mut real) = (Vec::with_capacity(rows.len() * len), Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for r in rows {
+            let off = len - r.len();
+            ids.extend(std::iter::repeat_n(pad, off));
+            ids.extend_from_slice(r);
+            pos.push((0..len).map(|j| j.saturating_sub(off) as i64).collect());
+            real.push((0..len).map(|j| j >= off).collect());
+        }
+        LeftPadded { ids, pos, real, len }
+    }
+
+    /// ids [rows, len], positions [rows, len] (u32) and the causal mask [rows, 1, len, len].
+    pub fn tensors(&self, dtype: DType, device: &Device) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok((
+            Tensor::from_vec(self.ids.clone(), (self.pos.len(), self.len), device)?,
+            positions_tensor(&self.pos, device)?,
+            attention_mask(&self.pos, &self.pos, &self.real, &self.real, dtype, device)?,
+        ))
+    }
+}
+
+/// Positions `pos` [rows][T] as the u32 tensor [rows, T] the decoder takes.
+pub fn positions_tensor(pos: &[Vec<i64>], device: &Device) -> Result<Tensor> {
+    Tensor::new(pos.iter().map(|p| p.iter().map(|&x| x as u32).collect::<Vec<_>>()).collect::<Vec<_>>(), device)
+}
+
 /// The additive attention mask [B, 1, T, T_past + T] for queries at `q_pos` over keys at `k_pos`,
 /// where `k_real` marks real (non-padding) keys: a query sees real keys at earlier or equal
 /// positions. Padding queries see themselves only, so no row is fully masked (no NaNs).
