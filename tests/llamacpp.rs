@@ -1,5 +1,6 @@
 //! The llama.cpp Student on a tiny llama GGUF the test writes: parallel seeded answers,
-//! reproducibility, waves when the context is small, chat templates, clean errors.
+//! reproducibility, waves when the context is small, continuous batching equal to sequential
+//! decoding, chat templates, clean errors.
 
 use std::sync::Arc;
 
@@ -78,22 +79,42 @@ async fn a_small_context_decodes_in_waves() {
     assert!(err.contains("n_ctx is 4"), "{err}");
 }
 
+/// Six requests of three answers in flight together on one continuously batched context give,
+/// answer for answer, what a context decoding one answer at a time gives.
 #[tokio::test]
-async fn concurrent_requests_share_one_model() {
+async fn continuous_batching_gives_the_answers_of_sequential_decoding() {
     let (_d, gguf) = tiny();
-    let cfg = LlamaCppConfig { parallel_requests: 2, ..Default::default() };
-    let s = Arc::new(LlamaCppStudent::load(&gguf, &cfg).unwrap());
-    let jobs: Vec<_> = (0..4)
-        .map(|i| {
-            let s = s.clone();
-            tokio::spawn(async move { s.generate(&request(2, 1.0, i, 8)).await })
-        })
-        .collect();
-    let mut outs = Vec::new();
-    for j in jobs {
-        outs.push(texts(&j.await.unwrap().unwrap()));
+    let sequential = LlamaCppStudent::load(&gguf, &LlamaCppConfig { max_sequences: 1, ..Default::default() }).unwrap();
+    // Room for about two requests at a time: answers wait for KV cells and reuse freed sequences.
+    let batched = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig { max_sequences: 16, n_ctx: 160, ..Default::default() }).unwrap());
+    for temperature in [0.0, 1.0] {
+        let reqs: Vec<StudentRequest> = (0..6)
+            .map(|i| {
+                let mut r = request(3, temperature, 100 + i, 8 + 2 * i as usize);
+                r.messages = vec![ChatMessage::user(format!("hello {} world", "x ".repeat(i as usize)))];
+                r
+            })
+            .collect();
+        let jobs: Vec<_> = reqs
+            .iter()
+            .cloned()
+            .map(|r| {
+                let s = batched.clone();
+                tokio::spawn(async move { s.generate(&r).await })
+            })
+            .collect();
+        let mut together = Vec::new();
+        for j in jobs {
+            together.push(j.await.unwrap().unwrap());
+        }
+        for (r, got) in reqs.iter().zip(&together) {
+            let alone = sequential.generate(r).await.unwrap();
+            assert_eq!(texts(got), texts(&alone), "temperature {temperature}, {:?}", r.messages);
+            let tokens: Vec<u64> = got.iter().map(|a| a.usage.completion_tokens).collect();
+            assert_eq!(tokens, alone.iter().map(|a| a.usage.completion_tokens).collect::<Vec<_>>());
+        }
     }
-    assert_eq!(outs[1], texts(&s.generate(&request(2, 1.0, 1, 8)).await.unwrap()), "concurrency does not change seeded answers");
+    assert_eq!(batched.capabilities().max_concurrency, 16);
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn smollm2_teacher_knows_the_capital_of_france() {
     let c = t.decoder().config.clone();
     assert_eq!((c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_kv_heads()), (30, 576, 9, 3));
     let conv = vec![ChatMessage::user("What is the capital of France?")];
-    let sampling = TeacherSampling { num_generations: 1, temperature: 0.0, top_p: 1.0, top_k: None, max_completion_length: 24, seed: 0 };
+    let sampling = TeacherSampling { num_generations: 1, temperature: 0.0, top_p: 1.0, top_k: None, max_completion_length: 24, seed: 0, ..Default::default() };
     let out = t.generate(&[conv], &sampling).unwrap();
     let answer = &out[0][0].instruction.text;
     eprintln!("SmolLM2 (greedy): {answer:?}");

@@ -11,7 +11,7 @@ use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
 use wst_sdk::grpo::{ScaleRewards, compute_advantages};
 use wst_sdk::teacher::model::attention_mask;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
-use wst_tests::f32_teacher;
+use wst_tests::{f32_teacher, grpo_step};
 use wst_sdk::{Query, Teacher, TeacherSample, TeacherSampling};
 use wst_tests::tiny::{Arch, write_model};
 
@@ -152,7 +152,7 @@ fn gradients_match_finite_differences() {
 }
 
 fn sampling(n: usize, seed: u64, temperature: f64) -> TeacherSampling {
-    TeacherSampling { num_generations: n, temperature, top_p: 1.0, top_k: None, max_completion_length: 6, seed }
+    TeacherSampling { num_generations: n, temperature, top_p: 1.0, top_k: None, max_completion_length: 6, seed, ..Default::default() }
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn sampling_is_seeded_and_its_logprobs_match_a_full_forward() {
 
 /// GRPO on a toy task: reward = fraction of completion tokens with an even id (≈ 0.5 at start).
 /// Returns the mean reward of the first and of the last three steps.
-fn train_toward_even_tokens(mut t: LmTeacher, steps: usize) -> (f64, f64) {
+fn train_toward_even_tokens(mut t: LmTeacher, grpo: &GrpoConfig, steps: usize) -> (f64, f64) {
     let q = [Query::new("q", "Write instructions.")];
     let mut first = None;
     let mut history = Vec::new();
@@ -203,15 +203,18 @@ fn train_toward_even_tokens(mut t: LmTeacher, steps: usize) -> (f64, f64) {
         let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
         let items: Vec<TrainItem<'_>> =
             groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
-        t.step(&items).unwrap();
+        grpo_step(&mut t, &items, grpo);
     }
     let tail = &history[history.len().saturating_sub(3)..];
     (first.unwrap(), tail.iter().sum::<f64>() / tail.len() as f64)
 }
 
-fn grpo_options(lr: f64, lora: Option<LoraConfig>) -> TeacherOptions {
-    let grpo = GrpoConfig { learning_rate: lr, beta: 0.04, max_completion_length: 6, ..Default::default() };
-    TeacherOptions { teacher: TeacherConfig { lora, logprob_chunk_size: 4, ..f32_teacher() }, grpo, total_steps: 1000, ..Default::default() }
+fn grpo(lr: f64) -> GrpoConfig {
+    GrpoConfig { learning_rate: lr, beta: 0.04, max_completion_length: 6, per_device_train_batch_size: 4, ..Default::default() }
+}
+
+fn lora_options(lora: Option<LoraConfig>) -> TeacherOptions {
+    TeacherOptions { teacher: TeacherConfig { lora, ..f32_teacher() }, ..Default::default() }
 }
 
 #[test]
@@ -219,11 +222,11 @@ fn grpo_steps_raise_the_reward_full_and_lora() {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), Arch::Qwen2, 5);
     let path = dir.path().to_str().unwrap();
-    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, grpo_options(2e-2, None)).unwrap(), 25);
+    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, lora_options(None)).unwrap(), &grpo(2e-2), 25);
     eprintln!("full fine-tuning: mean reward {before:.2} → {after:.2}");
     assert!(after > 0.85 && after > before + 0.2, "full fine-tuning: reward {before:.2} → {after:.2}");
     let lora = LoraConfig { r: 8, lora_alpha: 16.0, ..Default::default() };
-    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, grpo_options(2e-2, Some(lora))).unwrap(), 25);
+    let (before, after) = train_toward_even_tokens(LmTeacher::load(path, lora_options(Some(lora))).unwrap(), &grpo(2e-2), 25);
     eprintln!("LoRA: mean reward {before:.2} → {after:.2}");
     assert!(after > 0.85 && after > before + 0.2, "LoRA: reward {before:.2} → {after:.2}");
 }
@@ -238,10 +241,10 @@ fn gradient_checkpointing_gives_the_same_step() {
     let path = dir.path().to_str().unwrap();
     let q = [Query::new("a", "Write."), Query::new("b", "Janet has 3 apples and buys 4 more; how many now?")];
     for lora in [None, Some(LoraConfig { r: 4, ..Default::default() })] {
+        let g = GrpoConfig { per_device_train_batch_size: 3, ..grpo(1e-2) };
         let load = |checkpointing: bool| {
-            let mut o = grpo_options(1e-2, lora.clone());
+            let mut o = lora_options(lora.clone());
             o.teacher.gradient_checkpointing = checkpointing;
-            o.teacher.logprob_chunk_size = 3;
             LmTeacher::load(path, o).unwrap()
         };
         let (mut plain, mut ck) = (load(false), load(true));
@@ -250,7 +253,7 @@ fn gradient_checkpointing_gives_the_same_step() {
         let items: Vec<TrainItem<'_>> = flat.iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: (i as f32 - 3.5) / 2.0 }).collect();
         // Two steps, so LoRA's B is non-zero in the second and every adapter path is exercised.
         for _ in 0..2 {
-            let (a, b) = (plain.step(&items).unwrap(), ck.step(&items).unwrap());
+            let (a, b) = (grpo_step(&mut plain, &items, &g).remove(0), grpo_step(&mut ck, &items, &g).remove(0));
             let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
             assert!(close(a.loss, b.loss) && close(a.kl, b.kl) && close(a.grad_norm, b.grad_norm), "{a:?} vs {b:?}");
             assert!(a.grad_norm > 0.0);
@@ -270,13 +273,13 @@ fn save_and_load_round_trip_exactly() {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), Arch::Llama, 6);
     let path = dir.path().to_str().unwrap();
-    let mut t = LmTeacher::load(path, grpo_options(1e-2, Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
+    let mut t = LmTeacher::load(path, lora_options(Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
     // One step so the adapter is no longer zero.
     let q = [Query::new("q", "Write.")];
     let groups = t.sample(&q, &sampling(4, 0, 1.0)).unwrap();
     let items: Vec<TrainItem<'_>> =
         groups[0].iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: if i % 2 == 0 { 1.0 } else { -1.0 } }).collect();
-    t.step(&items).unwrap();
+    grpo_step(&mut t, &items, &grpo(1e-2));
     let ids = t.tokenizer().encode("Add the numbers carefully.").unwrap();
     let before = our_logits(&t, &ids);
     let base = LmTeacher::load(path, options()).unwrap();
@@ -301,7 +304,7 @@ fn save_and_load_round_trip_exactly() {
 
     // Training state: a fresh Teacher restored from it has the same weights and step count.
     t.save_training_state(out.path()).unwrap();
-    let mut resumed = LmTeacher::load(path, grpo_options(1e-2, Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
+    let mut resumed = LmTeacher::load(path, lora_options(Some(LoraConfig { r: 4, ..Default::default() }))).unwrap();
     resumed.load_training_state(out.path()).unwrap();
     assert_eq!(resumed.steps_taken(), 1);
     assert_eq!(max_diff(&before, &our_logits(&resumed, &ids)), 0.0);
@@ -341,4 +344,131 @@ fn gguf_checkpoints_load_like_their_safetensors_source() {
     assert!(max_diff(&our_logits(&st, &ids), &reference_logits(out.path(), Arch::Llama, &ids)) < 1e-4);
     let back = LmTeacher::load(out.path().to_str().unwrap(), options()).unwrap();
     assert_eq!(back.tokenizer().encode(text).unwrap(), ids);
+}
+
+/// Samples for a GRPO step: two queries × 4 completions of unequal lengths.
+fn step_items(t: &mut LmTeacher) -> Vec<TeacherSample> {
+    let q = [Query::new("a", "Write."), Query::new("b", "Janet has 3 apples and buys 4 more; how many now?")];
+    let mut samples: Vec<TeacherSample> = t.sample(&q, &sampling(4, 3, 1.0)).unwrap().into_iter().flatten().collect();
+    // A random model rarely writes EOS: cut completions to unequal lengths (2..=6 tokens).
+    for (i, s) in samples.iter_mut().enumerate() {
+        let n = (2 + i % 5).min(s.completion_ids.len());
+        s.completion_ids.truncate(n);
+        s.logprobs.truncate(n);
+    }
+    samples
+}
+
+fn items_of(samples: &[TeacherSample]) -> Vec<TrainItem<'_>> {
+    samples.iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: (i as f32 - 3.5) / 2.0 }).collect()
+}
+
+/// The micro-batch size is a memory knob: for every loss type, the same batch split into
+/// micro-batches of 1, 3 or 8 completions gives the same loss, gradient norm and update.
+#[test]
+fn the_micro_batch_size_does_not_change_the_objective() {
+    use wst_sdk::grpo::LossType;
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 12);
+    let path = dir.path().to_str().unwrap();
+    let samples = step_items(&mut LmTeacher::load(path, options()).unwrap());
+    let lengths: std::collections::BTreeSet<usize> = samples.iter().map(|s| s.completion_ids.len()).collect();
+    assert!(lengths.len() > 1, "completions of unequal lengths: {lengths:?}");
+    for loss_type in [LossType::Grpo, LossType::Bnpo, LossType::DrGrpo, LossType::Dapo] {
+        let mut runs = Vec::new();
+        for micro in [1, 3, 8] {
+            let mut t = LmTeacher::load(path, options()).unwrap();
+            let g = GrpoConfig { loss_type, per_device_train_batch_size: micro, ..grpo(1e-3) };
+            let m = grpo_step(&mut t, &items_of(&samples), &g).remove(0);
+            let weights: Vec<Vec<f32>> = t.trainable().values().map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
+            runs.push((micro, m, weights));
+        }
+        let (_, m0, w0) = &runs[0];
+        for (micro, m, w) in &runs[1..] {
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1e-3);
+            assert!(close(m.loss, m0.loss) && close(m.grad_norm, m0.grad_norm), "{loss_type:?}, micro-batch {micro}: {m:?} vs {m0:?}");
+            let d = w.iter().zip(w0).flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs())).fold(0.0f32, f32::max);
+            assert!(d < 1e-5, "{loss_type:?}, micro-batch {micro}: weights differ by {d}");
+        }
+    }
+}
+
+/// With μ = 2 the first optimisation step is on-policy and the second clips against the
+/// log-probs the first computed with the training forward: at learning rate 0 the second
+/// step's ratio is exactly 1 (same loss, nothing clipped); after a large first step its ratios
+/// move, and `epsilon_high` widens the upper clip range.
+#[test]
+fn num_iterations_reuse_the_first_steps_logprobs_and_clip_against_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 13);
+    let path = dir.path().to_str().unwrap();
+    let samples = step_items(&mut LmTeacher::load(path, options()).unwrap());
+    for checkpointing in [true, false] {
+        let load = || LmTeacher::load(path, TeacherOptions { teacher: TeacherConfig { gradient_checkpointing: checkpointing, ..f32_teacher() }, ..Default::default() }).unwrap();
+        let g = GrpoConfig { num_iterations: 2, beta: 0.0, ..grpo(0.0) };
+        let m = grpo_step(&mut load(), &items_of(&samples), &g);
+        assert_eq!(m.len(), 2, "one record per optimisation step");
+        assert_eq!(m[0].loss, m[1].loss, "ratio exactly 1 when nothing moved (checkpointing {checkpointing})");
+        assert_eq!((m[1].clip_ratio_region_mean, m[1].kl), (0.0, 0.0));
+
+        let g = GrpoConfig { num_iterations: 2, beta: 0.0, epsilon: 0.01, ..grpo(5e-2) };
+        let m = grpo_step(&mut load(), &items_of(&samples), &g);
+        assert_eq!(m[0].clip_ratio_region_mean, 0.0, "the first step is on-policy");
+        assert!(m[1].clip_ratio_high_mean > 0.0 && m[1].clip_ratio_low_mean > 0.0, "{:?}", m[1]);
+        let wide = GrpoConfig { epsilon_high: Some(100.0), ..g.clone() };
+        let w = grpo_step(&mut load(), &items_of(&samples), &wide);
+        assert_eq!(w[1].clip_ratio_high_mean, 0.0, "epsilon_high = 100 clips nothing above");
+        assert_eq!(w[1].clip_ratio_low_mean, m[1].clip_ratio_low_mean, "the lower range is epsilon's");
+    }
+}
+
+/// β > 0 needs the frozen reference that `prepare_training` keeps; asking for it after the
+/// weights moved is an error rather than a reference that is not the initial model.
+#[test]
+fn the_kl_reference_is_the_initial_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 14);
+    let path = dir.path().to_str().unwrap();
+    let mut t = LmTeacher::load(path, options()).unwrap();
+    let samples = step_items(&mut t);
+    let g = grpo(1e-2);
+    let err = t.step(&items_of(&samples), &wst_sdk::teacher::StepSettings { grpo: &g, learning_rates: &[1e-2] }).unwrap_err().to_string();
+    assert!(err.contains("prepare_training"), "{err}");
+    let first = grpo_step(&mut t, &items_of(&samples), &g).remove(0);
+    assert!(first.kl.abs() < 1e-9, "the reference equals the model before the first update: {}", first.kl);
+    let second = grpo_step(&mut t, &items_of(&samples), &g).remove(0);
+    assert!(second.kl > 0.0, "after an update the model has moved away from the reference");
+    let mut late = LmTeacher::load(path, options()).unwrap();
+    grpo_step(&mut late, &items_of(&samples), &GrpoConfig { beta: 0.0, ..g.clone() });
+    assert!(late.prepare_training(&g).unwrap_err().to_string().contains("already been trained"));
+}
+
+/// A bf16 Teacher keeps f32 master weights: at lr 1e-6 every update is far below bf16's
+/// resolution, yet the weights being trained (and the checkpoint) move.
+#[test]
+fn bf16_training_moves_the_weights_through_f32_masters() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 15);
+    let path = dir.path().to_str().unwrap();
+    let bf16 = || LmTeacher::load(path, TeacherOptions { teacher: TeacherConfig { dtype: "bf16".into(), ..f32_teacher() }, ..Default::default() }).unwrap();
+    let mut t = bf16();
+    let samples = step_items(&mut t);
+    let g = GrpoConfig { beta: 0.0, ..grpo(1e-6) };
+    let out = tempfile::tempdir().unwrap();
+    t.save_training_state(out.path()).unwrap();
+    let before = candle_core::safetensors::load(out.path().join("trainable.safetensors"), &Device::Cpu).unwrap();
+    for _ in 0..3 {
+        grpo_step(&mut t, &items_of(&samples), &g);
+    }
+    t.save_training_state(out.path()).unwrap();
+    let after = candle_core::safetensors::load(out.path().join("trainable.safetensors"), &Device::Cpu).unwrap();
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    assert_eq!(after[name].dtype(), DType::F32, "checkpoints keep the masters");
+    let moved = (&after[name] - &before[name].to_dtype(DType::F32).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(moved > 1e-6 && moved < 1e-4, "3 Adam steps at lr 1e-6 move a weight by ≈ 3e-6, got {moved}");
+    // Resuming restores the masters, not their bf16 rounding.
+    let mut resumed = bf16();
+    resumed.load_training_state(out.path()).unwrap();
+    let back = resumed.full_precision_weight(name).unwrap();
+    assert_eq!((back - &after[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
 }

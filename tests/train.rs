@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use wst_sdk::config::{GrpoConfig, OutputConfig, TeacherConfig, WstSettings};
+use wst_sdk::config::{GrpoConfig, OutputConfig, WstSettings};
 use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
 use wst_sdk::reward::PluginReward;
 use wst_sdk::student::DEFAULT_STUDENT_TEMPLATE;
@@ -33,15 +33,14 @@ fn grpo(max_steps: usize) -> GrpoConfig {
     }
 }
 
-fn teacher(dir: &std::path::Path, total_steps: usize) -> LmTeacher {
-    let options = TeacherOptions { teacher: TeacherConfig { logprob_chunk_size: 8, ..f32_teacher() }, grpo: grpo(total_steps), total_steps, ..Default::default() };
-    LmTeacher::load(dir.to_str().unwrap(), options).unwrap()
+fn teacher(dir: &std::path::Path) -> LmTeacher {
+    LmTeacher::load(dir.to_str().unwrap(), TeacherOptions { teacher: f32_teacher(), seed: 3 }).unwrap()
 }
 
 /// A character the untrained Teacher writes in some of its instructions (closest to 35%) that
 /// neither a query nor the Student prompt's fixed text contains.
 fn pick_hint(t: &mut LmTeacher, qs: &[Query]) -> String {
-    let sampling = TeacherSampling { num_generations: 64, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 99 };
+    let sampling = TeacherSampling { num_generations: 64, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 99, ..Default::default() };
     let samples = t.sample(&qs[..1], &sampling).unwrap().remove(0);
     let texts: Vec<String> = samples.into_iter().map(|s| s.instruction.text).collect();
     let mut best: Option<(f64, char)> = None;
@@ -73,7 +72,7 @@ fn options(out: &std::path::Path, steps: usize) -> TrainOptions {
 }
 
 async fn accuracy_with_teacher(p: &Pipeline, qs: &[Query]) -> f64 {
-    let sampling = TeacherSampling { num_generations: 1, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 5 };
+    let sampling = TeacherSampling { num_generations: 1, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 6, seed: 5, ..Default::default() };
     let m = EvalMethod { name: "teacher".into(), source: InstructionSource::Teacher(sampling.clone()), prompt: None };
     let mut total = 0.0;
     // Several sampled instructions per query, so the estimate is not one coin flip per query.
@@ -91,7 +90,7 @@ async fn training_raises_the_students_accuracy_above_its_baseline() {
     write_model(dir.path(), Arch::Qwen2, 5);
     let train = queries(1..9);
     let held_out = queries(20..26);
-    let mut t = teacher(dir.path(), 25);
+    let mut t = teacher(dir.path());
     let hint = pick_hint(&mut t, &train);
     let p = pipeline(t, &hint);
     let direct = evaluate(&p, &held_out, &EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &EvalSettings { student_samples: 2, ..Default::default() })
@@ -143,13 +142,13 @@ async fn a_killed_run_resumes_exactly_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), Arch::Qwen2, 7);
     let train = queries(1..7);
-    let hint = pick_hint(&mut teacher(dir.path(), 6), &train);
+    let hint = pick_hint(&mut teacher(dir.path()), &train);
 
     let straight = tempfile::tempdir().unwrap();
-    pipeline(teacher(dir.path(), 6), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
+    pipeline(teacher(dir.path()), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
 
     let killed = tempfile::tempdir().unwrap();
-    let first = pipeline(teacher(dir.path(), 6), &hint)
+    let first = pipeline(teacher(dir.path()), &hint)
         .train(&train, TrainOptions { max_steps_this_run: Some(3), ..options(killed.path(), 6) })
         .await
         .unwrap();
@@ -157,7 +156,7 @@ async fn a_killed_run_resumes_exactly_where_it_stopped() {
     // A kill during step 4 leaves a half-written temporary checkpoint and a partial log line.
     std::fs::create_dir_all(killed.path().join("checkpoints/.checkpoint-4.tmp/teacher")).unwrap();
     std::fs::remove_dir_all(killed.path().join("final")).ok();
-    let resumed = pipeline(teacher(dir.path(), 6), &hint).train(&train, TrainOptions { resume: true, ..options(killed.path(), 6) }).await.unwrap();
+    let resumed = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { resume: true, ..options(killed.path(), 6) }).await.unwrap();
     assert_eq!((resumed.resumed_from, resumed.steps_done), (3, 6));
 
     let a = comparable(&read_jsonl(&straight.path().join("metrics.jsonl")).unwrap());
@@ -178,10 +177,10 @@ async fn a_stop_request_writes_a_checkpoint_and_resume_refuses_other_data() {
     let train = queries(1..5);
     let out = tempfile::tempdir().unwrap();
     let stop = Arc::new(AtomicBool::new(true));
-    let s = pipeline(teacher(dir.path(), 4), "x").train(&train, TrainOptions { stop: Some(stop), ..options(out.path(), 4) }).await.unwrap();
+    let s = pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { stop: Some(stop), ..options(out.path(), 4) }).await.unwrap();
     assert!(s.interrupted && s.steps_done == 0);
     assert!(out.path().join("checkpoints/checkpoint-0/trainer_state.json").is_file());
     let other = queries(10..14);
-    let err = pipeline(teacher(dir.path(), 4), "x").train(&other, TrainOptions { resume: true, ..options(out.path(), 4) }).await.unwrap_err().to_string();
+    let err = pipeline(teacher(dir.path()), "x").train(&other, TrainOptions { resume: true, ..options(out.path(), 4) }).await.unwrap_err().to_string();
     assert!(err.contains("other data"), "{err}");
 }

@@ -38,7 +38,7 @@ pub fn teacher_sampling(cfg: &WstConfig) -> TeacherSampling {
 
 /// A pipeline with the Teacher loaded from `teacher_model` (default: the config's), the
 /// config's Student and every reward plugin.
-pub fn pipeline(cfg: &WstConfig, teacher_model: Option<&str>, total_steps: usize, student: Arc<dyn Student>) -> anyhow::Result<Pipeline> {
+pub fn pipeline(cfg: &WstConfig, teacher_model: Option<&str>, student: Arc<dyn Student>) -> anyhow::Result<Pipeline> {
     let mut builder = Pipeline::builder()
         .student_arc(student)
         .student_prompt(cfg.student.prompt.clone())
@@ -47,7 +47,7 @@ pub fn pipeline(cfg: &WstConfig, teacher_model: Option<&str>, total_steps: usize
         .weights(cfg.reward_weights.clone());
     builder = with_rewards(cfg, builder)?;
     let model = teacher_model.unwrap_or(&cfg.teacher.model);
-    let options = TeacherOptions::from_config(&cfg.teacher, &cfg.grpo, total_steps);
+    let options = TeacherOptions::from_config(&cfg.teacher, cfg.grpo.seed);
     let teacher = LmTeacher::load(model, options).with_context(|| format!("loading the Teacher `{model}`"))?;
     Ok(builder.teacher(teacher).build()?)
 }

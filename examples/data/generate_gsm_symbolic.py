@@ -9,7 +9,12 @@ so WST can train on problems that are not the evaluation problems.
 Uses the template engine of the PyPI package `multilingual-gsm-symbolic` (MIT):
     python3 -m venv .venv && .venv/bin/pip install numpy pydantic
     .venv/bin/pip install --no-deps multilingual-gsm-symbolic==0.5.5   # or put its wheel on PYTHONPATH
-    .venv/bin/python generate_gsm_symbolic.py --per-template 5 --seed 0 > gsm_symbolic_train.jsonl
+    .venv/bin/python generate_gsm_symbolic.py --per-template 5 --seed 0 --last 69 > gsm_symbolic_train.jsonl
+
+Training draws only from templates 0000-0069; evaluation uses templates 0070-0099 (their GSM8K
+originals plus variants drawn with another seed), so no evaluation problem shares a template
+with a training problem:
+    .venv/bin/python generate_gsm_symbolic.py --per-template 4 --seed 1 --first 70 --originals --prefix gsm-symbolic-eval > gsm_symbolic_eval.jsonl
 """
 
 import argparse
@@ -18,6 +23,7 @@ import random
 import re
 import signal
 import sys
+import tomllib
 from pathlib import Path
 
 from multilingual_gsm_symbolic.templates import AnnotatedQuestion
@@ -37,12 +43,24 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, default=300, help="assignments enumerated per template before sampling")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seconds", type=int, default=30, help="time limit for enumerating one template")
+    ap.add_argument("--first", type=int, default=0, help="first template number drawn from (0000.toml is 0)")
+    ap.add_argument("--last", type=int, default=99, help="last template number drawn from")
+    ap.add_argument("--prefix", default="gsm-symbolic", help="id prefix of the written rows")
+    ap.add_argument("--originals", action="store_true", help="also write each template's GSM8K original (id gsm8k-test-<index>)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     written = 0
     for path in sorted(args.templates.glob("*.toml")):
+        if not args.first <= int(path.stem) <= args.last:
+            continue
         q = AnnotatedQuestion.from_toml(path)
         originals = {q.question.strip()}
+        if args.originals:
+            raw = tomllib.loads(path.read_text())
+            solution = raw["answer"].strip()
+            row = {"id": f"gsm8k-test-{raw['id_orig']}", "question": raw["question"].strip(), "answer": final_answer(solution), "solution": solution, "template": path.stem}
+            print(json.dumps(row, ensure_ascii=False))
+            written += 1
         original_numbers = sorted(re.findall(r"\d+(?:\.\d+)?", q.question))
         signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError()))
         signal.alarm(args.seconds)
@@ -69,7 +87,7 @@ def main() -> int:
                 print(f"{path.name}: skipped an assignment: {e}", file=sys.stderr)
                 continue
             originals.add(question)
-            row = {"id": f"gsm-symbolic-{path.stem}-{kept}", "question": question, "answer": answer, "solution": solution, "template": path.stem}
+            row = {"id": f"{args.prefix}-{path.stem}-{kept}", "question": question, "answer": answer, "solution": solution, "template": path.stem}
             print(json.dumps(row, ensure_ascii=False))
             kept += 1
             written += 1

@@ -48,7 +48,8 @@ fn main() {
     };
     let lora = (mode == "lora").then(|| LoraConfig { r: 16, lora_alpha: 32.0, ..Default::default() });
     let grpo = GrpoConfig { learning_rate: 1e-6, beta: 0.04, max_completion_length: 128, ..Default::default() };
-    let opts = TeacherOptions { teacher: TeacherConfig { lora, logprob_chunk_size: 4, ..f32_teacher() }, grpo, total_steps: 10, ..Default::default() };
+    let grpo = GrpoConfig { per_device_train_batch_size: 4, ..grpo };
+    let opts = TeacherOptions { teacher: TeacherConfig { lora, ..f32_teacher() }, ..Default::default() };
     let mut t = LmTeacher::load(&model, opts).unwrap();
     let queries: Vec<Query> = [
         "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
@@ -61,7 +62,7 @@ fn main() {
     .enumerate()
     .map(|(i, q)| Query::new(i.to_string(), *q))
     .collect();
-    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1 };
+    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1, ..Default::default() };
     let start = Instant::now();
     let groups = t.sample(&queries, &sampling).unwrap();
     let sample_s = start.elapsed().as_secs_f64();
@@ -76,7 +77,7 @@ fn main() {
     }
     let items: Vec<TrainItem<'_>> = flat.iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
     let start = Instant::now();
-    let m = t.step(&items).unwrap();
+    let m = wst_tests::grpo_step(&mut t, &items, &grpo).remove(0);
     let step_s = start.elapsed().as_secs_f64();
     println!(
         "{}",

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use wst_sdk::student::{FinishReason, StudentCapabilities, TokenUsage};
-use wst_sdk::teacher::{StepMetrics, TrainItem};
+use wst_sdk::config::GrpoConfig;
+use wst_sdk::teacher::{StepMetrics, StepSettings, TrainItem};
 use wst_sdk::{Instruction, Query, Result, Student, StudentRequest, StudentSample, Teacher, TeacherSample, TeacherSampling};
 
 /// The folder where cargo writes this workspace's `cdylib`s (target/debug or target/release).
@@ -97,6 +98,14 @@ pub fn f32_teacher() -> wst_sdk::config::TeacherConfig {
     wst_sdk::config::TeacherConfig { dtype: "f32".into(), ..Default::default() }
 }
 
+/// One generation batch's update with `grpo` at a constant learning rate (`num_iterations`
+/// optimisation steps), as the trainer would take it.
+pub fn grpo_step(t: &mut dyn Teacher, items: &[TrainItem<'_>], grpo: &GrpoConfig) -> Vec<StepMetrics> {
+    t.prepare_training(grpo).unwrap();
+    let rates = vec![grpo.learning_rate; grpo.num_iterations.max(1)];
+    t.step(items, &StepSettings { grpo, learning_rates: &rates }).unwrap()
+}
+
 /// A Student that knows arithmetic only when told how: it answers "The answer is N" with the
 /// query's gold answer when the instruction contains `hint`, and a wrong number otherwise.
 pub struct HintStudent {
@@ -147,15 +156,27 @@ impl Student for HintStudent {
 pub struct ScriptedTeacher {
     /// Instructions handed out in turn.
     pub script: Vec<String>,
-    /// Advantages seen by `step`.
-    pub steps: Vec<Vec<f32>>,
+    /// Advantages and learning rates seen by each `step`, shared so a test can read them after
+    /// the Teacher moved into a Pipeline.
+    pub steps: std::sync::Arc<std::sync::Mutex<Vec<ScriptedStep>>>,
     next: usize,
+}
+
+/// What a [`ScriptedTeacher`] was asked to train on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptedStep {
+    /// Each item's instruction text.
+    pub instructions: Vec<String>,
+    /// Each item's advantage.
+    pub advantages: Vec<f32>,
+    /// The learning rates passed.
+    pub learning_rates: Vec<f64>,
 }
 
 impl ScriptedTeacher {
     /// A Teacher that writes `script`'s lines in turn.
     pub fn new(script: &[&str]) -> Self {
-        ScriptedTeacher { script: script.iter().map(|s| s.to_string()).collect(), steps: Vec::new(), next: 0 }
+        ScriptedTeacher { script: script.iter().map(|s| s.to_string()).collect(), steps: Default::default(), next: 0 }
     }
 }
 
@@ -181,8 +202,12 @@ impl Teacher for ScriptedTeacher {
             .collect())
     }
 
-    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
-        self.steps.push(items.iter().map(|i| i.advantage).collect());
-        Ok(StepMetrics::default())
+    fn step(&mut self, items: &[TrainItem<'_>], settings: &StepSettings<'_>) -> Result<Vec<StepMetrics>> {
+        self.steps.lock().unwrap().push(ScriptedStep {
+            instructions: items.iter().map(|i| i.sample.instruction.text.clone()).collect(),
+            advantages: items.iter().map(|i| i.advantage).collect(),
+            learning_rates: settings.learning_rates.to_vec(),
+        });
+        Ok(settings.learning_rates.iter().map(|&lr| StepMetrics { learning_rate: lr, ..Default::default() }).collect())
     }
 }

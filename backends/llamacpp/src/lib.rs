@@ -1,11 +1,11 @@
 //! # wst-llamacpp: a Student run in-process by llama.cpp
 //!
-//! Loads a GGUF file once (the model is shared by every request) and answers with the model's
-//! own chat template. The `n` answers of a request are decoded as parallel sequences of one
-//! batch: the prompt is evaluated once and its KV cells shared by every sequence, and each
-//! sequence has its own seeded sampler chain (repetition penalty, top-k, top-p, min-p,
-//! temperature). Contexts are not thread-safe: each request gets its own, created under a
-//! process-wide lock, and at most `parallel_requests` run at once.
+//! Loads a GGUF file once and answers with the model's own chat template. Requests are decoded
+//! with continuous batching ([`engine`]): one thread owns one context, and every answer of
+//! every request in flight advances by one token per step in a single batch, up to
+//! `max_sequences` at once. The `n` answers of a request share its prompt's KV cells, and each
+//! has its own seeded sampler chain (repetition penalty, top-k, top-p, min-p, temperature), so
+//! answer i is the same whether it was decoded alone or beside other requests.
 //!
 //! ```no_run
 //! # async fn run() -> wst_sdk::Result<()> {
@@ -16,16 +16,18 @@
 //! # Ok(()) }
 //! ```
 
-mod decode;
+pub mod engine;
+mod sequence;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use engine::{Engine, Job};
 
 use async_trait::async_trait;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use tokio::sync::Semaphore;
 use wst_sdk::config::LlamaCppConfig;
 use wst_sdk::student::{StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
@@ -52,7 +54,7 @@ pub struct LlamaCppStudent {
     model: Arc<LlamaModel>,
     template: LlamaChatTemplate,
     config: LlamaCppConfig,
-    gate: Arc<Semaphore>,
+    engine: Engine,
     meter: Arc<UsageMeter>,
 }
 
@@ -73,6 +75,9 @@ impl LlamaCppStudent {
         if config.n_threads == 0 {
             return Err(Error::invalid("student.llamacpp.n_threads", "must be at least 1"));
         }
+        if config.max_sequences == 0 || config.n_batch == 0 {
+            return Err(Error::invalid("student.llamacpp.max_sequences", "max_sequences and n_batch must be at least 1"));
+        }
         let params = LlamaModelParams::default().with_n_gpu_layers(config.n_gpu_layers);
         let model = LlamaModel::load_from_file(backend()?, &path, &params).map_err(|e| model_err(format!("llama.cpp cannot load it: {e}")))?;
         let template = match model.chat_template(None) {
@@ -83,15 +88,10 @@ impl LlamaCppStudent {
             }
         };
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(LlamaCppStudent {
-            name: format!("llamacpp:{stem}"),
-            path,
-            model: Arc::new(model),
-            template,
-            config: config.clone(),
-            gate: Arc::new(Semaphore::new(config.parallel_requests.max(1))),
-            meter: Arc::new(UsageMeter::default()),
-        })
+        let name = format!("llamacpp:{stem}");
+        let model = Arc::new(model);
+        let engine = Engine::start(name.clone(), model.clone(), config.clone())?;
+        Ok(LlamaCppStudent { name, path, model, template, config: config.clone(), engine, meter: Arc::new(UsageMeter::default()) })
     }
 
     /// The prompt text the model sees for `messages` (the model's chat template, assistant turn
@@ -121,7 +121,7 @@ impl Student for LlamaCppStudent {
             native_n: true,
             seeds: true,
             context_length: Some(self.config.n_ctx as usize),
-            max_concurrency: self.config.parallel_requests.max(1),
+            max_concurrency: self.config.max_sequences.max(1),
         }
     }
 
@@ -134,24 +134,22 @@ impl Student for LlamaCppStudent {
             return Ok(Vec::new());
         }
         let prompt = self.render(&request.messages)?;
-        let _permit = self.gate.clone().acquire_owned().await.map_err(|_| self.error("the request gate was closed".into()))?;
-        let job = decode::Job {
-            name: self.name.clone(),
-            model: self.model.clone(),
-            config: self.config.clone(),
-            prompt,
-            n: request.n,
-            params: request.params.clone(),
-        };
-        let meter = self.meter.clone();
-        let answers = tokio::task::spawn_blocking(move || decode::run(job))
-            .await
-            .map_err(|e| self.error(format!("the decoding task failed: {e}")))??;
+        let vocab = self.model.vocab();
+        let mut tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+        // Templates that write BOS themselves would otherwise get a second one.
+        if tokens.len() >= 2 && tokens[0] == vocab.bos() && tokens[1] == vocab.bos() {
+            tokens.remove(0);
+        }
+        let (reply, answers) = tokio::sync::oneshot::channel();
+        self.engine
+            .submit(Job { prompt: tokens, n: request.n, params: request.params.clone(), reply })
+            .map_err(|_| self.error("the decoding thread has stopped".into()))?;
+        let answers = answers.await.map_err(|_| self.error("the decoding thread dropped the request".into()))??;
         let mut usage = wst_sdk::student::TokenUsage::default();
         for a in &answers {
             usage += a.usage;
         }
-        meter.record(answers.len(), usage);
+        self.meter.record(answers.len(), usage);
         Ok(answers)
     }
 }

@@ -85,7 +85,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     };
 
     // The untrained Teacher's pipeline also serves the Teacher-free rows.
-    let base = crate::run::pipeline(cfg, None, 1, student.clone())?;
+    let base = crate::run::pipeline(cfg, None, student.clone())?;
     run(&base, EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &queries)?;
     if plan.few_shot > 0 {
         let train = load_queries(&cfg.data.train).context("loading data.train for few-shot examples")?;
@@ -123,7 +123,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         run(&p, EvalMethod { name: format!("writer:{spec}"), source, prompt: None }, &queries)?;
     }
     if let Some(t) = &plan.trained {
-        let p = crate::run::pipeline(cfg, Some(t), 1, student.clone())?;
+        let p = crate::run::pipeline(cfg, Some(t), student.clone())?;
         run(&p, EvalMethod { name: "trained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
     }
     report.relate_to("direct");

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("-n must be at least 1");
     }
     let cfg = TeacherConfig { device: args.device.clone(), ..Default::default() };
-    let options = TeacherOptions::from_config(&cfg, &Default::default(), 1);
+    let options = TeacherOptions::from_config(&cfg, args.seed);
     let mut teacher = LmTeacher::load(&args.teacher, options)?;
     let sampling = TeacherSampling {
         num_generations: args.n,
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         top_p: args.top_p,
         top_k: None,
         max_completion_length: args.max_tokens,
-        seed: args.seed,
+        ..TeacherSampling { seed: args.seed, ..Default::default() }
     };
     let groups = teacher.sample(&[Query::new("cli", args.query.clone())], &sampling)?;
     for (i, s) in groups.into_iter().flatten().enumerate() {

@@ -56,7 +56,7 @@ pub fn train(cfg: &WstConfig, resume: bool, progress: bool, runtime: &tokio::run
     };
     let total = planned_steps(train.len(), &cfg.grpo);
     let (student, cache) = crate::run::student(cfg)?;
-    let pipeline = crate::run::pipeline(cfg, None, total, student)?;
+    let pipeline = crate::run::pipeline(cfg, None, student)?;
     std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
     let resolved = toml::to_string_pretty(cfg).unwrap_or_default();
     std::fs::write(cfg.output.output_dir.join("config.toml"), resolved).context("writing the resolved config")?;

@@ -11,12 +11,14 @@ use crate::grpo::{LossType, ScaleRewards};
 pub struct GrpoConfig {
     /// Instructions sampled per query, the paper's G (TRL default 8).
     pub num_generations: usize,
-    /// Completions per forward/backward micro-batch; a step covers
+    /// Completions per forward/backward micro-batch (a memory knob: the loss is normalised over
+    /// the whole batch, so it does not change the objective); a step covers
     /// per_device_train_batch_size × gradient_accumulation_steps / num_generations queries.
     pub per_device_train_batch_size: usize,
     /// Micro-batches accumulated before each optimiser step.
     pub gradient_accumulation_steps: usize,
-    /// Optimisation passes over each generated batch (TRL's μ); >1 uses clipping against the old policy.
+    /// Optimisation steps on each generated batch (TRL's μ); after the first, the ratio is
+    /// clipped against the first step's log-probs. The learning-rate schedule counts them all.
     pub num_iterations: usize,
     /// Peak learning rate of AdamW (TRL default 1e-6).
     pub learning_rate: f64,
@@ -94,6 +96,29 @@ impl Default for GrpoConfig {
     }
 }
 
+impl GrpoConfig {
+    /// Optimisation steps a run of `generation_steps` takes: `num_iterations` per generation
+    /// batch (TRL's μ), each counted by the learning-rate schedule.
+    pub fn optimizer_steps(&self, generation_steps: usize) -> usize {
+        generation_steps.max(1) * self.num_iterations.max(1)
+    }
+
+    /// The learning rates of the `num_iterations` optimisation steps of generation step `step`
+    /// (0-based) in a run of `generation_steps`: the schedule and its warm-up count optimiser
+    /// steps, as transformers' do, so μ > 1 neither halves the warm-up nor ends the decay early.
+    pub fn learning_rates(&self, step: usize, generation_steps: usize) -> Vec<f64> {
+        let mu = self.num_iterations.max(1);
+        let total = self.optimizer_steps(generation_steps);
+        let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
+        (0..mu).map(|pass| self.lr_scheduler_type.lr(self.learning_rate, step * mu + pass, total, warmup)).collect()
+    }
+
+    /// The AdamW settings of this configuration.
+    pub fn adamw(&self) -> crate::teacher::optimizer::AdamWSettings {
+        crate::teacher::optimizer::AdamWSettings { beta1: self.adam_beta1, beta2: self.adam_beta2, eps: self.adam_epsilon, weight_decay: self.weight_decay }
+    }
+}
+
 /// Learning-rate schedules, as in transformers' `lr_scheduler_type`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -168,5 +193,21 @@ mod tests {
         assert_eq!(LrScheduler::Linear.lr(1.0, 1, 10, 2), 1.0);
         assert!((LrScheduler::Cosine.lr(1.0, 5, 10, 0) - 0.5).abs() < 1e-12);
         assert_eq!(LrScheduler::Constant.lr(2.0, 9, 10, 0), 2.0);
+    }
+
+    #[test]
+    fn the_schedule_counts_optimiser_steps_when_each_batch_is_reused() {
+        // 4 generation steps × μ = 2 = 8 optimiser steps; warm-up 25% = 2 of them; linear decay
+        // over the 6 after: 1, 5/6, 4/6, 3/6, 2/6, 1/6.
+        let g = GrpoConfig { num_iterations: 2, warmup_ratio: 0.25, learning_rate: 1.0, ..Default::default() };
+        let all: Vec<f64> = (0..4).flat_map(|s| g.learning_rates(s, 4)).collect();
+        let want = [0.5, 1.0, 1.0, 5.0 / 6.0, 4.0 / 6.0, 3.0 / 6.0, 2.0 / 6.0, 1.0 / 6.0];
+        assert_eq!(all.len(), 8);
+        for (a, w) in all.iter().zip(want) {
+            assert!((a - w).abs() < 1e-12, "{all:?}");
+        }
+        // μ = 1 keeps one rate per generation step.
+        let one = GrpoConfig { learning_rate: 1.0, ..Default::default() };
+        assert_eq!(one.learning_rates(5, 10), vec![0.5]);
     }
 }

@@ -26,8 +26,8 @@ pub struct TeacherConfig {
     pub system_prompt: String,
     /// Jinja template of the Teacher's user message; variable: `query`.
     pub prompt_template: String,
-    /// Completions per micro-batch of a GRPO step (gradients are accumulated across them).
-    pub logprob_chunk_size: usize,
+    /// Strings that end an instruction (cut from its text; generation stops there).
+    pub stop: Vec<String>,
     /// Recompute each layer's activations during backward instead of keeping them all (peak
     /// memory of one layer, one more forward pass); on by default, as in TRL's GRPOConfig.
     pub gradient_checkpointing: bool,
@@ -46,7 +46,7 @@ impl Default for TeacherConfig {
             lora: None,
             system_prompt: DEFAULT_TEACHER_SYSTEM.into(),
             prompt_template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
-            logprob_chunk_size: 4,
+            stop: Vec::new(),
             gradient_checkpointing: true,
         }
     }
@@ -171,7 +171,8 @@ pub struct Price {
 pub struct LlamaCppConfig {
     /// CPU threads for decoding; 1 avoids OpenMP spin collapse on busy small machines.
     pub n_threads: usize,
-    /// Context size in tokens shared by the n parallel answers of one request.
+    /// KV cells shared by every answer in flight (a request's prompt is stored once for its
+    /// answers); answers wait for room when prompts plus `max_tokens` per answer do not fit.
     pub n_ctx: u32,
     /// Layers offloaded to a GPU (needs a CUDA build of llama.cpp).
     pub n_gpu_layers: u32,
@@ -179,14 +180,21 @@ pub struct LlamaCppConfig {
     pub min_p: f64,
     /// Repetition penalty (1 disables it).
     pub repeat_penalty: f64,
-    /// Requests decoded at once, each in its own context (the n answers of one request are
-    /// already decoded together as one batch).
-    pub parallel_requests: usize,
+    /// Answers decoded together in one batch, over all requests in flight (continuous
+    /// batching, as llama.cpp's server slots).
+    pub max_sequences: usize,
+    /// Most tokens fed to llama.cpp in one decode call (one per running answer plus chunks of
+    /// newly admitted prompts).
+    pub n_batch: u32,
+    /// llama.cpp's flash attention. Off by default: its f16 accumulation over the shared KV
+    /// cache makes an answer depend on which other answers were decoded beside it, so the same
+    /// seed could give another answer under load. On is faster for long contexts.
+    pub flash_attention: bool,
 }
 
 impl Default for LlamaCppConfig {
     fn default() -> Self {
-        LlamaCppConfig { n_threads: 1, n_ctx: 4096, n_gpu_layers: 0, min_p: 0.0, repeat_penalty: 1.0, parallel_requests: 1 }
+        LlamaCppConfig { n_threads: 1, n_ctx: 8192, n_gpu_layers: 0, min_p: 0.0, repeat_penalty: 1.0, max_sequences: 16, n_batch: 2048, flash_attention: false }
     }
 }
 

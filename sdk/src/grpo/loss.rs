@@ -2,9 +2,11 @@
 //!
 //! Per token: ρ = exp(logp − logp_old), L = −min(ρ·A, clip(ρ, 1−ε, 1+ε_high)·A) + β·KL, with
 //! KL = exp(ref − logp) − (ref − logp) − 1 (Schulman's k3 estimator). Tokens are then averaged
-//! as TRL's `loss_type` says: `grpo` per sequence then over sequences, `bnpo` over the
-//! micro-batch's tokens, `dr_grpo` over B × max_completion_length, `dapo` over every completion
-//! token of the whole optimisation step (so accumulation does not change the loss).
+//! as TRL's `loss_type` says, always over the whole optimisation batch ([`BatchSize`]), so
+//! splitting it into micro-batches to save memory never changes the objective: `grpo` per
+//! sequence then over the batch's sequences, `bnpo` and `dapo` over the batch's completion
+//! tokens (TRL's `bnpo` averages per device batch; wst trains on one, where the two agree),
+//! `dr_grpo` over sequences × max_completion_length.
 
 use candle_core::{D, DType, Tensor};
 use schemars::JsonSchema;
@@ -18,7 +20,7 @@ use crate::error::{Error, Result};
 pub enum LossType {
     /// Mean over each sequence's tokens, then over sequences (the original GRPO; length-biased).
     Grpo,
-    /// Mean over all tokens of the micro-batch.
+    /// Mean over all completion tokens of the batch (equal to `dapo` on one device).
     Bnpo,
     /// Sum over tokens divided by batch size × `max_completion_length` (Dr. GRPO).
     DrGrpo,
@@ -59,30 +61,35 @@ pub struct LossOutput {
     pub tokens: f64,
 }
 
-/// The `dapo` normaliser: every completion token of the optimisation step (all micro-batches).
-pub fn loss_normalizer(completion_lengths: impl IntoIterator<Item = usize>) -> f64 {
-    completion_lengths.into_iter().sum::<usize>().max(1) as f64
+/// The size of a whole optimisation batch, which every loss type divides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSize {
+    /// Completions in the batch.
+    pub sequences: usize,
+    /// Completion tokens in the batch.
+    pub tokens: usize,
+}
+
+impl BatchSize {
+    /// The size of a batch of completions with these lengths.
+    pub fn of(completion_lengths: impl IntoIterator<Item = usize>) -> Self {
+        let (mut sequences, mut tokens) = (0, 0);
+        for l in completion_lengths {
+            sequences += 1;
+            tokens += l;
+        }
+        BatchSize { sequences, tokens }
+    }
 }
 
 impl GrpoLoss {
     /// The loss of one micro-batch.
     ///
     /// Shapes: `logp`, `old_logp`, `ref_logp`, `mask` are [B, T] (mask 1 on completion tokens,
-    /// 0 on padding); `advantages` is [B]. `old_logp = None` means a single iteration per batch
-    /// (ρ = 1 in value, gradient of logp). `accumulation_steps` divides the non-`dapo` losses so
-    /// that summing micro-batch losses gives the step's loss; `dapo_normalizer` is
-    /// [`loss_normalizer`] over the whole step.
-    #[allow(clippy::too_many_arguments)]
-    pub fn compute(
-        &self,
-        logp: &Tensor,
-        old_logp: Option<&Tensor>,
-        ref_logp: Option<&Tensor>,
-        advantages: &Tensor,
-        mask: &Tensor,
-        accumulation_steps: usize,
-        dapo_normalizer: f64,
-    ) -> Result<LossOutput> {
+    /// 0 on padding); `advantages` is [B]. `old_logp = None` means on-policy (ρ = 1 in value,
+    /// gradient of logp). `batch` is the size of the whole optimisation batch this micro-batch
+    /// belongs to: the micro-batch losses of a batch sum to the batch's loss.
+    pub fn compute(&self, logp: &Tensor, old_logp: Option<&Tensor>, ref_logp: Option<&Tensor>, advantages: &Tensor, mask: &Tensor, batch: BatchSize) -> Result<LossOutput> {
         let (b, t) = logp.dims2()?;
         if mask.dims() != [b, t] || advantages.dims() != [b] {
             return Err(Error::invalid(
@@ -123,15 +130,14 @@ impl GrpoLoss {
         }
 
         let masked = (&per_token * &mask)?;
-        let steps = accumulation_steps.max(1) as f64;
+        let sequences = batch.sequences.max(1) as f64;
         let loss = match self.loss_type {
             LossType::Grpo => {
                 let per_seq = masked.sum(D::Minus1)?.div(&mask.sum(D::Minus1)?.clamp(1.0, f64::INFINITY)?)?;
-                (per_seq.mean_all()? / steps)?
+                (per_seq.sum_all()? / sequences)?
             }
-            LossType::Bnpo => (masked.sum_all()? / (tokens.max(1.0) * steps))?,
-            LossType::DrGrpo => (masked.sum_all()? / (b as f64 * self.max_completion_length.max(1) as f64 * steps))?,
-            LossType::Dapo => (masked.sum_all()? / dapo_normalizer.max(1.0))?,
+            LossType::Bnpo | LossType::Dapo => (masked.sum_all()? / batch.tokens.max(1) as f64)?,
+            LossType::DrGrpo => (masked.sum_all()? / (sequences * self.max_completion_length.max(1) as f64))?,
         };
 
         let ratio_d = ratio.detach();
@@ -170,7 +176,7 @@ mod tests {
         let logp = t2(&[[-1.0, -2.0, -0.5], [-0.3, -0.7, -9.0]]);
         let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
         let adv = Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let out = cfg(loss_type).compute(&logp, None, None, &adv, &mask, 1, 5.0).unwrap();
+        let out = cfg(loss_type).compute(&logp, None, None, &adv, &mask, BatchSize { sequences: 2, tokens: 5 }).unwrap();
         assert_eq!(out.tokens, 5.0);
         assert_eq!(out.clip_ratio_region, 0.0);
         out.loss.to_scalar::<f32>().unwrap()
@@ -194,7 +200,7 @@ mod tests {
         let logp = t2(&[[l(1.5), l(0.5), 0.0], [l(0.5), l(1.5), 0.0]]);
         let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
         let adv = Tensor::new(&[1.0f32, -1.0], &Device::Cpu).unwrap();
-        let out = cfg(LossType::Bnpo).compute(&logp, Some(&old), None, &adv, &mask, 1, 0.0).unwrap();
+        let out = cfg(LossType::Bnpo).compute(&logp, Some(&old), None, &adv, &mask, BatchSize { sequences: 2, tokens: 5 }).unwrap();
         let expected = (-1.2 - 0.5 - 1.0 + 0.8 + 1.5) / 5.0;
         assert!((out.loss.to_scalar::<f32>().unwrap() - expected).abs() < 1e-5);
         assert!((out.clip_ratio_high - 0.2).abs() < 1e-9);
@@ -210,7 +216,7 @@ mod tests {
         let logp = Var::from_tensor(&t2(&[[ln(1.5), ln(0.9), 0.0], [ln(0.5), ln(1.1), 0.0]])).unwrap();
         let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
         let adv = Tensor::new(&[2.0f32, -1.0], &Device::Cpu).unwrap();
-        let out = cfg(LossType::Bnpo).compute(logp.as_tensor(), Some(&old), None, &adv, &mask, 1, 0.0).unwrap();
+        let out = cfg(LossType::Bnpo).compute(logp.as_tensor(), Some(&old), None, &adv, &mask, BatchSize { sequences: 2, tokens: 5 }).unwrap();
         let g = out.loss.backward().unwrap();
         let grad = g.get(logp.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
         let want = [[0.0, -0.9 * 2.0 / 5.0, -2.0 / 5.0], [0.0, 1.1 / 5.0, 0.0]];
@@ -230,27 +236,37 @@ mod tests {
         let adv = Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
         let mut c = cfg(LossType::Bnpo);
         c.beta = 0.5;
-        let out = c.compute(&logp, None, Some(&reference), &adv, &mask, 1, 0.0).unwrap();
+        let out = c.compute(&logp, None, Some(&reference), &adv, &mask, BatchSize { sequences: 2, tokens: 5 }).unwrap();
         let k = std::f64::consts::E - 2.0;
         assert!((out.kl.unwrap() - 2.0 * k / 5.0).abs() < 1e-5);
         assert!((out.loss.to_scalar::<f32>().unwrap() as f64 - 0.5 * 2.0 * k / 5.0).abs() < 1e-5);
     }
 
     #[test]
-    fn accumulation_sums_to_the_full_batch_loss_for_dapo() {
-        let mask = t2(&[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]);
-        let logp = t2(&[[-1.0, -2.0, -0.5], [-0.3, -0.7, -9.0]]);
-        let adv = Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let c = cfg(LossType::Dapo);
-        let full = c.compute(&logp, None, None, &adv, &mask, 1, 5.0).unwrap().loss.to_scalar::<f32>().unwrap();
-        let mut parts = 0.0;
-        for i in 0..2 {
-            let out = c
-                .compute(&logp.narrow(0, i, 1).unwrap(), None, None, &adv.narrow(0, i, 1).unwrap(), &mask.narrow(0, i, 1).unwrap(), 2, 5.0)
-                .unwrap();
-            parts += out.loss.to_scalar::<f32>().unwrap();
+    fn micro_batch_losses_sum_to_the_batch_loss_for_every_loss_type() {
+        // Three rows of unequal lengths split 2 + 1 (an uneven last micro-batch): the parts must
+        // sum to the whole for every loss type, which dividing by the number of micro-batches
+        // (the old accumulation rule) got wrong for grpo, bnpo and dr_grpo.
+        let mask = Tensor::new(&[[1.0f32, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], &Device::Cpu).unwrap();
+        let logp = Tensor::new(&[[-1.0f32, -2.0, -0.5], [-0.3, -0.7, -9.0], [-1.5, -4.0, -4.0]], &Device::Cpu).unwrap();
+        let adv = Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap();
+        let batch = BatchSize { sequences: 3, tokens: 6 };
+        for lt in [LossType::Grpo, LossType::Bnpo, LossType::DrGrpo, LossType::Dapo] {
+            let c = cfg(lt);
+            let full = c.compute(&logp, None, None, &adv, &mask, batch).unwrap().loss.to_scalar::<f32>().unwrap();
+            let mut parts = 0.0;
+            for (start, len) in [(0, 2), (2, 1)] {
+                let out = c.compute(&logp.narrow(0, start, len).unwrap(), None, None, &adv.narrow(0, start, len).unwrap(), &mask.narrow(0, start, len).unwrap(), batch).unwrap();
+                parts += out.loss.to_scalar::<f32>().unwrap();
+            }
+            assert!((full - parts).abs() < 1e-6, "{lt:?}: {full} vs {parts}");
         }
-        assert!((full - parts).abs() < 1e-6);
+        // By hand (on-policy, per-token loss −A): grpo (−1 + 2 − 0.5)/3; dapo (−3 + 4 − 0.5)/6.
+        let grpo = cfg(LossType::Grpo).compute(&logp, None, None, &adv, &mask, batch).unwrap().loss.to_scalar::<f32>().unwrap();
+        assert!((grpo - 0.5 / 3.0).abs() < 1e-6);
+        let dapo = cfg(LossType::Dapo).compute(&logp, None, None, &adv, &mask, batch).unwrap().loss.to_scalar::<f32>().unwrap();
+        assert!((dapo - 0.5 / 6.0).abs() < 1e-6);
+        assert_eq!(BatchSize::of([3, 2, 1]), batch);
     }
 
     #[test]
@@ -259,6 +275,6 @@ mod tests {
         let a = Tensor::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
         let mut c = cfg(LossType::Grpo);
         c.beta = 0.1;
-        assert!(c.compute(&m, None, None, &a, &m, 1, 1.0).is_err());
+        assert!(c.compute(&m, None, None, &a, &m, BatchSize { sequences: 2, tokens: 5 }).is_err());
     }
 }

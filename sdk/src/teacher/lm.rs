@@ -16,35 +16,37 @@ use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
 use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask, hub};
-use super::optimizer::{AdamW, AdamWSettings};
+use super::optimizer::AdamW;
 use super::sampler::{SamplerSettings, sample};
-use super::{StepMetrics, Teacher, TeacherSample, TeacherSampling, TrainItem};
+use super::{StepMetrics, StepSettings, Teacher, TeacherSample, TeacherSampling, TrainItem};
 use crate::config::{GrpoConfig, TeacherConfig};
 use crate::error::{Error, Result};
-use crate::grpo::GrpoLoss;
+use crate::grpo::{BatchSize, GrpoLoss};
 use crate::instruction::Instruction;
 use crate::query::Query;
 use crate::student::ChatMessage;
 use crate::template::Template;
 
-/// Everything `LmTeacher` needs besides the checkpoint: the `[teacher]` and `[grpo]` config
-/// sections, the run's length (for the learning-rate schedule) and optional stop strings.
-#[derive(Debug, Clone, Default)]
+/// Everything `LmTeacher` needs besides the checkpoint. GRPO settings are not among them: the
+/// trainer passes its one [`GrpoConfig`] to every step ([`StepSettings`]).
+#[derive(Debug, Clone)]
 pub struct TeacherOptions {
-    /// Device, dtype, LoRA, prompts, log-prob chunking.
+    /// Device, dtype, LoRA, prompts, stop strings, gradient checkpointing.
     pub teacher: TeacherConfig,
-    /// GRPO and optimiser knobs.
-    pub grpo: GrpoConfig,
-    /// Total optimisation steps (for the learning-rate schedule).
-    pub total_steps: usize,
-    /// Strings that end an instruction.
-    pub stop: Vec<String>,
+    /// Seed of the LoRA adapters' random initialisation (`wst` uses the run's `grpo.seed`).
+    pub seed: u64,
+}
+
+impl Default for TeacherOptions {
+    fn default() -> Self {
+        TeacherOptions { teacher: TeacherConfig::default(), seed: GrpoConfig::default().seed }
+    }
 }
 
 impl TeacherOptions {
-    /// Options from the run configuration.
-    pub fn from_config(teacher: &TeacherConfig, grpo: &GrpoConfig, total_steps: usize) -> Self {
-        TeacherOptions { teacher: teacher.clone(), grpo: grpo.clone(), total_steps: total_steps.max(1), stop: Vec::new() }
+    /// Options from the `[teacher]` section, LoRA seeded with `seed`.
+    pub fn from_config(teacher: &TeacherConfig, seed: u64) -> Self {
+        TeacherOptions { teacher: teacher.clone(), seed }
     }
 }
 
@@ -82,7 +84,10 @@ fn parse_dtype(spec: &str, device: &Device) -> Result<DType> {
 /// A trainable Teacher language model.
 pub struct LmTeacher {
     decoder: Decoder,
+    /// The frozen model of the KL term (made by `prepare_training` when β > 0).
     reference: Option<Decoder>,
+    /// The inference copy sampling runs on, rebuilt after the weights change.
+    inference: Option<Decoder>,
     tokenizer: ChatTokenizer,
     optimizer: AdamW,
     /// Every checkpoint tensor by Hugging Face name; trainable ones are their `Var`s.
@@ -139,16 +144,10 @@ impl LmTeacher {
         let mut store = TensorStore::new(tensors, full, source_dir);
         let model_err = |e: candle_core::Error| Error::Model { path: source_dir.to_path_buf(), message: e.to_string() };
         let mut decoder = Decoder::new(&config, &mut store, dtype, &device).map_err(model_err)?;
-        let beta = options.grpo.beta;
-        let mut reference = None;
         let mut lora = BTreeMap::new();
         if let Some(l) = &options.teacher.lora {
-            if beta != 0.0 {
-                // Frozen base weights are shared: the reference is the model without adapters.
-                reference = Some(decoder.clone());
-            }
             let scale = l.lora_alpha / l.r as f64;
-            let mut rng = StdRng::seed_from_u64(options.grpo.seed);
+            let mut rng = StdRng::seed_from_u64(options.seed);
             decoder
                 .attach_lora(|path, lin| {
                     let module = path.rsplit('.').next().unwrap_or(path);
@@ -171,10 +170,6 @@ impl LmTeacher {
                     message: format!("none of {:?} is a linear layer of this model", l.target_modules),
                 });
             }
-        } else if beta != 0.0 {
-            // The store's tensors were copied into Vars, so the originals stay frozen.
-            let mut frozen = TensorStore::new(store.tensors().clone(), false, source_dir);
-            reference = Some(Decoder::new(&config, &mut frozen, dtype, &device).map_err(model_err)?);
         }
         let params: BTreeMap<String, Var> = if full {
             store.vars.clone()
@@ -186,11 +181,7 @@ impl LmTeacher {
                 })
                 .collect()
         };
-        let g = &options.grpo;
-        let optimizer = AdamW::new(
-            params,
-            AdamWSettings { beta1: g.adam_beta1, beta2: g.adam_beta2, eps: g.adam_epsilon, weight_decay: g.weight_decay },
-        );
+        let optimizer = AdamW::new(params)?;
         // Every checkpoint tensor by name, trainable ones as their `Var` (which shares storage and
         // sees every update), so the frozen originals are not kept alive unless the reference uses them.
         let base: BTreeMap<String, Tensor> = store
@@ -201,7 +192,8 @@ impl LmTeacher {
         let prompt = Template::strict("teacher.prompt_template", options.teacher.prompt_template.clone())?;
         Ok(LmTeacher {
             decoder,
-            reference,
+            reference: None,
+            inference: None,
             tokenizer,
             optimizer,
             base,
@@ -230,6 +222,11 @@ impl LmTeacher {
         self.optimizer.params()
     }
 
+    /// A trainable weight at full precision (the f32 master of a bf16/f16 weight).
+    pub fn full_precision_weight(&self, name: &str) -> Option<Tensor> {
+        self.optimizer.full_precision(name)
+    }
+
     /// Optimisation steps taken.
     pub fn steps_taken(&self) -> usize {
         self.optimizer.step
@@ -252,7 +249,7 @@ impl LmTeacher {
         let mut prompts = Vec::with_capacity(conversations.len());
         for c in conversations {
             let mut ids = self.tokenizer.encode(&self.tokenizer.render(c)?)?;
-            let max = self.options.grpo.max_prompt_length.max(1);
+            let max = sampling.max_prompt_length.max(1);
             if ids.len() > max {
                 ids.drain(..ids.len() - max);
             }
@@ -266,8 +263,12 @@ impl LmTeacher {
         let padded = LeftPadded::new(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>(), self.tokenizer.pad_id);
         let (ids, positions, mask) = padded.tensors(self.dtype, &self.device)?;
         let (tp, pad) = (padded.len, self.tokenizer.pad_id);
-        // Sampling needs no gradients: an inference copy of the weights records no graph.
-        let decoder = self.decoder.for_inference()?;
+        // Sampling needs no gradients: an inference copy of the weights records no graph. It is
+        // kept until the weights change.
+        if self.inference.is_none() {
+            self.inference = Some(self.decoder.for_inference()?);
+        }
+        let decoder = self.inference.as_ref().ok_or_else(|| Error::Teacher("no inference copy".into()))?;
         let mut cache = KvCache::default();
         // Each prompt is read once; its keys and values are then copied to its n sample rows.
         let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
@@ -346,16 +347,17 @@ impl LmTeacher {
     }
 
     fn hits_stop(&self, completion: &[u32]) -> Result<bool> {
-        if self.options.stop.is_empty() {
+        let stop = &self.options.teacher.stop;
+        if stop.is_empty() {
             return Ok(false);
         }
         let tail = &completion[completion.len().saturating_sub(16)..];
         let text = self.tokenizer.decode(tail)?;
-        Ok(self.options.stop.iter().any(|s| text.contains(s.as_str())))
+        Ok(stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())))
     }
 
     fn cut_at_stop(&self, text: &str) -> String {
-        let cut = self.options.stop.iter().filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
+        let cut = self.options.teacher.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
         text[..cut].to_string()
     }
 
@@ -436,13 +438,6 @@ impl LmTeacher {
         Ok(out)
     }
 
-    fn learning_rate(&self) -> f64 {
-        let g = &self.options.grpo;
-        let total = self.options.total_steps.max(1);
-        let warmup = (g.warmup_ratio * total as f64).ceil() as usize;
-        g.lr_scheduler_type.lr(g.learning_rate, self.optimizer.step, total, warmup)
-    }
-
     /// Saves the model for inference: `model.safetensors` with Hugging Face names (LoRA merged
     /// into the weights) plus the checkpoint's config and tokenizer files.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
@@ -505,11 +500,12 @@ impl LmTeacher {
         std::fs::write(&p, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&p, e))
     }
 
-    /// Saves what resuming training needs: trainable weights and optimiser state.
+    /// Saves what resuming training needs: trainable weights (at full precision: the f32
+    /// masters of bf16 weights) and optimiser state.
     pub fn save_training_state(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tensors: std::collections::HashMap<String, Tensor> =
-            self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+            self.optimizer.params().keys().filter_map(|k| Some((k.clone(), self.optimizer.full_precision(k)?))).collect();
         write_safetensors(&tensors, &dir.join("trainable.safetensors"))?;
         let opt = dir.join("optimizer.safetensors");
         let tmp = dir.join("optimizer.safetensors.tmp");
@@ -521,10 +517,12 @@ impl LmTeacher {
     pub fn load_training_state(&mut self, dir: &Path) -> Result<()> {
         let p = dir.join("trainable.safetensors");
         let t = candle_core::safetensors::load(&p, &self.device).map_err(|e| Error::Model { path: p.clone(), message: e.to_string() })?;
-        for (name, var) in self.optimizer.params() {
+        let names: Vec<String> = self.optimizer.params().keys().cloned().collect();
+        for name in &names {
             let v = t.get(name).ok_or_else(|| Error::Model { path: p.clone(), message: format!("missing `{name}`") })?;
-            var.set(&v.to_dtype(var.dtype())?)?;
+            self.optimizer.set_full_precision(name, v)?;
         }
+        self.inference = None;
         self.optimizer.load(&dir.join("optimizer.safetensors"), &self.device)
     }
 }
@@ -604,11 +602,36 @@ impl Teacher for LmTeacher {
         Ok(())
     }
 
-    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
+    fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
+        if grpo.beta == 0.0 || self.reference.is_some() {
+            return Ok(());
+        }
+        if self.optimizer.step > 0 {
+            return Err(Error::Teacher("β > 0 needs the initial weights as the KL reference, but this Teacher has already been trained; call prepare_training before the first step".into()));
+        }
+        let full = self.options.teacher.lora.is_none();
+        // LoRA: the reference is the base model without adapters (frozen weights shared).
+        // Full fine-tuning: a copy of the weights as they are now, before any update.
+        let tensors: BTreeMap<String, Tensor> =
+            self.base.iter().map(|(k, t)| Ok((k.clone(), if full { t.detach().copy()? } else { t.detach() }))).collect::<candle_core::Result<_>>()?;
+        let mut store = TensorStore::new(tensors, false, &self.source_dir);
+        let reference = Decoder::new(&self.decoder.config, &mut store, self.dtype, &self.device)
+            .map_err(|e| Error::Model { path: self.source_dir.clone(), message: e.to_string() })?;
+        self.reference = Some(reference);
+        Ok(())
+    }
+
+    fn step(&mut self, items: &[TrainItem<'_>], settings: &StepSettings<'_>) -> Result<Vec<StepMetrics>> {
         if items.is_empty() {
             return Err(Error::invalid("items", "a GRPO step needs at least one sample"));
         }
-        let g = self.options.grpo.clone();
+        if settings.learning_rates.is_empty() {
+            return Err(Error::invalid("learning_rates", "a GRPO step needs the learning rate of at least one optimisation step"));
+        }
+        let g = settings.grpo;
+        if g.beta != 0.0 && self.reference.is_none() {
+            return Err(Error::invalid("grpo.beta", "β > 0 needs a reference model: call Teacher::prepare_training before the first step"));
+        }
         let loss_fn = GrpoLoss {
             epsilon: g.epsilon,
             epsilon_high: g.epsilon_high.unwrap_or(g.epsilon),
@@ -616,61 +639,70 @@ impl Teacher for LmTeacher {
             loss_type: g.loss_type,
             max_completion_length: g.max_completion_length,
         };
-        let chunk = self.options.teacher.logprob_chunk_size.max(1);
-        let micro: Vec<&[TrainItem<'_>]> = items.chunks(chunk).collect();
-        let normalizer = crate::grpo::loss_normalizer(items.iter().map(|i| i.sample.completion_ids.len()));
-        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
-        let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
-        // passes of gradient checkpointing).
-        let params = self.optimizer.params().clone();
-        let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
-        let checkpointing = self.options.teacher.gradient_checkpointing;
-        for mb in &micro {
+        // Micro-batches bound memory only: every loss type divides by the whole batch's size.
+        let batch = BatchSize::of(items.iter().map(|i| i.sample.completion_ids.len()));
+        let mut micro = Vec::new();
+        for mb in items.chunks(g.per_device_train_batch_size.max(1)) {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
-            let p = self.pack(&samples)?;
-            let started = std::time::Instant::now();
-            let reference = self.reference_logprobs(&p, g.temperature)?;
-            let reference_s = started.elapsed().as_secs_f64();
-            let old = if g.num_iterations > 1 {
-                let tc = p.targets.dim(1)?;
-                let flat: Vec<f32> = samples.iter().flat_map(|s| s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc)).collect();
-                Some(Tensor::from_vec(flat, (samples.len(), tc), &self.device)?)
-            } else {
-                None
-            };
             let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
-            let loss = |logp: &Tensor| -> Result<_> {
-                let out = loss_fn.compute(logp, old.as_ref(), reference.as_ref(), &adv, &p.cmask, micro.len(), normalizer)?;
-                Ok((out.loss.clone(), out))
-            };
-            let out = if checkpointing {
-                self.checkpointed_backward(&p, g.temperature, loss, &mut absorb)?
-            } else {
-                let (l, out) = loss(&packed_logprobs(&self.decoder, &p, g.temperature)?)?;
-                absorb(&l.backward()?)?;
-                out
-            };
-            tracing::debug!(rows = mb.len(), reference_s, policy_s = started.elapsed().as_secs_f64() - reference_s, checkpointing, "micro-batch");
-            loss_sum += out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            tokens += out.tokens;
-            kl += out.kl.unwrap_or(0.0) * out.tokens;
-            low += out.clip_ratio_low * out.tokens;
-            high += out.clip_ratio_high * out.tokens;
-            region += out.clip_ratio_region * out.tokens;
+            micro.push((self.pack(&samples)?, adv));
         }
-        let lr = self.learning_rate();
-        let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm)?;
-        let t = tokens.max(1.0);
-        Ok(StepMetrics {
-            loss: loss_sum,
-            kl: kl / t,
-            clip_ratio_low_mean: low / t,
-            clip_ratio_high_mean: high / t,
-            clip_ratio_region_mean: region / t,
-            grad_norm,
-            learning_rate: lr,
-        })
+        // The reference's log-probs, once; the first pass's own log-probs are the "old" policy
+        // of later passes (TRL's num_iterations), from this same training forward.
+        let mut reference: Vec<Option<Tensor>> = Vec::with_capacity(micro.len());
+        for (p, _) in &micro {
+            reference.push(self.reference_logprobs(p, g.temperature)?);
+        }
+        let keep_old = settings.learning_rates.len() > 1;
+        let mut old: Vec<Option<Tensor>> = vec![None; micro.len()];
+        let params = self.optimizer.params().clone();
+        let checkpointing = self.options.teacher.gradient_checkpointing;
+        let mut metrics = Vec::with_capacity(settings.learning_rates.len());
+        for &lr in settings.learning_rates {
+            let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+            let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
+            // passes of gradient checkpointing).
+            let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
+            for (i, (p, adv)) in micro.iter().enumerate() {
+                let started = std::time::Instant::now();
+                let (old_i, ref_i) = (old[i].clone(), reference[i].clone());
+                let loss = |logp: &Tensor| -> Result<_> {
+                    let out = loss_fn.compute(logp, old_i.as_ref(), ref_i.as_ref(), adv, &p.cmask, batch)?;
+                    Ok((out.loss.clone(), (out, logp.detach())))
+                };
+                let (out, logp) = if checkpointing {
+                    self.checkpointed_backward(p, g.temperature, loss, &mut absorb)?
+                } else {
+                    let (l, out) = loss(&packed_logprobs(&self.decoder, p, g.temperature)?)?;
+                    absorb(&l.backward()?)?;
+                    out
+                };
+                if keep_old && old[i].is_none() {
+                    old[i] = Some(logp);
+                }
+                tracing::debug!(rows = p.targets.dim(0)?, policy_s = started.elapsed().as_secs_f64(), checkpointing, "micro-batch");
+                loss_sum += out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                tokens += out.tokens;
+                kl += out.kl.unwrap_or(0.0) * out.tokens;
+                low += out.clip_ratio_low * out.tokens;
+                high += out.clip_ratio_high * out.tokens;
+                region += out.clip_ratio_region * out.tokens;
+            }
+            let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm, g.adamw())?;
+            self.inference = None;
+            let t = tokens.max(1.0);
+            metrics.push(StepMetrics {
+                loss: loss_sum,
+                kl: kl / t,
+                clip_ratio_low_mean: low / t,
+                clip_ratio_high_mean: high / t,
+                clip_ratio_region_mean: region / t,
+                grad_norm,
+                learning_rate: lr,
+            });
+        }
+        Ok(metrics)
     }
 }
 

@@ -1,9 +1,11 @@
 //! The Teacher: the small model that writes instructions m1 and is trained with GRPO.
 //!
 //! Execution model: [`Teacher::sample`] writes G instructions per query and returns, for each,
-//! its token ids and the per-token log-probs under the current policy (the "old" policy of the
-//! GRPO step). After the Student's answers are scored, [`Teacher::step`] takes the samples with
-//! their advantages and applies one optimisation step (or accumulates gradients). Compute is
+//! its token ids and the per-token log-probs of the sampler. After the Student's answers are
+//! scored, [`Teacher::step`] takes the samples with their advantages and the trainer's
+//! [`StepSettings`] (the run's one [`GrpoConfig`] and the learning rate of each optimisation
+//! step) and takes `num_iterations` optimisation steps on them. A Teacher holds no GRPO
+//! settings of its own, so sampling, log-probs and the update cannot disagree. Compute is
 //! synchronous; async callers run it on blocking threads.
 
 pub mod chat;
@@ -19,6 +21,7 @@ pub use lm::{LmTeacher, TeacherOptions, parse_device};
 
 use std::path::Path;
 
+use crate::config::GrpoConfig;
 use crate::error::Result;
 use crate::instruction::Instruction;
 use crate::query::Query;
@@ -36,6 +39,8 @@ pub struct TeacherSampling {
     pub top_k: Option<usize>,
     /// Maximum tokens per instruction (TRL `max_completion_length`).
     pub max_completion_length: usize,
+    /// Longest prompt in tokens (TRL `max_prompt_length`); longer prompts keep their end.
+    pub max_prompt_length: usize,
     /// Seed; the same seed and weights give the same instructions.
     pub seed: u64,
 }
@@ -49,6 +54,7 @@ impl TeacherSampling {
             top_p: g.top_p,
             top_k: g.top_k,
             max_completion_length: g.max_completion_length,
+            max_prompt_length: g.max_prompt_length,
             seed,
         }
     }
@@ -56,7 +62,7 @@ impl TeacherSampling {
 
 impl Default for TeacherSampling {
     fn default() -> Self {
-        TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 256, seed: 42 }
+        TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 256, max_prompt_length: 512, seed: 42 }
     }
 }
 
@@ -84,6 +90,17 @@ pub struct TrainItem<'a> {
     pub advantage: f32,
 }
 
+/// What a GRPO update needs from its trainer: the run's GRPO configuration (loss, clipping, β,
+/// temperature, micro-batch size, optimiser) and the learning rate of each of its
+/// `num_iterations` optimisation steps, from the trainer's schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSettings<'a> {
+    /// The run's GRPO settings.
+    pub grpo: &'a GrpoConfig,
+    /// Learning rate of each optimisation step (as many as `grpo.num_iterations`).
+    pub learning_rates: &'a [f64],
+}
+
 /// What one optimisation step measured; names follow TRL's logs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -108,8 +125,17 @@ pub trait Teacher: Send {
     /// `sampling.num_generations` instructions for each query, in query order.
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>>;
 
-    /// One GRPO optimisation step over `items` (which may span several queries).
-    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics>;
+    /// Gets ready to train with `grpo` before the first step (and before a checkpoint is
+    /// restored): a model Teacher keeps a frozen reference of its initial weights when β > 0.
+    fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
+        let _ = grpo;
+        Ok(())
+    }
+
+    /// `settings.learning_rates.len()` optimisation steps over `items` (one generation batch,
+    /// which may span several queries): the first is on-policy (ratio 1), later ones clip
+    /// against the log-probs the first computed. One metrics record per optimisation step.
+    fn step(&mut self, items: &[TrainItem<'_>], settings: &StepSettings<'_>) -> Result<Vec<StepMetrics>>;
 
     /// Saves what resuming training needs (weights being trained, optimiser state) into `dir`.
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
@@ -134,8 +160,11 @@ impl<T: Teacher + ?Sized> Teacher for Box<T> {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         (**self).sample(queries, sampling)
     }
-    fn step(&mut self, items: &[TrainItem<'_>]) -> Result<StepMetrics> {
-        (**self).step(items)
+    fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
+        (**self).prepare_training(grpo)
+    }
+    fn step(&mut self, items: &[TrainItem<'_>], settings: &StepSettings<'_>) -> Result<Vec<StepMetrics>> {
+        (**self).step(items, settings)
     }
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         (**self).save_checkpoint(dir)

@@ -1,7 +1,12 @@
 //! AdamW with decoupled weight decay, global-norm gradient clipping, and a state that can be
-//! saved and restored for resuming (moments + step count, as safetensors).
+//! saved and restored for resuming (moments, step count and master weights, as safetensors).
+//!
+//! Mixed precision: parameters held in bf16 or f16 get an f32 master copy. Updates land on the
+//! master (at lr 1e-6 an update is far below bf16's resolution of about 0.4% and would be
+//! rounded away), and the parameter receives the rounded master after each step. Moments are
+//! f32 too. Norm weights and biases get no weight decay, as in transformers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -21,25 +26,57 @@ pub struct AdamWSettings {
     pub weight_decay: f64,
 }
 
+/// Whether a parameter is exempt from weight decay: biases and normalisation weights, which
+/// transformers' Trainer also leaves out (decaying a norm's scale towards 0 only hurts).
+pub fn exempt_from_decay(name: &str) -> bool {
+    name.ends_with(".bias") || name.rsplit('.').nth(1).is_some_and(|module| module.contains("norm"))
+}
+
 /// AdamW over named parameters.
 pub struct AdamW {
     params: BTreeMap<String, Var>,
+    /// f32 master copies of the parameters stored in lower precision.
+    master: HashMap<String, Tensor>,
+    no_decay: BTreeSet<String>,
     m: HashMap<String, Tensor>,
     v: HashMap<String, Tensor>,
     /// Optimisation steps taken.
     pub step: usize,
-    settings: AdamWSettings,
 }
 
 impl AdamW {
-    /// An optimiser for `params` (moments start at zero, allocated lazily).
-    pub fn new(params: BTreeMap<String, Var>, settings: AdamWSettings) -> Self {
-        AdamW { params, m: HashMap::new(), v: HashMap::new(), step: 0, settings }
+    /// An optimiser for `params` (moments start at zero, allocated lazily; f32 master copies of
+    /// low-precision parameters are made now).
+    pub fn new(params: BTreeMap<String, Var>) -> Result<Self> {
+        let mut master = HashMap::new();
+        for (name, var) in &params {
+            if var.dtype() != DType::F32 {
+                master.insert(name.clone(), var.as_tensor().to_dtype(DType::F32)?);
+            }
+        }
+        let no_decay = params.keys().filter(|n| exempt_from_decay(n)).cloned().collect();
+        Ok(AdamW { params, master, no_decay, m: HashMap::new(), v: HashMap::new(), step: 0 })
     }
 
     /// The parameters, by name.
     pub fn params(&self) -> &BTreeMap<String, Var> {
         &self.params
+    }
+
+    /// A parameter's value at full precision: its f32 master when it has one, else itself.
+    pub fn full_precision(&self, name: &str) -> Option<Tensor> {
+        self.master.get(name).cloned().or_else(|| self.params.get(name).map(|v| v.as_tensor().clone()))
+    }
+
+    /// Sets a parameter (and its master) from a full-precision value, e.g. when resuming.
+    pub fn set_full_precision(&mut self, name: &str, value: &Tensor) -> Result<()> {
+        let Some(var) = self.params.get(name) else { return Err(Error::Teacher(format!("no parameter `{name}`"))) };
+        let value = value.to_dtype(DType::F32)?.to_device(var.device())?;
+        var.set(&value.to_dtype(var.dtype())?)?;
+        if var.dtype() != DType::F32 {
+            self.master.insert(name.to_string(), value);
+        }
+        Ok(())
     }
 
     /// Global L2 norm of `grads`.
@@ -53,20 +90,23 @@ impl AdamW {
 
     /// One update with `grads` (by parameter name) at learning rate `lr`, after clipping the
     /// global norm to `max_norm` (0 = no clipping). Returns the norm before clipping.
-    pub fn step(&mut self, grads: &BTreeMap<String, Tensor>, lr: f64, max_norm: f64) -> Result<f64> {
+    pub fn step(&mut self, grads: &BTreeMap<String, Tensor>, lr: f64, max_norm: f64, s: AdamWSettings) -> Result<f64> {
         let norm = Self::grad_norm(grads)?;
         if !norm.is_finite() {
             return Err(Error::Teacher(format!("gradient norm is {norm}; skipping would hide a bug, so training stops")));
         }
         let clip = if max_norm > 0.0 && norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
         self.step += 1;
-        let s = self.settings;
         let bc1 = 1.0 - s.beta1.powi(self.step as i32);
         let bc2 = 1.0 - s.beta2.powi(self.step as i32);
         for (name, var) in &self.params {
             let Some(g) = grads.get(name) else { continue };
             let g = (g.to_dtype(DType::F32)? * clip)?;
-            let theta = var.as_tensor().to_dtype(DType::F32)?;
+            let theta = match self.master.get(name) {
+                Some(m) => m.clone(),
+                None => var.as_tensor().to_dtype(DType::F32)?,
+            };
+            let decay = if self.no_decay.contains(name) { 0.0 } else { s.weight_decay };
             let m = match self.m.get(name) {
                 Some(m) => ((m * s.beta1)? + (&g * (1.0 - s.beta1))?)?,
                 None => (&g * (1.0 - s.beta1))?,
@@ -76,9 +116,12 @@ impl AdamW {
                 None => (g.sqr()? * (1.0 - s.beta2))?,
             };
             let update = ((&m / bc1)? / ((&v / bc2)?.sqrt()? + s.eps)?)?;
-            let decayed = (&theta * (1.0 - lr * s.weight_decay))?;
+            let decayed = (&theta * (1.0 - lr * decay))?;
             let new = (decayed - (update * lr)?)?;
             var.set(&new.to_dtype(var.dtype())?)?;
+            if var.dtype() != DType::F32 {
+                self.master.insert(name.clone(), new);
+            }
             self.m.insert(name.clone(), m);
             self.v.insert(name.clone(), v);
         }
@@ -93,6 +136,9 @@ impl AdamW {
         }
         for (k, v) in &self.v {
             t.insert(format!("v.{k}"), v.clone());
+        }
+        for (k, w) in &self.master {
+            t.insert(format!("master.{k}"), w.clone());
         }
         t.insert("step".into(), Tensor::new(&[self.step as u32], &Device::Cpu)?);
         candle_core::safetensors::save(&t, path).map_err(|e| Error::Model { path: path.to_path_buf(), message: e.to_string() })
@@ -110,6 +156,9 @@ impl AdamW {
             } else if let Some(n) = k.strip_prefix("v.") {
                 self.check(n, path)?;
                 self.v.insert(n.to_string(), v);
+            } else if let Some(n) = k.strip_prefix("master.") {
+                self.check(n, path)?;
+                self.set_full_precision(n, &v)?;
             }
         }
         Ok(())
@@ -132,9 +181,9 @@ mod tests {
     fn first_adamw_step_by_hand() {
         // Step 1: m̂ = g, v̂ = g², update = g / (|g| + ε) ≈ sign(g). θ = 1·(1 − lr·wd) − lr·sign(g).
         let v = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), v.clone())]), AdamWSettings { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 });
+        let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), v.clone())])).unwrap();
         let g = BTreeMap::from([("w".to_string(), Tensor::new(&[0.5f32, -3.0], &Device::Cpu).unwrap())]);
-        let norm = opt.step(&g, 0.01, 0.0).unwrap();
+        let norm = opt.step(&g, 0.01, 0.0, AdamWSettings { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 }).unwrap();
         assert!((norm - (0.25f64 + 9.0).sqrt()).abs() < 1e-6);
         let w = v.as_tensor().to_vec1::<f32>().unwrap();
         assert!((w[0] - (1.0 * (1.0 - 0.001) - 0.01)).abs() < 1e-6, "{w:?}");
@@ -144,10 +193,57 @@ mod tests {
     #[test]
     fn clipping_scales_to_max_norm() {
         let v = Var::new(&[0.0f32], &Device::Cpu).unwrap();
-        let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), v)]), AdamWSettings { beta1: 0.0, beta2: 0.0, eps: 0.0, weight_decay: 0.0 });
+        let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), v)])).unwrap();
         let g = BTreeMap::from([("w".to_string(), Tensor::new(&[10.0f32], &Device::Cpu).unwrap())]);
-        assert!((opt.step(&g, 1.0, 1.0).unwrap() - 10.0).abs() < 1e-6);
+        assert!((opt.step(&g, 1.0, 1.0, AdamWSettings { beta1: 0.0, beta2: 0.0, eps: 0.0, weight_decay: 0.0 }).unwrap() - 10.0).abs() < 1e-6);
         // With β = 0 the moments are the clipped gradient itself.
         assert!((opt.m["w"].to_vec1::<f32>().unwrap()[0] - 1.0).abs() < 1e-5);
+    }
+
+    const ADAM: AdamWSettings = AdamWSettings { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+
+    #[test]
+    fn bf16_parameters_move_through_their_f32_master() {
+        // 1000 steps of lr 1e-5 move an f32 weight by ≈ 0.01 (each Adam update ≈ lr · sign(g)).
+        // Each is ~200× below bf16's half-step at 1.0 (2⁻⁹): without a master copy the bf16
+        // weight would round back to 1.0 every time and never move.
+        let d = Device::Cpu;
+        let w = Var::from_tensor(&Tensor::new(&[1.0f32], &d).unwrap().to_dtype(DType::BF16).unwrap()).unwrap();
+        let mut opt = AdamW::new(BTreeMap::from([("w".to_string(), w.clone())])).unwrap();
+        let g = BTreeMap::from([("w".to_string(), Tensor::new(&[0.3f32], &d).unwrap().to_dtype(DType::BF16).unwrap())]);
+        for _ in 0..1000 {
+            opt.step(&g, 1e-5, 0.0, ADAM).unwrap();
+        }
+        let master = opt.full_precision("w").unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((master - 0.99).abs() < 2e-4, "master {master}");
+        let param = w.as_tensor().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((param - master).abs() <= 0.004 && param < 1.0, "bf16 parameter {param}");
+        // Saved and restored, the master survives at full precision.
+        let dir = tempfile::tempdir().unwrap();
+        opt.save(&dir.path().join("o.safetensors")).unwrap();
+        let w2 = Var::from_tensor(&Tensor::new(&[1.0f32], &d).unwrap().to_dtype(DType::BF16).unwrap()).unwrap();
+        let mut again = AdamW::new(BTreeMap::from([("w".to_string(), w2)])).unwrap();
+        again.load(&dir.path().join("o.safetensors"), &d).unwrap();
+        assert_eq!(again.full_precision("w").unwrap().to_vec1::<f32>().unwrap()[0], master);
+    }
+
+    #[test]
+    fn norms_and_biases_get_no_weight_decay() {
+        assert!(exempt_from_decay("model.layers.0.input_layernorm.weight"));
+        assert!(exempt_from_decay("model.layers.3.post_attention_layernorm.weight"));
+        assert!(exempt_from_decay("model.norm.weight"));
+        assert!(exempt_from_decay("model.layers.0.self_attn.q_proj.bias"));
+        assert!(!exempt_from_decay("model.layers.0.self_attn.q_proj.weight"));
+        assert!(!exempt_from_decay("model.embed_tokens.weight"));
+        // With a zero gradient only decay moves a weight: the norm stays, the projection shrinks.
+        let d = Device::Cpu;
+        let norm = Var::new(&[2.0f32], &d).unwrap();
+        let proj = Var::new(&[2.0f32], &d).unwrap();
+        let mut opt = AdamW::new(BTreeMap::from([("model.norm.weight".to_string(), norm.clone()), ("model.layers.0.mlp.up_proj.weight".to_string(), proj.clone())])).unwrap();
+        let zero = Tensor::new(&[0.0f32], &d).unwrap();
+        let g = BTreeMap::from([("model.norm.weight".to_string(), zero.clone()), ("model.layers.0.mlp.up_proj.weight".to_string(), zero)]);
+        opt.step(&g, 0.1, 0.0, AdamWSettings { weight_decay: 0.5, ..ADAM }).unwrap();
+        assert_eq!(norm.as_tensor().to_vec1::<f32>().unwrap(), [2.0]);
+        assert!((proj.as_tensor().to_vec1::<f32>().unwrap()[0] - 2.0 * (1.0 - 0.05)).abs() < 1e-6);
     }
 }

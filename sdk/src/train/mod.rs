@@ -98,6 +98,16 @@ impl Pipeline {
         if g.num_generations < 2 {
             return Err(Error::invalid("grpo.num_generations", "GRPO needs at least 2 instructions per query"));
         }
+        if g.temperature <= 0.0 {
+            return Err(Error::invalid(
+                "grpo.temperature",
+                "training needs sampling (temperature > 0): greedy decoding writes the same instruction G times, so every group has zero spread and nothing is learned",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(q) = queries.iter().find(|q| !seen.insert(q.id.as_str())) {
+            return Err(Error::invalid("queries", format!("query id `{}` appears twice: ids key the Student's baseline and every seed, so they must be unique", q.id)));
+        }
         let queries_per_step = queries_per_step(g);
         let schedule = Schedule::new(queries.len(), queries_per_step, g.max_steps, g.num_train_epochs, g.seed);
         let out = options.output.output_dir.clone();
@@ -112,6 +122,9 @@ impl Pipeline {
             data_fingerprint: fingerprint,
             baselines: BTreeMap::new(),
         };
+        // Before any checkpoint is restored, so a KL reference holds the initial weights.
+        let grpo = g.clone();
+        self.with_teacher(move |t| t.prepare_training(&grpo)).await?;
         let latest = if options.resume { checkpoint::list(&ckpt_root)?.pop() } else { None };
         if let Some((_, dir)) = &latest {
             let dir = dir.clone();

@@ -13,7 +13,7 @@ use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::score::mean_by_name;
 use crate::student::SamplingParams;
-use crate::teacher::{TeacherSample, TeacherSampling, TrainItem};
+use crate::teacher::{StepSettings, TeacherSample, TeacherSampling, TrainItem};
 
 /// What a step produced for the logs.
 pub struct StepOutcome {
@@ -136,21 +136,20 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
             items_owned.push((s.clone(), adv.advantages[qi * gsize + gi] as f32));
         }
     }
-    let iterations = g.num_iterations.max(1);
+    // One learning rate per optimisation step, from the schedule over the whole run.
+    let learning_rates = g.learning_rates(step, state.total_steps);
     let step_metrics = if items_owned.is_empty() {
         None
     } else {
-        Some(
-            p.with_teacher(move |t| {
+        let grpo = g.clone();
+        let mut passes = p
+            .with_teacher(move |t| {
                 let items: Vec<TrainItem<'_>> = items_owned.iter().map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
-                let mut last = None;
-                for _ in 0..iterations {
-                    last = Some(t.step(&items)?);
-                }
-                Ok(last.expect("at least one iteration"))
+                t.step(&items, &StepSettings { grpo: &grpo, learning_rates: &learning_rates })
             })
-            .await?,
-        )
+            .await?;
+        // The last optimisation step is logged (with μ > 1 the first is on-policy: no clipping).
+        Some(passes.pop().ok_or_else(|| Error::Teacher("the Teacher took no optimisation step".into()))?)
     };
 
     // 6. Metrics and completions table.

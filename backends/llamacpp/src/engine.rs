@@ -1,0 +1,348 @@
+//! Continuous batching. One decoding thread owns one llama.cpp context and decodes every live
+//! sequence of every request together: each step feeds one token per running answer plus
+//! chunks of newly admitted prompts into a single batch, so concurrent requests share the
+//! matrix multiplications instead of taking turns. A request's answers join as a wave whose
+//! prompt tokens belong to all of its sequences (its KV cells are stored once); an answer that
+//! ends frees its sequence at once for the next request in line. Admission reserves KV cells
+//! for a wave's prompt and the longest answers it may write, so decoding never runs out of room.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::oneshot;
+use wst_sdk::config::LlamaCppConfig;
+use wst_sdk::{Error, Result, SamplingParams, StudentSample};
+
+use crate::sequence::{Sequence, sampler};
+
+/// A request handed to the decoding thread.
+pub struct Job {
+    /// Prompt tokens (chat template applied, BOS handled).
+    pub prompt: Vec<LlamaToken>,
+    /// Answers wanted.
+    pub n: usize,
+    /// Sampling settings of every answer; answer i is seeded with `seed + i`.
+    pub params: SamplingParams,
+    /// Where the answers (in index order) or the error go.
+    pub reply: oneshot::Sender<Result<Vec<StudentSample>>>,
+}
+
+/// The handle of a running decoding thread; dropping it lets the thread finish its work and exit.
+pub struct Engine {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Engine {
+    /// Starts the decoding thread; fails (naming the Student) when the context cannot be created.
+    pub fn start(name: String, model: Arc<LlamaModel>, config: LlamaCppConfig) -> Result<Engine> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let thread_name = name.clone();
+        std::thread::Builder::new()
+            .name("wst-llamacpp".into())
+            .spawn(move || {
+                let err = |message: String| Error::Student { student: thread_name.clone(), message };
+                let ctx = match new_context(&model, &config) {
+                    Ok(ctx) => ctx,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(err(e)));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                Scheduler::new(&model, ctx, &config, &thread_name).run(&rx);
+            })
+            .map_err(|e| Error::Student { student: name.clone(), message: format!("cannot start the decoding thread: {e}") })?;
+        ready_rx.recv().map_err(|_| Error::Student { student: name, message: "the decoding thread stopped while starting".into() })??;
+        Ok(Engine { tx })
+    }
+
+    /// Queues a job; the answers arrive on its `reply`.
+    pub fn submit(&self, job: Job) -> std::result::Result<(), Job> {
+        self.tx.send(job).map_err(|e| e.0)
+    }
+}
+
+/// Sequences the context holds: llama.cpp keeps logits for at least one per sequence in a
+/// decode call, which must fit its batch (itself capped by the context size).
+fn sequences(config: &LlamaCppConfig) -> usize {
+    config.max_sequences.min(config.n_ctx as usize).min(config.n_batch as usize).max(1)
+}
+
+fn new_context<'m>(model: &'m LlamaModel, config: &LlamaCppConfig) -> std::result::Result<LlamaContext<'m>, String> {
+    let threads = config.n_threads.min(i32::MAX as usize) as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_batch(config.n_batch)
+        .with_n_ubatch(config.n_batch.min(512))
+        .with_n_seq_max(sequences(config) as u32)
+        .with_kv_unified(true)
+        .with_flash_attention_policy(if config.flash_attention {
+            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
+        } else {
+            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
+        })
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    // Creating contexts in parallel is unsound in llama.cpp (it mutates the model).
+    let _guard = super::NEW_CONTEXT.lock().unwrap_or_else(|e| e.into_inner());
+    model.new_context(super::backend().map_err(|e| e.to_string())?, params).map_err(|e| format!("cannot create a llama.cpp context: {e}"))
+}
+
+/// A request being answered.
+struct Request {
+    prompt: Vec<LlamaToken>,
+    n: usize,
+    params: SamplingParams,
+    base_seed: u64,
+    /// Tokens one answer may write (capped by the context).
+    max_new: usize,
+    /// Answers given a sequence so far.
+    admitted: usize,
+    answers: Vec<Option<StudentSample>>,
+    reply: Option<oneshot::Sender<Result<Vec<StudentSample>>>>,
+}
+
+/// Some of a request's answers decoding together after one shared prompt.
+struct Wave {
+    request: usize,
+    seqs: Vec<Sequence>,
+    /// Prompt tokens already fed.
+    fed: usize,
+}
+
+struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    name: String,
+    config: LlamaCppConfig,
+    n_ctx: usize,
+    requests: Vec<Option<Request>>,
+    queue: VecDeque<usize>,
+    waves: Vec<Wave>,
+    free_slots: Vec<i32>,
+    /// KV cells promised to admitted waves (prompts once, answers at their longest).
+    reserved: usize,
+    batch: LlamaBatch<'static>,
+}
+
+impl<'m> Scheduler<'m> {
+    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &LlamaCppConfig, name: &str) -> Self {
+        let max_seq = sequences(config);
+        Scheduler {
+            model,
+            ctx,
+            name: name.to_string(),
+            config: config.clone(),
+            n_ctx: config.n_ctx as usize,
+            requests: Vec::new(),
+            queue: VecDeque::new(),
+            waves: Vec::new(),
+            free_slots: (0..max_seq as i32).rev().collect(),
+            reserved: 0,
+            batch: LlamaBatch::new(config.n_batch as usize, max_seq as i32),
+        }
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Student { student: self.name.clone(), message }
+    }
+
+    /// Decodes until the job channel is closed and every accepted request is answered.
+    fn run(mut self, rx: &mpsc::Receiver<Job>) {
+        loop {
+            if self.waves.is_empty() && self.queue.is_empty() {
+                match rx.recv() {
+                    Ok(job) => self.accept(job),
+                    Err(_) => return,
+                }
+            }
+            while let Ok(job) = rx.try_recv() {
+                self.accept(job);
+            }
+            if let Err(e) = self.step() {
+                self.fail_all(&e);
+            }
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        let len = job.prompt.len();
+        if job.n == 0 {
+            let _ = job.reply.send(Ok(Vec::new()));
+            return;
+        }
+        if len == 0 || len >= self.n_ctx {
+            let _ = job.reply.send(Err(self.error(format!("the prompt has {len} tokens; student.llamacpp.n_ctx is {}", self.n_ctx))));
+            return;
+        }
+        let max_new = job.params.max_tokens.min(self.n_ctx - len).max(1);
+        let request = Request {
+            base_seed: job.params.seed.unwrap_or_else(rand::random),
+            prompt: job.prompt,
+            n: job.n,
+            params: job.params,
+            max_new,
+            admitted: 0,
+            answers: (0..job.n).map(|_| None).collect(),
+            reply: Some(job.reply),
+        };
+        let id = match self.requests.iter().position(Option::is_none) {
+            Some(i) => {
+                self.requests[i] = Some(request);
+                i
+            }
+            None => {
+                self.requests.push(Some(request));
+                self.requests.len() - 1
+            }
+        };
+        self.queue.push_back(id);
+    }
+
+    /// One decoding step: sample every sequence whose logits are ready, retire finished
+    /// answers, admit waiting requests, feed prompt chunks, decode the batch.
+    fn step(&mut self) -> Result<()> {
+        self.batch.clear();
+        for wave in &mut self.waves {
+            let stop = &self.requests[wave.request].as_ref().map(|r| r.params.stop.clone()).unwrap_or_default();
+            for seq in wave.seqs.iter_mut().filter(|s| s.finish.is_none() && s.logits_at.is_some()) {
+                if let Some(token) = seq.advance(&self.ctx, self.model, stop) {
+                    seq.logits_at = Some(self.batch.n_tokens());
+                    self.batch.add(token, seq.pos, &[seq.slot], true).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
+                    seq.pos += 1;
+                }
+            }
+        }
+        self.retire()?;
+        self.admit();
+        self.feed_prompts()?;
+        if self.batch.n_tokens() == 0 {
+            return Ok(());
+        }
+        let n = self.batch.n_tokens();
+        self.ctx.decode(&mut self.batch).map_err(|e| self.error(format!("decode of {n} tokens failed: {e}")))
+    }
+
+    /// Frees the sequences of finished answers and replies to completed requests.
+    fn retire(&mut self) -> Result<()> {
+        let mut w = 0;
+        while w < self.waves.len() {
+            let wave = &mut self.waves[w];
+            let (done, running): (Vec<Sequence>, Vec<Sequence>) = std::mem::take(&mut wave.seqs).into_iter().partition(|s| s.finish.is_some());
+            wave.seqs = running;
+            let id = wave.request;
+            let empty = wave.seqs.is_empty();
+            for seq in done {
+                let slot = seq.slot;
+                self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
+                self.free_slots.push(slot);
+                let Some(r) = self.requests[id].as_mut() else { continue };
+                self.reserved -= r.max_new;
+                let answer = seq.answer;
+                r.answers[answer] = Some(seq.into_sample(r.prompt.len()));
+            }
+            if empty {
+                if let Some(r) = &self.requests[id] {
+                    self.reserved -= r.prompt.len();
+                }
+                self.waves.swap_remove(w);
+            } else {
+                w += 1;
+            }
+            if self.requests[id].as_ref().is_some_and(|r| r.answers.iter().all(Option::is_some)) {
+                if let Some(mut r) = self.requests[id].take() {
+                    let answers = r.answers.drain(..).flatten().collect();
+                    if let Some(reply) = r.reply.take() {
+                        let _ = reply.send(Ok(answers));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives free sequences to waiting requests, in arrival order, while KV cells allow.
+    fn admit(&mut self) {
+        while let Some(&id) = self.queue.front() {
+            let Some(r) = self.requests[id].as_mut() else {
+                self.queue.pop_front();
+                continue;
+            };
+            let room = self.n_ctx.saturating_sub(self.reserved + r.prompt.len()) / r.max_new;
+            let g = (r.n - r.admitted).min(self.free_slots.len()).min(room);
+            if g == 0 {
+                return;
+            }
+            let n_vocab = self.model.vocab().n_tokens();
+            let seqs = (0..g)
+                .map(|j| {
+                    let answer = r.admitted + j;
+                    let slot = self.free_slots.pop().unwrap_or_default();
+                    let seed = r.base_seed.wrapping_add(answer as u64) as u32;
+                    Sequence::new(slot, answer, sampler(&r.params, &self.config, n_vocab, seed), r.prompt.len(), r.max_new)
+                })
+                .collect();
+            r.admitted += g;
+            self.reserved += r.prompt.len() + g * r.max_new;
+            self.waves.push(Wave { request: id, seqs, fed: 0 });
+            if r.admitted == r.n {
+                self.queue.pop_front();
+            }
+        }
+    }
+
+    /// Adds prompt tokens of waves still reading their prompt, as many as the batch holds.
+    fn feed_prompts(&mut self) -> Result<()> {
+        let cap = self.ctx.n_batch() as usize;
+        for wave in &mut self.waves {
+            let Some(r) = self.requests[wave.request].as_ref() else { continue };
+            let len = r.prompt.len();
+            let budget = cap.saturating_sub(self.batch.n_tokens() as usize);
+            if wave.fed == len || budget == 0 {
+                continue;
+            }
+            let ids: Vec<i32> = wave.seqs.iter().map(|s| s.slot).collect();
+            let end = len.min(wave.fed + budget);
+            for i in wave.fed..end {
+                let last = i + 1 == len;
+                self.batch.add(r.prompt[i], i as i32, &ids, last).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
+            }
+            wave.fed = end;
+            if end == len {
+                let at = self.batch.n_tokens() - 1;
+                for s in &mut wave.seqs {
+                    s.logits_at = Some(at);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed decode: every request in flight gets the error and the cache starts empty.
+    fn fail_all(&mut self, e: &Error) {
+        tracing::error!(student = %self.name, "{e}");
+        let message = match e {
+            Error::Student { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        for r in std::mem::take(&mut self.requests).into_iter().flatten() {
+            if let Some(reply) = r.reply {
+                let _ = reply.send(Err(self.error(message.clone())));
+            }
+        }
+        self.queue.clear();
+        for wave in self.waves.drain(..) {
+            self.free_slots.extend(wave.seqs.iter().map(|s| s.slot));
+        }
+        self.reserved = 0;
+        self.ctx.clear_kv_cache();
+    }
+}
