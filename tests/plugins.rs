@@ -72,7 +72,7 @@ fn plugins_are_found_by_name_and_can_be_renamed() {
     let search = PluginSearchPath { dirs: vec![PathBuf::from("/nonexistent"), artifact_dir()] };
     let r = PluginReward::load_by_name("length", &search, &serde_json::json!({})).unwrap().with_name("brevity");
     assert_eq!(r.name(), "brevity");
-    assert_eq!(r.value_names(), vec!["words".to_string(), "within_limit".to_string()]);
+    assert_eq!(r.value_names(), vec!["within_limit".to_string(), "words".to_string()]);
     let err = PluginReward::load_by_name("no-such-reward", &search, &serde_json::json!({})).unwrap_err().to_string();
     assert!(err.contains("no plugin named `no-such-reward`") && err.contains("WST_PLUGIN_PATH"), "{err}");
 }

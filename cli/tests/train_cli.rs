@@ -158,3 +158,70 @@ fn train_survives_a_kill_then_eval_and_plot() {
         assert!(dir.path().join("plots").join(f).is_file(), "{f}");
     }
 }
+
+fn comparable(metrics: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            r.as_object_mut().unwrap().retain(|k, _| !k.starts_with("time/") && !k.starts_with("student/"));
+            r
+        })
+        .collect()
+}
+
+/// `kill -9` at seeded pseudo-random moments, three times, then `--resume` to the end: the
+/// metrics and the final weights equal those of an uninterrupted run, bit for bit.
+#[test]
+fn sigkill_at_random_moments_loses_nothing_but_the_unfinished_step() {
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 6);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    write_data(dir.path(), "train", 1..9);
+    write_data(dir.path(), "eval", 20..22);
+    let steps = 6;
+
+    let straight_dir = dir.path().join("straight");
+    std::fs::create_dir_all(&straight_dir).unwrap();
+    for f in ["train.jsonl", "eval.jsonl"] {
+        std::fs::copy(dir.path().join(f), straight_dir.join(f)).unwrap();
+    }
+    let straight = wst().args(["train", "--no-progress", "--config"]).arg(config(&straight_dir, &gguf, steps)).output().unwrap();
+    assert!(straight.status.success(), "{}", String::from_utf8_lossy(&straight.stderr));
+
+    let cfg = config(dir.path(), &gguf, steps);
+    let metrics = dir.path().join("out/metrics.jsonl");
+    // A fixed-seed LCG: the kill moments differ from each other but repeat from run to run.
+    let mut state: u64 = 0x5DEECE66D;
+    let mut kills = Vec::new();
+    for attempt in 0..3 {
+        let mut cmd = wst();
+        cmd.args(["train", "--no-progress", "--config"]).arg(&cfg);
+        if attempt > 0 {
+            cmd.arg("--resume");
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let wait = Duration::from_millis(400 + (state >> 33) % 2500);
+        std::thread::sleep(wait);
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        kills.push((wait, steps_logged(&metrics).len(), finished));
+        if finished {
+            break;
+        }
+    }
+    let resumed = wst().args(["train", "--no-progress", "--resume", "--config"]).arg(&cfg).output().unwrap();
+    assert!(resumed.status.success(), "kills {kills:?}: {}", String::from_utf8_lossy(&resumed.stderr));
+    eprintln!("killed at (wait, steps logged, already finished): {kills:?}");
+    assert_eq!(steps_logged(&metrics), (1..=steps as u64).collect::<Vec<_>>(), "kills {kills:?}");
+    assert_eq!(comparable(&metrics), comparable(&straight_dir.join("out/metrics.jsonl")), "kills {kills:?}");
+    let a = candle_core::safetensors::load(straight_dir.join("out/final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let b = candle_core::safetensors::load(dir.path().join("out/final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    for (name, x) in &a {
+        let d = (x - &b[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0, "{name} differs after kills {kills:?}");
+    }
+}

@@ -82,6 +82,23 @@ pub enum Error {
         /// What was expected and what was found.
         message: String,
     },
+    /// Too many queries of a training step failed (Student or reward errors that outlived the
+    /// backend's retries); the run wrote a checkpoint of its last completed step and stopped.
+    #[error(
+        "training step {step}: {failed} of {total} queries failed, more than wst.max_failed_fraction = {limit} allows; a checkpoint of the last completed step was written. First error: {first}"
+    )]
+    StepFailed {
+        /// The step (1-based) that failed.
+        step: usize,
+        /// Queries that failed.
+        failed: usize,
+        /// Queries in the step.
+        total: usize,
+        /// The configured limit.
+        limit: f64,
+        /// The first failure's message.
+        first: String,
+    },
     /// A run was interrupted (Ctrl-C) after saving its state.
     #[error("interrupted")]
     Interrupted,

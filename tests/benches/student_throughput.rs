@@ -1,10 +1,14 @@
-//! Student benchmarks (run by `bench/students.sh`, which also runs the Python peers in the
-//! same run): llama.cpp backend decode tokens/s (one answer per request, and 4 parallel
-//! answers in one batch), and the HTTP backend's overhead per request over a raw POST.
+//! Student benchmarks (run by `bench/students.sh`, which also runs llama-cpp-python in the same
+//! run): llama.cpp backend decode tokens/s for 1, 4 and 16 concurrent answers (16 = four
+//! requests of four answers, as a training step sends them), with continuous batching
+//! (`max_sequences` 16) and as before it (`max_sequences` 4: one request's answers at a time);
+//! optionally the HTTP backend's overhead per request over a raw POST.
 //!
 //! Usage: cargo bench --profile dev -p wst-tests --bench student_throughput -- GGUF [BASE_URL]
-//! (dependencies, llama.cpp included, are optimised in the dev profile).
+//! Env: WST_BENCH_THREADS (default 2), WST_BENCH_TOKENS (default 128), WST_BENCH_WIDE (also
+//! 32 and 64 concurrent answers with `max_sequences` 64).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use wst_llamacpp::LlamaCppStudent;
@@ -12,37 +16,68 @@ use wst_openai::OpenAiStudent;
 use wst_sdk::config::{LlamaCppConfig, OpenAiConfig};
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
-fn request(n: usize, max_tokens: usize, seed: u64) -> StudentRequest {
+const PROMPTS: [&str; 4] = [
+    "Write a long story about a robot who learns to paint.",
+    "Explain, step by step, how a bicycle stays upright.",
+    "Describe a day in the life of a lighthouse keeper.",
+    "Write a letter from a cat to its owner about breakfast.",
+];
+
+fn request(prompt: &str, n: usize, max_tokens: usize, seed: u64) -> StudentRequest {
     StudentRequest {
-        messages: vec![ChatMessage::user("Write a long story about a robot who learns to paint.")],
+        messages: vec![ChatMessage::user(prompt)],
         n,
         params: SamplingParams { temperature: 0.8, max_tokens, seed: Some(seed), ..Default::default() },
     }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Completion tokens per second for `answers` concurrent answers: one request of `answers`
+/// answers when there are at most four, else four-answer requests sent together.
+async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize) -> (u64, f64) {
+    let per = answers.min(4);
+    let t0 = Instant::now();
+    let jobs: Vec<_> = (0..answers / per)
+        .map(|i| {
+            let s = s.clone();
+            let r = request(PROMPTS[i % PROMPTS.len()], per, max_tokens, 10 + i as u64);
+            tokio::spawn(async move { s.generate(&r).await.unwrap() })
+        })
+        .collect();
+    let mut tokens = 0;
+    for j in jobs {
+        tokens += j.await.unwrap().iter().map(|a| a.usage.completion_tokens).sum::<u64>();
+    }
+    (tokens, t0.elapsed().as_secs_f64())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let gguf = args.first().expect("usage: student_throughput GGUF [BASE_URL]");
-    let s = LlamaCppStudent::load(gguf, &LlamaCppConfig { n_threads: 1, n_ctx: 2048, ..Default::default() }).unwrap();
-    // Warm-up.
-    s.generate(&request(1, 8, 0)).await.unwrap();
-    for (n, reps) in [(1usize, 3u64), (4, 2)] {
-        let t0 = Instant::now();
-        let mut tokens = 0;
-        for r in 0..reps {
-            for a in s.generate(&request(n, 128, 10 + r)).await.unwrap() {
-                tokens += a.usage.completion_tokens;
-            }
+    let threads = env_usize("WST_BENCH_THREADS", 2);
+    let max_tokens = env_usize("WST_BENCH_TOKENS", 128);
+    let mut setups = vec![("one request at a time (max_sequences 4)", 4, vec![16]), ("continuous batching (max_sequences 16)", 16, vec![1, 4, 16])];
+    if std::env::var("WST_BENCH_WIDE").is_ok() {
+        setups.push(("continuous batching (max_sequences 64)", 64, vec![16, 32, 64]));
+    }
+    for (label, max_sequences, counts) in setups {
+        let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 16384, max_sequences, ..Default::default() };
+        let s = Arc::new(LlamaCppStudent::load(gguf, &cfg).unwrap());
+        s.generate(&request(PROMPTS[0], 1, 8, 0)).await.unwrap();
+        for answers in counts {
+            let (tokens, secs) = rate(&s, answers, max_tokens).await;
+            println!("llamacpp-rs {label}, {answers} concurrent answers: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
         }
-        let secs = t0.elapsed().as_secs_f64();
-        println!("llamacpp-rs n={n}: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
     }
     let Some(url) = args.get(1) else { return };
     let cfg = OpenAiConfig { base_urls: vec![url.clone()], api_key_env: None, ..Default::default() };
-    let http = OpenAiStudent::new("SmolLM2-135M-Instruct", &cfg).unwrap();
+    let http = OpenAiStudent::new("bench-model", &cfg).unwrap();
     let client = reqwest::Client::new();
-    let body = serde_json::json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Say hi."}], "n": 1,
+    let body = serde_json::json!({"model": "bench-model", "messages": [{"role": "user", "content": "Say hi."}], "n": 1,
                                   "temperature": 0.0, "top_p": 1.0, "max_tokens": 1, "seed": 1});
     let reps = 20;
     let (mut raw, mut ours) = (0.0, 0.0);

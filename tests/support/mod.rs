@@ -210,4 +210,15 @@ impl Teacher for ScriptedTeacher {
         });
         Ok(settings.learning_rates.iter().map(|&lr| StepMetrics { learning_rate: lr, ..Default::default() }).collect())
     }
+
+    fn save_checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| wst_sdk::Error::io(dir, e))?;
+        std::fs::write(dir.join("scripted.json"), self.next.to_string()).map_err(|e| wst_sdk::Error::io(dir, e))
+    }
+
+    fn load_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
+        let text = std::fs::read_to_string(dir.join("scripted.json")).map_err(|e| wst_sdk::Error::io(dir, e))?;
+        self.next = text.trim().parse().map_err(|e| wst_sdk::Error::Teacher(format!("scripted.json: {e}")))?;
+        Ok(())
+    }
 }

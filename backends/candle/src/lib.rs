@@ -39,6 +39,7 @@ struct Loaded {
 /// A local model answering through candle.
 pub struct CandleStudent {
     name: String,
+    identity: String,
     device: Device,
     inner: Arc<Mutex<Loaded>>,
     meter: Arc<UsageMeter>,
@@ -54,13 +55,14 @@ impl CandleStudent {
     /// Loads a `.gguf` file, a Hugging Face folder, or a hub id (`org/name`, when online).
     pub fn load(model: &str, config: &CandleStudentConfig) -> Result<Self> {
         let device = parse_device(&config.device)?;
-        let (loaded, stem) = if model.ends_with(".gguf") {
+        let (loaded, stem, content) = if model.ends_with(".gguf") {
             let path = Path::new(model);
             if !path.is_file() {
                 return Err(Error::Model { path: path.into(), message: "no such GGUF file".into() });
             }
+            let content = wst_sdk::student::file_fingerprint(path)?;
             let (model, tokenizer) = model::load_gguf(path, &device, config.dequantize_gguf)?;
-            (Loaded { model, tokenizer }, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+            (Loaded { model, tokenizer }, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), content)
         } else {
             let dir = resolve_model_dir(model, "main")?;
             let dtype = match (config.dtype.as_str(), &device) {
@@ -72,9 +74,18 @@ impl CandleStudent {
                 (other, _) => return Err(Error::invalid("student.candle.dtype", format!("expected f32, bf16, f16 or auto, got `{other}`"))),
             };
             let (model, tokenizer) = model::load_folder(&dir, dtype, &device)?;
-            (Loaded { model, tokenizer }, dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+            // The folder's weights and config: their fingerprints change with any new version.
+            let mut content = format!("dtype={dtype:?}");
+            for f in ["config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"] {
+                let p = dir.join(f);
+                if p.is_file() {
+                    content.push_str(&format!("|{f}={}", wst_sdk::student::file_fingerprint(&p)?));
+                }
+            }
+            (Loaded { model, tokenizer }, dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), content)
         };
-        Ok(CandleStudent { name: format!("candle:{stem}"), device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
+        let identity = format!("candle|{content}|device={}|dequantize_gguf={}", config.device, config.dequantize_gguf);
+        Ok(CandleStudent { name: format!("candle:{stem}"), identity, device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
     }
 }
 
@@ -138,6 +149,10 @@ fn decode(loaded: &mut Loaded, device: &Device, prompt: &str, n: usize, params: 
 impl Student for CandleStudent {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     fn capabilities(&self) -> StudentCapabilities {

@@ -50,6 +50,7 @@ static NEW_CONTEXT: Mutex<()> = Mutex::new(());
 /// A GGUF model answering through llama.cpp.
 pub struct LlamaCppStudent {
     name: String,
+    identity: String,
     path: PathBuf,
     model: Arc<LlamaModel>,
     template: LlamaChatTemplate,
@@ -89,9 +90,19 @@ impl LlamaCppStudent {
         };
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let name = format!("llamacpp:{stem}");
+        // The file's content and the settings that change answers; not the thread count or the
+        // batch size, which (with flash attention off) do not.
+        let identity = format!(
+            "llamacpp|{}|n_ctx={}|repeat_penalty={}|min_p={}|flash_attention={}",
+            wst_sdk::student::file_fingerprint(&path)?,
+            config.n_ctx,
+            config.repeat_penalty,
+            config.min_p,
+            config.flash_attention
+        );
         let model = Arc::new(model);
         let engine = Engine::start(name.clone(), model.clone(), config.clone())?;
-        Ok(LlamaCppStudent { name, path, model, template, config: config.clone(), engine, meter: Arc::new(UsageMeter::default()) })
+        Ok(LlamaCppStudent { name, identity, path, model, template, config: config.clone(), engine, meter: Arc::new(UsageMeter::default()) })
     }
 
     /// The prompt text the model sees for `messages` (the model's chat template, assistant turn
@@ -114,6 +125,10 @@ impl LlamaCppStudent {
 impl Student for LlamaCppStudent {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn identity(&self) -> String {
+        self.identity.clone()
     }
 
     fn capabilities(&self) -> StudentCapabilities {

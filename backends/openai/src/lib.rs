@@ -251,6 +251,11 @@ impl Student for OpenAiStudent {
         &self.name
     }
 
+    /// The model at these servers: the same model name elsewhere is another model.
+    fn identity(&self) -> String {
+        format!("openai|{}|{}", self.model, self.urls.join(","))
+    }
+
     fn capabilities(&self) -> StudentCapabilities {
         StudentCapabilities {
             native_n: !self.ignores_n.load(Ordering::Relaxed),

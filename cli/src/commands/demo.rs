@@ -98,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.display(), args.steps, wst_sdk::train::queries_per_step(&cfg.grpo), cfg.grpo.num_generations, cfg.wst.student_samples, args.eval_queries);
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let summary = crate::commands::train::train(&cfg, false, true, &runtime)?;
+    // The demo's folder is its own: each run starts over.
+    let summary = crate::commands::train::train(&cfg, false, true, true, &runtime)?;
     if summary.interrupted {
         eprintln!("stopped at step {}; `wst train --config {} --resume` continues", summary.steps_done, out.join("config.toml").display());
         return Err(wst_sdk::Error::Interrupted.into());

@@ -18,8 +18,12 @@ pub struct Args {
     #[arg(long, short)]
     pub config: PathBuf,
     /// Continue from the newest checkpoint in the output folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Start over in an output folder that holds an earlier run, removing its logs,
+    /// checkpoints and final model (HF's `overwrite_output_dir`).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Override `output.output_dir`.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
@@ -48,7 +52,7 @@ pub fn ctrl_c_flag(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
 }
 
 /// Runs training as configured; returns the summary text.
-pub fn train(cfg: &WstConfig, resume: bool, progress: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
+pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
     let train = load_queries(&cfg.data.train).context("loading data.train")?;
     let eval = match &cfg.data.eval {
         Some(e) => load_queries(e).context("loading data.eval")?,
@@ -66,6 +70,7 @@ pub fn train(cfg: &WstConfig, resume: bool, progress: bool, runtime: &tokio::run
         output: cfg.output.clone(),
         eval_queries: eval,
         resume,
+        overwrite_output_dir: overwrite,
         progress,
         stop: Some(ctrl_c_flag(runtime)),
         cache,
@@ -89,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.grpo.max_steps = Some(m);
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let summary = train(&cfg, args.resume, !args.no_progress, &runtime)?;
+    let summary = train(&cfg, args.resume, args.overwrite, !args.no_progress, &runtime)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if summary.interrupted {
         eprintln!("stopped at step {}/{}; continue with `wst train --config {} --resume`", summary.steps_done, summary.total_steps, args.config.display());

@@ -47,7 +47,8 @@ impl RewardPlugin for Length {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn value_names() -> Vec<String> {
-        vec!["words".into(), "within_limit".into()]
+        // The first value is the primary one: rewarded when no weights are given.
+        vec!["within_limit".into(), "words".into()]
     }
 
     fn new(config: LengthConfig) -> Result<Self, String> {

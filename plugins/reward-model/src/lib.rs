@@ -135,7 +135,35 @@ impl RewardModel {
 
     /// The text scored for one item.
     pub fn format(&self, item: &RewardInput) -> String {
-        self.config.template.replace("{query}", &item.query).replace("{answer}", &item.answer)
+        format_pair(&self.config.template, &item.query, &item.answer)
+    }
+}
+
+/// The scored text: `template` with `{query}` and `{answer}` replaced, unless the query already
+/// is an HH-RLHF dialogue (`Human: … Assistant:`, as the `hh_rlhf` data task cuts it). Then the
+/// answer completes its last turn as it is; wrapping it again would hand the reward model
+/// "Human: Human: …" and two Assistant turns.
+pub fn format_pair(template: &str, query: &str, answer: &str) -> String {
+    let q = query.trim();
+    if q.starts_with("Human:") && q.ends_with("Assistant:") {
+        return format!("\n\n{q} {}", answer.trim_start());
+    }
+    template.replace("{query}", query).replace("{answer}", answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dialogue_is_not_wrapped_twice() {
+        let t = default_template();
+        assert_eq!(format_pair(&t, "How do I bake bread?", "Mix flour."), "\n\nHuman: How do I bake bread? \n\nAssistant: Mix flour.");
+        let dialogue = "Human: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n\nAssistant:";
+        let text = format_pair(&t, dialogue, " Mix flour.");
+        assert_eq!(text, "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How do I bake bread?\n\nAssistant: Mix flour.");
+        assert_eq!(text.matches("Human:").count(), 2);
+        assert_eq!(text.matches("Assistant:").count(), 2);
     }
 }
 

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::grpo::{LossType, ScaleRewards};
+use crate::grpo::{Centring, LossType, ScaleRewards};
 
 /// GRPO settings. Names and defaults follow TRL's `GRPOConfig` so TRL users feel at home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -44,7 +44,8 @@ pub struct GrpoConfig {
     pub epsilon_high: Option<f64>,
     /// How per-token losses are averaged: grpo | bnpo | dr_grpo | dapo (TRL default dapo).
     pub loss_type: LossType,
-    /// How rewards are scaled within groups: group | batch | none.
+    /// How rewards are scaled after centring: group | batch | none. With group-mean centring
+    /// (`wst.centring`, the default) WST's baseline s cancels whatever the scaling.
     pub scale_rewards: ScaleRewards,
     /// Maximum tokens in one instruction.
     pub max_completion_length: usize,
@@ -173,11 +174,20 @@ pub struct WstSettings {
     pub zero_std_groups: ZeroStdGroups,
     /// Student requests in flight at once.
     pub max_concurrency: usize,
+    /// What advantages are measured from: `group_mean` (GRPO, TRL; the Student's baseline s is
+    /// the same for every instruction of a query and cancels, so it is only logged) or `none`
+    /// (the paper's r = mean − s itself, scaled by `grpo.scale_rewards`: an instruction is
+    /// reinforced only when it beats the Student alone).
+    pub centring: Centring,
+    /// Share of a step's queries that may fail (Student or reward errors left after the
+    /// backend's retries) and be left out of the step, counted in `wst/failed_queries`; beyond
+    /// it the run writes a checkpoint and stops with the first error.
+    pub max_failed_fraction: f64,
 }
 
 impl Default for WstSettings {
     fn default() -> Self {
-        WstSettings { student_samples: 10, baseline_samples: 10, zero_std_groups: ZeroStdGroups::Keep, max_concurrency: 8 }
+        WstSettings { student_samples: 10, baseline_samples: 10, zero_std_groups: ZeroStdGroups::Keep, max_concurrency: 16, centring: Centring::GroupMean, max_failed_fraction: 0.5 }
     }
 }
 

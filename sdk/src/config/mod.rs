@@ -31,7 +31,7 @@ pub struct WstConfig {
     /// Reward plugins; their values are combined by `reward_weights`.
     pub rewards: Vec<RewardConfig>,
     /// Weights over reward values, e.g. `{ "helpful/score" = 0.7, "harmless/score" = 0.3 }`;
-    /// empty means weight 1 on every value.
+    /// empty means weight 1 on each reward's primary value (the first it declares).
     pub reward_weights: Weights,
     /// Folders searched for reward plugins by name (before `WST_PLUGIN_PATH`).
     pub plugin_dirs: Vec<PathBuf>,

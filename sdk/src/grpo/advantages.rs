@@ -1,6 +1,9 @@
-//! Group-relative advantages, as TRL computes them: A_i = (r_i − mean_group) / (std + 1e-4),
+//! Advantages. Group-relative, as TRL computes them: A_i = (r_i − mean_group) / (std + 1e-4),
 //! where std is the unbiased standard deviation of the group (`group`), of the whole batch
-//! (`batch`), or 1 with no scaling (`none`).
+//! (`batch`), or 1 with no scaling (`none`). Centring on the group mean removes any constant
+//! shared by a group, so WST's baseline s (the same for every instruction of a query) cancels.
+//! [`Centring::None`] keeps r itself (the paper's r = mean − s), scaled the same way, so an
+//! instruction is pushed up only when it beats the Student alone.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,6 +20,18 @@ pub enum ScaleRewards {
     /// Divide by the standard deviation of the whole batch (more robust, per Dr. GRPO).
     Batch,
     /// Do not scale (Dr. GRPO).
+    None,
+}
+
+/// What is subtracted from each reward before scaling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Centring {
+    /// The group's mean reward (GRPO, TRL): the WST baseline s cancels.
+    #[default]
+    GroupMean,
+    /// Nothing: the reward r = mean − s is the advantage (the Student's own score is the
+    /// baseline), scaled by `scale_rewards`.
     None,
 }
 
@@ -40,8 +55,14 @@ fn std_unbiased(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
-/// Computes advantages for `rewards`, laid out as consecutive groups of `group_size`.
+/// Computes group-mean-centred advantages for `rewards`, laid out as consecutive groups of
+/// `group_size` (TRL's).
 pub fn compute_advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards) -> Result<Advantages> {
+    advantages(rewards, group_size, scale, Centring::GroupMean)
+}
+
+/// Computes advantages for `rewards` (consecutive groups of `group_size`), centred as `centring` says.
+pub fn advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards, centring: Centring) -> Result<Advantages> {
     if group_size < 2 {
         return Err(Error::invalid("num_generations", format!("GRPO needs at least 2 completions per group, got {group_size}")));
     }
@@ -66,8 +87,9 @@ pub fn compute_advantages(rewards: &[f64], group_size: usize, scale: ScaleReward
             ScaleRewards::Batch => batch_std,
             ScaleRewards::None => 1.0,
         };
+        let shift = if centring == Centring::GroupMean { mean } else { 0.0 };
         for r in group {
-            let centred = r - mean;
+            let centred = r - shift;
             let a = if scale == ScaleRewards::None { centred } else { centred / (std + 1e-4) };
             out.advantages.push(a);
             out.std.push(if scale == ScaleRewards::None { group_std } else { std });
@@ -119,6 +141,27 @@ mod tests {
     fn no_scaling_only_centres() {
         let a = compute_advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::None).unwrap();
         close(&a.advantages, &[-1.0, 1.0, -1.0, 1.0]);
+    }
+
+    #[test]
+    fn without_centring_the_baseline_matters() {
+        // r = mean − s for two instructions of one query: [0.5, 0.1] with s = 0.2 gives
+        // [0.3, −0.1]; the same scores with s = 0.4 give [0.1, −0.3]. Group centring maps both
+        // to ±0.2 (s cancels); without centring they stay as they are.
+        let a = advantages(&[0.3, -0.1], 2, ScaleRewards::None, Centring::None).unwrap();
+        close(&a.advantages, &[0.3, -0.1]);
+        let b = advantages(&[0.1, -0.3], 2, ScaleRewards::None, Centring::None).unwrap();
+        close(&b.advantages, &[0.1, -0.3]);
+        let g1 = advantages(&[0.3, -0.1], 2, ScaleRewards::None, Centring::GroupMean).unwrap();
+        let g2 = advantages(&[0.1, -0.3], 2, ScaleRewards::None, Centring::GroupMean).unwrap();
+        close(&g1.advantages, &g2.advantages);
+        // Scaled by the group's std (√0.08 = 0.28284271): 0.3 / (0.28284271 + 1e-4).
+        let s = advantages(&[0.3, -0.1], 2, ScaleRewards::Group, Centring::None).unwrap();
+        close(&s.advantages, &[0.3 / (0.08f64.sqrt() + 1e-4), -0.1 / (0.08f64.sqrt() + 1e-4)]);
+        // A group where every instruction beat the Student alone still carries a signal.
+        let up = advantages(&[0.2, 0.2], 2, ScaleRewards::None, Centring::None).unwrap();
+        close(&up.advantages, &[0.2, 0.2]);
+        assert_eq!(up.group_std_is_zero, vec![true]);
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub trait Reward: Send + Sync {
     /// The reward's name, used as the prefix of its values in logs.
     fn name(&self) -> &str;
 
-    /// The names of the values every [`Score`] from this reward carries.
+    /// The names of the values every [`Score`] from this reward carries; the first is its
+    /// primary value, the one weighted when no weights are given (`accuracy`, not a word count).
     fn value_names(&self) -> Vec<String>;
 
     /// One score per input, in order.

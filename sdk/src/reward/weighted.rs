@@ -33,20 +33,34 @@ impl std::fmt::Debug for WeightedReward {
 impl WeightedReward {
     /// Combines `rewards` with `weights`. With one reward, value names are used as they are
     /// (`accuracy`); with several, as `reward/value` (`helpful/score`). Empty weights mean
-    /// weight 1 on every value. A weight naming no value is an error.
+    /// weight 1 on each reward's primary (first) value, so a plugin's side values (the length
+    /// plugin's word count) are logged but not rewarded. A weight naming no value, and two
+    /// rewards with one name (their values would overwrite each other), are errors.
     pub fn new(rewards: Vec<Arc<dyn Reward>>, weights: Weights) -> Result<Self> {
         if rewards.is_empty() {
             return Err(Error::invalid("rewards", "at least one reward is needed"));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(r) = rewards.iter().find(|r| !seen.insert(r.name().to_string())) {
+            return Err(Error::Config {
+                location: "rewards".into(),
+                message: format!("two rewards are named `{}`: their values would overwrite each other; give each a distinct `name`", r.name()),
+            });
+        }
         let mut names = Vec::new();
+        let mut primary = Vec::new();
         let prefixed = rewards.len() > 1;
         for r in &rewards {
-            for v in r.value_names() {
-                names.push(if prefixed { format!("{}/{v}", r.name()) } else { v });
+            for (i, v) in r.value_names().into_iter().enumerate() {
+                let name = if prefixed { format!("{}/{v}", r.name()) } else { v };
+                if i == 0 {
+                    primary.push(name.clone());
+                }
+                names.push(name);
             }
         }
         let weights = if weights.is_empty() {
-            Weights::new(names.iter().map(|n| (n.clone(), 1.0)))
+            Weights::new(primary.iter().map(|n| (n.clone(), 1.0)))
         } else {
             for k in weights.0.keys() {
                 if !names.contains(k) {
@@ -128,8 +142,33 @@ mod tests {
     }
 
     #[test]
-    fn empty_weights_mean_one_on_every_value() {
+    fn empty_weights_mean_one_on_each_primary_value() {
         let w = WeightedReward::new(vec![Arc::new(Constant("a", 3.0))], Weights::default()).unwrap();
         assert_eq!(w.score(&[RewardInput::default()]).unwrap()[0].total, 3.0);
+        // A length-like reward: its word count is logged, only `within_limit` is rewarded.
+        struct Length;
+        impl Reward for Length {
+            fn name(&self) -> &str {
+                "length"
+            }
+            fn value_names(&self) -> Vec<String> {
+                vec!["within_limit".into(), "words".into()]
+            }
+            fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
+                Ok(inputs.iter().map(|_| Score { values: [("within_limit".to_string(), 1.0), ("words".to_string(), 120.0)].into() }).collect())
+            }
+        }
+        let w = WeightedReward::new(vec![Arc::new(Length)], Weights::default()).unwrap();
+        let s = w.score(&[RewardInput::default()]).unwrap();
+        assert_eq!(s[0].total, 1.0, "not 121: verbosity is not rewarded");
+        assert_eq!(s[0].values.get("words"), Some(120.0));
+        let two = WeightedReward::new(vec![Arc::new(Constant("h", 2.0)), Arc::new(Length)], Weights::default()).unwrap();
+        assert_eq!(two.score(&[RewardInput::default()]).unwrap()[0].total, 3.0);
+    }
+
+    #[test]
+    fn two_rewards_with_one_name_are_an_error() {
+        let err = WeightedReward::new(vec![Arc::new(Constant("rm", 1.0)), Arc::new(Constant("rm", 2.0))], Weights::default()).unwrap_err().to_string();
+        assert!(err.contains("`rm`") && err.contains("distinct `name`"), "{err}");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -32,11 +32,14 @@ struct Entry {
     sample: StudentSample,
 }
 
-/// An append-only JSONL store of Student answers, shared by every Student of a run.
+/// An append-only JSONL store of Student answers, shared by every Student of a run and safe to
+/// share between processes: appends and the start-up repair of a cut line happen under an
+/// exclusive file lock. Only an index (key → offset and length) is kept in memory; answers are
+/// read back from the file when asked for.
 #[derive(Debug)]
 pub struct ResponseCache {
     path: PathBuf,
-    entries: Mutex<HashMap<String, StudentSample>>,
+    index: Mutex<HashMap<String, (u64, usize)>>,
     file: Mutex<File>,
 }
 
@@ -47,42 +50,57 @@ impl ResponseCache {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(CACHE_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let mut entries = HashMap::new();
-        let mut keep = bytes.len();
-        let mut start = 0;
-        let mut line_no = 0;
-        while start < bytes.len() {
+        let io = |e: std::io::Error| Error::io(&path, e);
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io)?;
+        // Another process may be appending: read and repair under its lock.
+        file.lock().map_err(io)?;
+        let scanned = Self::scan(&path, &file);
+        let repaired = scanned.and_then(|(index, keep, len, ends_in_newline)| {
+            if keep < len {
+                file.set_len(keep).map_err(io)?;
+            } else if len > 0 && !ends_in_newline {
+                file.write_all(b"\n").map_err(io)?;
+            }
+            Ok(index)
+        });
+        file.unlock().map_err(io)?;
+        Ok(Arc::new(ResponseCache { index: Mutex::new(repaired?), file: Mutex::new(file), path }))
+    }
+
+    /// Indexes the file line by line: (index, bytes to keep, file length, ends in a newline).
+    fn scan(path: &Path, file: &File) -> Result<(HashMap<String, (u64, usize)>, u64, u64, bool)> {
+        let io = |e: std::io::Error| Error::io(path, e);
+        let mut reader = BufReader::new(file.try_clone().map_err(io)?);
+        reader.seek(SeekFrom::Start(0)).map_err(io)?;
+        let (mut index, mut offset, mut line_no, mut keep) = (HashMap::new(), 0u64, 0usize, None);
+        let mut line = Vec::new();
+        let mut last_newline = true;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+            if n == 0 {
+                break;
+            }
             line_no += 1;
-            let end = bytes[start..].iter().position(|&b| b == b'\n').map(|p| start + p);
-            let line = &bytes[start..end.unwrap_or(bytes.len())];
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                match serde_json::from_slice::<Entry>(line) {
+            last_newline = line.last() == Some(&b'\n');
+            let body = if last_newline { &line[..n - 1] } else { &line[..] };
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                match serde_json::from_slice::<Entry>(body) {
                     Ok(e) => {
-                        entries.insert(e.key, e.sample);
+                        index.insert(e.key, (offset, body.len()));
                     }
-                    Err(err) if end.is_none() => {
+                    Err(err) if !last_newline => {
                         tracing::warn!(path = %path.display(), line = line_no, "dropping a cache line cut short by an interrupted write: {err}");
-                        keep = start;
+                        keep = Some(offset);
                     }
                     Err(err) => {
-                        return Err(Error::Dataset { path, line: line_no, field: "<row>".into(), message: format!("unreadable cache entry: {err}") });
+                        return Err(Error::Dataset { path: path.to_path_buf(), line: line_no, field: "<row>".into(), message: format!("unreadable cache entry: {err}") });
                     }
                 }
             }
-            start = end.map_or(bytes.len(), |e| e + 1);
+            offset += n as u64;
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        if keep < bytes.len() {
-            file.set_len(keep as u64).map_err(|e| Error::io(&path, e))?;
-        } else if bytes.last().is_some_and(|&b| b != b'\n') {
-            file.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(Arc::new(ResponseCache { path, entries: Mutex::new(entries), file: Mutex::new(file) }))
+        Ok((index, keep.unwrap_or(offset), offset, last_newline))
     }
 
     /// The cache file.
@@ -92,7 +110,7 @@ impl ResponseCache {
 
     /// Number of cached answers.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Whether the cache holds no answer.
@@ -100,21 +118,40 @@ impl ResponseCache {
         self.len() == 0
     }
 
-    /// The cached answer under `key`.
-    pub fn get(&self, key: &str) -> Option<StudentSample> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    /// The cached answer under `key`, read from the file.
+    pub fn get(&self, key: &str) -> Result<Option<StudentSample>> {
+        let Some(&(offset, len)) = self.index.lock().unwrap_or_else(|e| e.into_inner()).get(key) else { return Ok(None) };
+        let io = |e: std::io::Error| Error::io(&self.path, e);
+        let mut buf = vec![0; len];
+        {
+            let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            f.read_exact(&mut buf).map_err(io)?;
+        }
+        let entry: Entry = serde_json::from_slice(&buf).map_err(|e| Error::Dataset {
+            path: self.path.clone(),
+            line: 0,
+            field: "<row>".into(),
+            message: format!("the cache entry at byte {offset} no longer reads back ({e}): was the file changed by hand?"),
+        })?;
+        Ok(Some(entry.sample))
     }
 
-    /// Stores an answer and appends it to the file at once (one `write` of a whole line).
+    /// Stores an answer and appends it to the file at once (one `write` of a whole line, under
+    /// the file's lock so another process's lines never interleave with it).
     pub fn put(&self, key: String, student: &str, sample: StudentSample) -> Result<()> {
         let entry = Entry { key, student: student.to_string(), sample };
         let mut line = serde_json::to_vec(&entry).map_err(|e| Error::Student { student: student.into(), message: format!("cannot serialise an answer for the cache: {e}") })?;
         line.push(b'\n');
-        {
+        let io = |e: std::io::Error| Error::io(&self.path, e);
+        let offset = {
             let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-            f.write_all(&line).map_err(|e| Error::io(&self.path, e))?;
-        }
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.key, entry.sample);
+            f.lock().map_err(io)?;
+            let written = f.seek(SeekFrom::End(0)).and_then(|end| f.write_all(&line).map(|_| end));
+            f.unlock().map_err(io)?;
+            written.map_err(io)?
+        };
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.key, (offset, line.len() - 1));
         Ok(())
     }
 
@@ -123,8 +160,9 @@ impl ResponseCache {
         self.file.lock().unwrap_or_else(|e| e.into_inner()).sync_data().map_err(|e| Error::io(&self.path, e))
     }
 
-    /// The key of answer `index` of `request` to `student`.
-    pub fn key(student: &str, request: &StudentRequest, index: usize) -> String {
+    /// The key of answer `index` of `request` to the Student whose [`Student::identity`] is
+    /// `identity` (the model's content and every setting that changes its answers).
+    pub fn key(identity: &str, request: &StudentRequest, index: usize) -> String {
         #[derive(Serialize)]
         struct KeyData<'a> {
             v: u32,
@@ -133,7 +171,7 @@ impl ResponseCache {
             params: &'a SamplingParams,
             index: usize,
         }
-        let data = KeyData { v: 1, student, messages: &request.messages, params: &request.params, index };
+        let data = KeyData { v: 2, student: identity, messages: &request.messages, params: &request.params, index };
         let json = serde_json::to_vec(&data).expect("plain data serialises");
         let digest = Sha256::digest(&json);
         digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -186,14 +224,19 @@ impl Student for CachedStudent {
         self.inner.capabilities()
     }
 
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
     fn usage(&self) -> StudentUsage {
         StudentUsage { cache_hits: self.hits.load(Ordering::Relaxed), ..self.inner.usage() }
     }
 
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
         let name = self.inner.name().to_string();
-        let keys: Vec<String> = (0..request.n).map(|i| ResponseCache::key(&name, request, i)).collect();
-        let mut out: Vec<Option<StudentSample>> = keys.iter().map(|k| self.cache.get(k)).collect();
+        let identity = self.inner.identity();
+        let keys: Vec<String> = (0..request.n).map(|i| ResponseCache::key(&identity, request, i)).collect();
+        let mut out: Vec<Option<StudentSample>> = keys.iter().map(|k| self.cache.get(k)).collect::<Result<_>>()?;
         let missing: Vec<usize> = (0..request.n).filter(|&i| out[i].is_none()).collect();
         self.hits.fetch_add((request.n - missing.len()) as u64, Ordering::Relaxed);
         if missing.is_empty() {
@@ -314,5 +357,63 @@ mod tests {
         std::fs::write(&path, format!("not json\n{good}")).unwrap();
         let err = ResponseCache::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("responses.jsonl:1"), "{err}");
+    }
+
+    /// Same name, another model (say two different `model-Q4_K_M.gguf` files): no shared answers.
+    struct Named {
+        identity: &'static str,
+    }
+
+    #[async_trait]
+    impl Student for Named {
+        fn name(&self) -> &str {
+            "llamacpp:model-Q4_K_M"
+        }
+        fn identity(&self) -> String {
+            self.identity.into()
+        }
+        fn capabilities(&self) -> StudentCapabilities {
+            StudentCapabilities { native_n: true, ..Default::default() }
+        }
+        async fn generate(&self, r: &StudentRequest) -> Result<Vec<StudentSample>> {
+            Ok((0..r.n).map(|_| StudentSample { text: self.identity.into(), finish_reason: FinishReason::Stop, usage: TokenUsage::default() }).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn students_with_one_name_and_two_identities_do_not_share_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResponseCache::open(dir.path()).unwrap();
+        let a = CachedStudent::new(Arc::new(Named { identity: "size:1:sha256:aa" }), cache.clone());
+        let b = CachedStudent::new(Arc::new(Named { identity: "size:1:sha256:bb" }), cache.clone());
+        assert_eq!(texts(&a.generate(&request(1)).await.unwrap()), ["size:1:sha256:aa"]);
+        assert_eq!(texts(&b.generate(&request(1)).await.unwrap()), ["size:1:sha256:bb"]);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn two_writers_on_one_file_never_cut_each_others_lines() {
+        // Two handles (as two processes would have) append long lines at once; every line must
+        // read back whole and both handles' answers must be there.
+        let dir = tempfile::tempdir().unwrap();
+        let handles: Vec<_> = (0..2)
+            .map(|w| {
+                let c = ResponseCache::open(dir.path()).unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let text = format!("{w}-{i}-{}", "x".repeat(20_000));
+                        c.put(format!("{w}/{i}"), "echo", StudentSample { text, finish_reason: FinishReason::Stop, usage: TokenUsage::default() }).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let c = ResponseCache::open(dir.path()).unwrap();
+        assert_eq!(c.len(), 400);
+        assert!(c.get("1/199").unwrap().unwrap().text.starts_with("1-199-"));
+        assert!(c.get("0/7").unwrap().unwrap().text.starts_with("0-7-"));
+        assert!(c.get("0/200").unwrap().is_none());
     }
 }

@@ -7,6 +7,7 @@
 //! (fan out when `n` is not native, bound concurrency) instead of failing late.
 
 mod cache;
+mod fingerprint;
 mod prompt;
 mod spec;
 mod usage;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 pub use cache::{CACHE_FILE, CachedStudent, ResponseCache};
+pub use fingerprint::file_fingerprint;
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
 pub use usage::{StudentUsage, UsageMeter};
@@ -158,8 +160,16 @@ impl Default for StudentCapabilities {
 /// concurrently from many tasks, up to `capabilities().max_concurrency` usefully.
 #[async_trait]
 pub trait Student: Send + Sync {
-    /// A short name for logs and cache keys (e.g. `llamacpp:SmolLM2-135M`).
+    /// A short name for logs (e.g. `llamacpp:SmolLM2-135M`).
     fn name(&self) -> &str;
+
+    /// What makes this Student's answers what they are, for the response cache's keys: the
+    /// model's identity (file content, server address) and every setting that changes its
+    /// answers. Two Students with equal identities must answer a seeded request alike. The
+    /// default is the name, right only for Students without such settings.
+    fn identity(&self) -> String {
+        self.name().to_string()
+    }
 
     /// What this backend can do.
     fn capabilities(&self) -> StudentCapabilities {
@@ -182,6 +192,9 @@ macro_rules! forward_student {
         impl<T: Student + ?Sized> Student for $wrapper<T> {
             fn name(&self) -> &str {
                 (**self).name()
+            }
+            fn identity(&self) -> String {
+                (**self).identity()
             }
             fn capabilities(&self) -> StudentCapabilities {
                 (**self).capabilities()

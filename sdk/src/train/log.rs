@@ -32,8 +32,14 @@ impl JsonlLog {
             _ => String::new(),
         };
         let tmp = path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, kept).map_err(|e| Error::io(&tmp, e))?;
+        {
+            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(kept.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        }
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        if let Some(parent) = path.parent() {
+            super::checkpoint::sync_dir(parent)?;
+        }
         let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
         Ok(JsonlLog { path: path.to_path_buf(), file })
     }

@@ -42,6 +42,10 @@ pub struct TrainOptions {
     pub eval_queries: Vec<Query>,
     /// Continue from the newest checkpoint in the output folder.
     pub resume: bool,
+    /// Start over in an output folder that holds an earlier run (its logs, checkpoints and
+    /// final model are removed first); without it, and without `resume`, such a folder is an
+    /// error (HF's `overwrite_output_dir`).
+    pub overwrite_output_dir: bool,
     /// Show a progress bar with ETA on stderr.
     pub progress: bool,
     /// Set it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
@@ -139,6 +143,9 @@ impl Pipeline {
             tracing::info!(step = state.step, "resumed from checkpoint");
         }
         let resumed_from = state.step;
+        if latest.is_none() {
+            self.claim_output_dir(&out, options.resume, options.overwrite_output_dir)?;
+        }
         let keep = latest.as_ref().map(|_| state.step);
         let mut metrics_log = JsonlLog::open(&out.join("metrics.jsonl"), keep)?;
         let mut completions_log = JsonlLog::open(&out.join("completions.jsonl"), keep)?;
@@ -161,7 +168,17 @@ impl Pipeline {
             let t0 = Instant::now();
             let usage_before = self.student.usage();
             let batch: Vec<Query> = schedule.batch(state.step).into_iter().map(|i| queries[i].clone()).collect();
-            let outcome = step::run(self, &batch, &mut state, &options).await?;
+            let outcome = match step::run(self, &batch, &mut state, &options).await {
+                Ok(o) => o,
+                Err(step::StepError::BeforeUpdate(e)) => {
+                    // The Teacher still holds the last completed step: keep it before stopping.
+                    if checkpoint::list(&ckpt_root)?.last().map(|(s, _)| *s) != Some(state.step) {
+                        self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
+                    }
+                    return Err(e);
+                }
+                Err(step::StepError::DuringUpdate(e)) => return Err(e),
+            };
             state.step += 1;
             steps_this_run += 1;
             let spent = self.student.usage().since(&usage_before);
@@ -231,6 +248,38 @@ impl Pipeline {
         s["student_usage_this_run"] = serde_json::to_value(&total).unwrap_or_default();
         std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default()).map_err(|e| Error::io(&p, e))?;
         Ok(summary)
+    }
+
+    /// Makes sure a fresh run does not mix with an earlier one in `out`: an earlier run's logs
+    /// would be overwritten while its checkpoints stayed, to be pruned in place of the new
+    /// run's or loaded by a later `--resume`.
+    fn claim_output_dir(&self, out: &std::path::Path, resume: bool, overwrite: bool) -> Result<()> {
+        let non_empty = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(false),
+            Ok(m) => m.len() > 0,
+            Err(_) => false,
+        };
+        let earlier: Vec<std::path::PathBuf> =
+            ["metrics.jsonl", "completions.jsonl", "checkpoints", "final", "train_summary.json"].iter().map(|f| out.join(f)).filter(|p| non_empty(p)).collect();
+        if earlier.is_empty() {
+            return Ok(());
+        }
+        // `resume` without a checkpoint: the earlier run stopped before its first one, so
+        // nothing of it could be resumed; its logs are dropped and training starts over.
+        if !overwrite && !resume {
+            return Err(Error::Config {
+                location: out.display().to_string(),
+                message: format!(
+                    "the output folder holds an earlier run ({}); resume it (--resume), start over (--overwrite, which removes it) or choose another output_dir",
+                    earlier.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        for p in earlier {
+            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            r.map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
     }
 
     async fn checkpoint(&self, root: &std::path::Path, state: &TrainerState, options: &TrainOptions, metrics: &mut JsonlLog, completions: &mut JsonlLog) -> Result<()> {

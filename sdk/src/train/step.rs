@@ -8,7 +8,7 @@ use super::checkpoint::TrainerState;
 use super::schedule::{hash_str, mix};
 use crate::config::ZeroStdGroups;
 use crate::error::{Error, Result};
-use crate::grpo::{CompletionMetrics, RewardMetrics, compute_advantages, wst_reward};
+use crate::grpo::{CompletionMetrics, RewardMetrics, advantages, wst_reward};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::score::mean_by_name;
@@ -47,8 +47,9 @@ async fn baseline(p: &Pipeline, q: &Query, options: &TrainOptions) -> Result<f64
     Ok(scores.iter().map(|s| s.total).sum::<f64>() / scores.len().max(1) as f64)
 }
 
-/// K answers to each (query, instruction) pair, scored; requests run concurrently.
-async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSample>], step: usize, attempt: u64, options: &TrainOptions) -> Result<Vec<Vec<Scored>>> {
+/// K answers to each (query, instruction) pair, scored; requests run concurrently. Each
+/// pair's outcome stands alone, so one failed request does not discard the others.
+async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSample>], step: usize, attempt: u64, options: &TrainOptions) -> Vec<Vec<Result<Scored>>> {
     let k = options.wst.student_samples.max(1);
     let jobs = batch.iter().zip(groups).flat_map(|(q, group)| {
         group.iter().enumerate().map(move |(gi, s)| async move {
@@ -64,11 +65,27 @@ async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSampl
     });
     let flat: Vec<Result<Scored>> = futures::stream::iter(jobs).buffered(options.wst.max_concurrency.max(1)).collect().await;
     let mut flat = flat.into_iter();
-    let mut out = Vec::with_capacity(groups.len());
-    for group in groups {
-        out.push((0..group.len()).map(|_| flat.next().expect("one result per instruction")).collect::<Result<Vec<_>>>()?);
+    groups.iter().map(|group| flat.by_ref().take(group.len()).collect()).collect()
+}
+
+/// A query's whole group, or the first error among its instructions.
+fn whole(group: Vec<Result<Scored>>) -> Result<Vec<Scored>> {
+    group.into_iter().collect()
+}
+
+/// Why a step failed, and whether the Teacher had been touched by then.
+pub enum StepError {
+    /// Before the Teacher's update (baselines, sampling, Student, rewards): the Teacher still
+    /// holds the last completed step's weights, so a checkpoint of it is safe.
+    BeforeUpdate(Error),
+    /// During the Teacher's update: its weights may be half-way through the step.
+    DuringUpdate(Error),
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> Self {
+        StepError::BeforeUpdate(e)
     }
-    Ok(out)
 }
 
 fn teacher_sampling(options: &TrainOptions, step: usize, attempt: u64) -> TeacherSampling {
@@ -80,25 +97,66 @@ fn all_equal(xs: &[f64]) -> bool {
     xs.iter().all(|x| (x - xs[0]).abs() <= 1e-12)
 }
 
-/// Runs step `state.step` on `batch`, updating baselines in `state`.
-pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, options: &TrainOptions) -> Result<StepOutcome> {
+/// Runs step `state.step` on `batch`, updating baselines in `state`. A query whose Student
+/// calls or rewards fail (after the backend's own retries) is left out of the step and counted
+/// in `wst/failed_queries`; more than `wst.max_failed_fraction` of the batch failing fails the step.
+pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, options: &TrainOptions) -> Result<StepOutcome, StepError> {
     let g = &options.grpo;
     let step = state.step;
+    let mut failures: Vec<(usize, Error)> = Vec::new();
 
     // 1. Baselines of queries seen for the first time (concurrently).
-    let missing: Vec<&Query> = batch.iter().filter(|q| !state.baselines.contains_key(&q.id)).collect();
-    let computed: Vec<Result<(String, f64)>> = futures::stream::iter(missing.into_iter().map(|q| async move { Ok((q.id.clone(), baseline(p, q, options).await?)) }))
+    let missing: Vec<usize> = (0..batch.len()).filter(|&i| !state.baselines.contains_key(&batch[i].id)).collect();
+    let computed: Vec<(usize, Result<f64>)> = futures::stream::iter(missing.into_iter().map(|i| async move { (i, baseline(p, &batch[i], options).await) }))
         .buffered(options.wst.max_concurrency.max(1))
         .collect()
         .await;
-    for r in computed {
-        let (id, s) = r?;
-        state.baselines.insert(id, s);
+    for (i, r) in computed {
+        match r {
+            Ok(s) => {
+                state.baselines.insert(batch[i].id.clone(), s);
+            }
+            Err(e) => failures.push((i, e)),
+        }
     }
 
     // 2–4. Instructions, answers, rewards.
     let mut groups = p.sample_instructions(batch, &teacher_sampling(options, step, 0)).await?;
-    let mut scored = answer_groups(p, batch, &groups, step, 0, options).await?;
+    let answered = answer_groups(p, batch, &groups, step, 0, options).await;
+    let mut scored: Vec<Vec<Scored>> = Vec::with_capacity(batch.len());
+    for (qi, group) in answered.into_iter().enumerate() {
+        match whole(group) {
+            Ok(sc) => scored.push(sc),
+            Err(e) => {
+                if !failures.iter().any(|(i, _)| *i == qi) {
+                    failures.push((qi, e));
+                }
+                scored.push(Vec::new());
+            }
+        }
+    }
+    failures.sort_by_key(|(i, _)| *i);
+    let failed: Vec<bool> = (0..batch.len()).map(|i| failures.iter().any(|(f, _)| *f == i)).collect();
+    for (i, e) in &failures {
+        tracing::warn!(step = step + 1, query = %batch[*i].id, "query left out of the step: {e}");
+    }
+    let limit = options.wst.max_failed_fraction;
+    if !failures.is_empty() && failures.len() as f64 > limit * batch.len() as f64 {
+        return Err(StepError::BeforeUpdate(Error::StepFailed {
+            step: step + 1,
+            failed: failures.len(),
+            total: batch.len(),
+            limit,
+            first: failures[0].1.to_string(),
+        }));
+    }
+    // From here on only the queries that came through take part.
+    let keep: Vec<usize> = (0..batch.len()).filter(|&i| !failed[i]).collect();
+    let batch_all = batch;
+    let batch: Vec<Query> = keep.iter().map(|&i| batch_all[i].clone()).collect();
+    let mut groups: Vec<Vec<TeacherSample>> = keep.iter().map(|&i| std::mem::take(&mut groups[i])).collect();
+    let mut scored: Vec<Vec<Scored>> = keep.iter().map(|&i| std::mem::take(&mut scored[i])).collect();
+    let batch = &batch[..];
     let reward_of = |qi: usize, s: &Scored| wst_reward(&s.totals, state.baselines[&batch[qi].id]);
     let zero_std_before: Vec<bool> = scored.iter().map(|grp| all_equal(&grp.iter().map(Scored::mean).collect::<Vec<_>>())).collect();
     let mut resampled = 0;
@@ -107,11 +165,14 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         if !redo.is_empty() {
             let qs: Vec<Query> = redo.iter().map(|&i| batch[i].clone()).collect();
             let new_groups = p.sample_instructions(&qs, &teacher_sampling(options, step, 1)).await?;
-            let new_scored = answer_groups(p, &qs, &new_groups, step, 1, options).await?;
+            let new_scored = answer_groups(p, &qs, &new_groups, step, 1, options).await;
             for ((&i, grp), sc) in redo.iter().zip(new_groups).zip(new_scored) {
-                groups[i] = grp;
-                scored[i] = sc;
-                resampled += 1;
+                // A resample that fails keeps the first group (a failure here loses nothing).
+                if let Ok(sc) = whole(sc) {
+                    groups[i] = grp;
+                    scored[i] = sc;
+                    resampled += 1;
+                }
             }
         }
     }
@@ -121,7 +182,11 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
             rewards.push(reward_of(qi, s)?);
         }
     }
-    let adv = compute_advantages(&rewards, g.num_generations, g.scale_rewards)?;
+    if batch.is_empty() {
+        // Every query failed and `max_failed_fraction` allows it: nothing to learn from.
+        return Ok(StepOutcome { metrics: json!({"wst/failed_queries": failures.len(), "wst/step_skipped": true}), completions: Vec::new() });
+    }
+    let adv = advantages(&rewards, g.num_generations, g.scale_rewards, options.wst.centring)?;
     let reward_metrics = RewardMetrics::new(&rewards, &adv);
     let skip: Vec<bool> = adv.group_std_is_zero.iter().map(|z| *z && options.wst.zero_std_groups == ZeroStdGroups::Skip).collect();
 
@@ -147,9 +212,10 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
                 let items: Vec<TrainItem<'_>> = items_owned.iter().map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
                 t.step(&items, &StepSettings { grpo: &grpo, learning_rates: &learning_rates })
             })
-            .await?;
+            .await
+            .map_err(StepError::DuringUpdate)?;
         // The last optimisation step is logged (with μ > 1 the first is on-policy: no clipping).
-        Some(passes.pop().ok_or_else(|| Error::Teacher("the Teacher took no optimisation step".into()))?)
+        Some(passes.pop().ok_or_else(|| StepError::DuringUpdate(Error::Teacher("the Teacher took no optimisation step".into())))?)
     };
 
     // 6. Metrics and completions table.
@@ -172,6 +238,7 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         "wst/resampled_groups": resampled,
         "wst/skipped_groups": skip.iter().filter(|s| **s).count(),
         "wst/step_skipped": step_metrics.is_none(),
+        "wst/failed_queries": failures.len(),
     });
     for (name, mean) in mean_by_name(scored.iter().flatten().flat_map(|s| s.values.iter()).map(|v| &v.values)) {
         m[format!("rewards/{name}/mean")] = json!(mean);
