@@ -301,6 +301,15 @@ fn save_and_load_round_trip_exactly() {
     assert!(adapter.contains_key("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
     let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("adapter_config.json")).unwrap()).unwrap();
     assert_eq!((cfg["peft_type"].as_str(), cfg["r"].as_u64()), (Some("LORA"), Some(4)));
+    assert_eq!(cfg["base_model_name_or_path"].as_str(), Some(path), "the base as it was given");
+    // The adapter folder alone loads as the trained Teacher (base model + adapter).
+    let adapter_dir = tempfile::tempdir().unwrap();
+    t.save_adapter(adapter_dir.path()).unwrap();
+    let from_adapter = LmTeacher::load(adapter_dir.path().to_str().unwrap(), options()).unwrap();
+    assert_eq!(max_diff(&before, &our_logits(&from_adapter, &ids)), 0.0, "adapter folder = the trained Teacher");
+    std::fs::write(adapter_dir.path().join("adapter_config.json"), cfg.to_string().replace("\"r\":4", "\"r\":8")).unwrap();
+    let err = LmTeacher::load(adapter_dir.path().to_str().unwrap(), options()).unwrap_err().to_string();
+    assert!(err.contains("adapter_model.safetensors") && err.contains("shape"), "{err}");
 
     // Training state: a fresh Teacher restored from it has the same weights and step count.
     t.save_training_state(out.path()).unwrap();

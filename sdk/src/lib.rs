@@ -23,6 +23,7 @@ mod error;
 pub mod eval;
 pub mod grpo;
 mod instruction;
+pub mod models;
 mod pipeline;
 mod query;
 pub mod reward;

@@ -25,7 +25,7 @@ use candle_core::{DType, Device};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use wst_sdk::config::CandleStudentConfig;
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
-use wst_sdk::teacher::model::hub::resolve_model_dir;
+use wst_sdk::models::hub::resolve_model_dir;
 use wst_sdk::teacher::{ChatTokenizer, parse_device};
 use wst_sdk::{Error, Result, SamplingParams, Student, StudentRequest, StudentSample};
 
@@ -54,6 +54,8 @@ impl std::fmt::Debug for CandleStudent {
 impl CandleStudent {
     /// Loads a `.gguf` file, a Hugging Face folder, or a hub id (`org/name`, when online).
     pub fn load(model: &str, config: &CandleStudentConfig) -> Result<Self> {
+        let resolved = wst_sdk::models::resolve(model)?;
+        let model = resolved.as_str();
         let device = parse_device(&config.device)?;
         let (loaded, stem, content) = if model.ends_with(".gguf") {
             let path = Path::new(model);

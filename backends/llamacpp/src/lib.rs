@@ -66,9 +66,14 @@ impl std::fmt::Debug for LlamaCppStudent {
 }
 
 impl LlamaCppStudent {
-    /// Loads the GGUF file at `path`.
+    /// Loads the GGUF file at `path`, or a catalog model by name (`qwen2.5-coder-0.5b-instruct`,
+    /// fetched if needed; see `wst_sdk::models`).
     pub fn load(path: impl AsRef<Path>, config: &LlamaCppConfig) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let path = match path.to_str().filter(|_| !path.exists()).and_then(wst_sdk::models::find) {
+            Some(m) => wst_sdk::models::fetch(&m, &wst_sdk::models::cache_dir())?,
+            None => path,
+        };
         let model_err = |message: String| Error::Model { path: path.clone(), message };
         if !path.is_file() {
             return Err(model_err("no such GGUF file".into()));

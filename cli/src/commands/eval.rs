@@ -43,7 +43,8 @@ pub struct Args {
 
 /// What to evaluate, resolved from arguments.
 pub struct Plan {
-    pub trained: Option<String>,
+    /// Trained Teachers: (row name, model or adapter folder).
+    pub trained: Vec<(String, String)>,
     pub writers: Vec<String>,
     pub k: usize,
     pub limit: Option<usize>,
@@ -122,11 +123,12 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         };
         run(&p, EvalMethod { name: format!("writer:{spec}"), source, prompt: None }, &queries)?;
     }
-    if let Some(t) = &plan.trained {
+    for (name, t) in &plan.trained {
         let p = crate::run::pipeline(cfg, Some(t), student.clone())?;
-        run(&p, EvalMethod { name: "trained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
+        run(&p, EvalMethod { name: name.clone(), source: sampling.clone(), prompt: None }, &queries)?;
     }
     report.relate_to("direct");
+    report.compare_to(&["direct", "untrained-teacher"], settings.bootstrap_resamples, cfg.grpo.seed);
     report.write(&plan.out)?;
     Ok(report)
 }
@@ -139,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("no trained Teacher at {} (run `wst train` or pass --teacher): leaving that row out", final_dir.display());
     }
     let plan = Plan {
-        trained,
+        trained: trained.into_iter().map(|t| ("trained-teacher".to_string(), t)).collect(),
         writers: args.writer.clone(),
         k: args.k.unwrap_or(cfg.wst.student_samples),
         limit: args.limit,

@@ -28,8 +28,12 @@ fn resolve(path: &Path) -> Result<std::path::PathBuf> {
     let [org, name, file] = parts[..] else {
         return Err(bad("expected hf://datasets/ORG/NAME/PATH/IN/REPO".into()));
     };
-    let api = hf_hub::api::sync::Api::new().map_err(|e| bad(format!("hub: {e}")))?;
-    api.dataset(format!("{org}/{name}")).get(file).map_err(|e| bad(format!("hub download failed: {e}")))
+    let (file, revision) = match file.rsplit_once('@') {
+        Some((f, rev)) if !rev.is_empty() && !rev.contains('/') => (f, rev),
+        _ => (file, "main"),
+    };
+    let repo = hf_hub::Repo::with_revision(format!("{org}/{name}"), hf_hub::RepoType::Dataset, revision.to_string());
+    crate::models::hub::file(&repo, file).map_err(|e| bad(format!("hub download failed: {e}")))
 }
 
 fn format_of(config: &DatasetConfig) -> Result<DataFormat> {

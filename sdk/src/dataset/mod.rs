@@ -53,7 +53,8 @@ impl Default for FieldMap {
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetConfig {
     /// The file to read: a local path, or a file of a hub dataset as
-    /// `hf://datasets/ORG/NAME/PATH/IN/REPO` (downloaded with hf-hub when online).
+    /// `hf://datasets/ORG/NAME/PATH/IN/REPO[@REVISION]` (downloaded from the hub, honouring
+    /// `HF_HOME`, `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE`).
     pub path: PathBuf,
     /// Its format.
     pub format: DataFormat,

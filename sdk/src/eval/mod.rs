@@ -12,8 +12,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-pub use bootstrap::bootstrap_ci;
-pub use report::{MethodResult, Report};
+pub use bootstrap::{bootstrap_ci, paired_bootstrap_ci};
+pub use report::{MethodResult, PairedDifference, Report};
 
 use crate::error::{Error, Result};
 use crate::instruction::Instruction;
@@ -192,6 +192,8 @@ pub async fn evaluate(pipeline: &Pipeline, queries: &[Query], method: &EvalMetho
         n_queries: queries.len(),
         relative_improvement: None,
         values,
+        per_query: outcomes.iter().map(|o| (o.id.clone(), o.mean)).collect(),
+        paired: Default::default(),
     };
     Ok((result, outcomes))
 }

@@ -15,7 +15,8 @@ use super::chat::ChatTokenizer;
 use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
-use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask, hub};
+use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask};
+use crate::models::hub;
 use super::optimizer::AdamW;
 use super::sampler::{SamplerSettings, sample};
 use super::{StepMetrics, StepSettings, Teacher, TeacherSample, TeacherSampling, TrainItem};
@@ -96,6 +97,8 @@ pub struct LmTeacher {
     lora: BTreeMap<String, (Var, Var, f64)>,
     options: TeacherOptions,
     prompt: Template,
+    /// What the model was loaded from, as given (a catalog name, hub id or path).
+    spec: String,
     source_dir: PathBuf,
     device: Device,
     dtype: DType,
@@ -109,8 +112,59 @@ impl std::fmt::Debug for LmTeacher {
 }
 
 impl LmTeacher {
-    /// Loads a Teacher from a Hugging Face folder or hub id.
+    /// Loads a Teacher from a Hugging Face folder, a hub id, a `.gguf` file or a catalog name
+    /// (`smollm2-135m-instruct`, see [`crate::models`]).
     pub fn load(model: &str, options: TeacherOptions) -> Result<Self> {
+        let adapter = Path::new(model).join("adapter_config.json");
+        if adapter.is_file() && !Path::new(model).join("config.json").is_file() {
+            return Self::load_adapter(Path::new(model), options);
+        }
+        let spec = model.to_string();
+        let resolved = crate::models::resolve(model)?;
+        let model = resolved.as_str();
+        let mut t = Self::load_resolved(model, options)?;
+        t.spec = spec;
+        Ok(t)
+    }
+
+    /// A PEFT LoRA adapter folder (`adapter_config.json`, `adapter_model.safetensors`) on its
+    /// base model (`base_model_name_or_path`: a catalog name, hub id or path, relative paths
+    /// taken from the adapter folder): the trained Teacher, ready to sample or train on.
+    pub fn load_adapter(dir: &Path, mut options: TeacherOptions) -> Result<Self> {
+        let cfg_path = dir.join("adapter_config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let bad = |m: String| Error::Model { path: cfg_path.clone(), message: m };
+        let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if cfg["peft_type"].as_str().is_some_and(|t| t != "LORA") {
+            return Err(bad(format!("peft_type `{}`: only LORA adapters are supported", cfg["peft_type"])));
+        }
+        let base = cfg["base_model_name_or_path"].as_str().ok_or_else(|| bad("no `base_model_name_or_path`".into()))?;
+        let base = if dir.join(base).exists() { dir.join(base).display().to_string() } else { base.to_string() };
+        let r = cfg["r"].as_u64().ok_or_else(|| bad("no rank `r`".into()))? as usize;
+        let lora_alpha = cfg["lora_alpha"].as_f64().ok_or_else(|| bad("no `lora_alpha`".into()))?;
+        let target_modules: Vec<String> = match &cfg["target_modules"] {
+            serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => return Err(bad("no `target_modules` list".into())),
+        };
+        options.teacher.lora = Some(crate::config::LoraConfig { r, lora_alpha, target_modules });
+        let mut t = Self::load(&base, options)?;
+        let weights = dir.join("adapter_model.safetensors");
+        let tensors = candle_core::safetensors::load(&weights, &t.device).map_err(|e| Error::Model { path: weights.clone(), message: e.to_string() })?;
+        let names: Vec<String> = t.optimizer.params().keys().cloned().collect();
+        for name in &names {
+            let v = tensors.get(name).ok_or_else(|| Error::Model { path: weights.clone(), message: format!("missing `{name}` (the adapter was trained on another model or other target_modules)") })?;
+            let want = t.optimizer.params()[name].dims().to_vec();
+            if v.dims() != want.as_slice() {
+                return Err(Error::Model { path: weights.clone(), message: format!("`{name}` has shape {:?}, the base model needs {want:?}", v.dims()) });
+            }
+            t.optimizer.set_full_precision(name, v)?;
+        }
+        t.inference = None;
+        Ok(t)
+    }
+
+    fn load_resolved(model: &str, options: TeacherOptions) -> Result<Self> {
         if model.ends_with(".gguf") {
             let path = Path::new(model);
             let device = parse_device(&options.teacher.device)?;
@@ -200,6 +254,7 @@ impl LmTeacher {
             lora,
             options,
             prompt,
+            spec: source_dir.display().to_string(),
             source_dir: source_dir.to_path_buf(),
             device,
             dtype,
@@ -494,7 +549,7 @@ impl LmTeacher {
         let cfg = serde_json::json!({
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": l.r, "lora_alpha": l.lora_alpha,
             "target_modules": l.target_modules, "lora_dropout": 0.0, "bias": "none",
-            "base_model_name_or_path": self.source_dir.display().to_string(),
+            "base_model_name_or_path": self.spec,
         });
         let p = dir.join("adapter_config.json");
         std::fs::write(&p, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&p, e))

@@ -5,7 +5,6 @@ pub mod checkpoint;
 pub mod config;
 pub mod frozen;
 pub mod gguf;
-pub mod hub;
 pub mod linear;
 pub mod shared;
 pub mod softmax;
