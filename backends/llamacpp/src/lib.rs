@@ -126,6 +126,16 @@ impl LlamaCppStudent {
     }
 }
 
+/// llama.cpp's token ids for each text (special tokens parsed, no BOS added), from the
+/// vocabulary of the GGUF at `path` (only the vocabulary is loaded): a reference for checking
+/// other tokenizers of the same file.
+pub fn tokenize(path: impl AsRef<Path>, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+    let path = path.as_ref();
+    let params = LlamaModelParams::default().with_vocab_only(true);
+    let model = LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| Error::Model { path: path.to_path_buf(), message: format!("llama.cpp cannot load it: {e}") })?;
+    Ok(texts.iter().map(|t| model.vocab().tokenize(t.as_bytes(), false, true).into_iter().map(|id| id.0 as u32).collect()).collect())
+}
+
 #[async_trait]
 impl Student for LlamaCppStudent {
     fn name(&self) -> &str {

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Llama 3's RoPE frequency scaling (`rope_scaling` with `rope_type = "llama3"`).
+/// RoPE frequency scaling: Llama 3's (`rope_type = "llama3"`) or linear position interpolation
+/// (`linear`: every frequency divided by `factor`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RopeScaling {
-    /// `llama3` (others are rejected rather than silently ignored).
+    /// `llama3` or `linear` (others are rejected rather than silently ignored).
     #[serde(alias = "type")]
     pub rope_type: String,
     /// Overall scaling factor.
@@ -64,6 +65,10 @@ pub struct ModelConfig {
     /// RoPE scaling, if any.
     #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
+    /// Per-frequency divisors of the RoPE frequencies (llama.cpp's `rope_freqs.weight`, which
+    /// GGUF files of Llama 3.1/3.2 carry instead of `rope_scaling`). Not a transformers field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_freq_factors: Option<Vec<f64>>,
     /// Longest supported sequence.
     #[serde(default = "default_max_pos")]
     pub max_position_embeddings: usize,
@@ -125,10 +130,14 @@ impl ModelConfig {
             ));
         }
         if let Some(s) = &self.rope_scaling
-            && s.rope_type != "llama3"
-            && s.rope_type != "default"
+            && !matches!(s.rope_type.as_str(), "llama3" | "linear" | "default")
         {
-            return Err(format!("rope_scaling type `{}` is not supported (llama3)", s.rope_type));
+            return Err(format!("rope_scaling type `{}` is not supported (llama3, linear)", s.rope_type));
+        }
+        if let Some(f) = &self.rope_freq_factors
+            && f.len() != self.head_dim() / 2
+        {
+            return Err(format!("rope_freq_factors has {} values, the head needs {}", f.len(), self.head_dim() / 2));
         }
         Ok(())
     }
@@ -157,10 +166,17 @@ impl ModelConfig {
         }
     }
 
-    /// RoPE inverse frequencies, with Llama 3 scaling applied when configured.
+    /// RoPE inverse frequencies, with the configured scaling applied (Llama 3, linear, or
+    /// llama.cpp's per-frequency factors).
     pub fn inv_freq(&self) -> Vec<f64> {
         let d = self.head_dim();
         let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / d as f64)).collect();
+        if let Some(f) = &self.rope_freq_factors {
+            return base.iter().zip(f).map(|(b, f)| b / f).collect();
+        }
+        if let Some(s) = self.rope_scaling.as_ref().filter(|s| s.rope_type == "linear") {
+            return base.iter().map(|b| b / s.factor).collect();
+        }
         let Some(s) = self.rope_scaling.as_ref().filter(|s| s.rope_type == "llama3") else {
             return base;
         };

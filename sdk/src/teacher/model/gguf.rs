@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 
-use super::config::ModelConfig;
+use super::config::{ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 use crate::teacher::chat::ChatTokenizer;
 
@@ -91,6 +91,26 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
     let has_output = content.tensor_infos.contains_key("output.weight");
     let tok_id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
     let eos = tok_id("tokenizer.ggml.eos_token_id");
+    let rope_scaling = match md.get(&format!("{arch}.rope.scaling.type")).and_then(|v| v.to_string().ok()).map(String::as_str) {
+        None | Some("none") => None,
+        Some("linear") => Some(RopeScaling {
+            rope_type: "linear".into(),
+            factor: float("rope.scaling.factor", 1.0),
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: None,
+        }),
+        Some(other) => return Err(err(path, format!("{arch}.rope.scaling.type `{other}` is not supported (none, linear; Llama 3 scaling comes as rope_freqs.weight)"))),
+    };
+    // Llama 3.1/3.2 GGUFs carry their RoPE scaling as per-frequency divisors.
+    let rope_freq_factors = match content.tensor_infos.get("rope_freqs.weight") {
+        Some(_) => {
+            let t = content.tensor(&mut file, "rope_freqs.weight", &Device::Cpu).map_err(|e| err(path, format!("tensor `rope_freqs.weight`: {e}")))?;
+            let v = t.dequantize(&Device::Cpu).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| err(path, format!("rope_freqs.weight: {e}")))?;
+            Some(v.into_iter().map(f64::from).collect())
+        }
+        None => None,
+    };
     let config = ModelConfig {
         model_type: arch.clone(),
         vocab_size: tokens.len(),
@@ -102,7 +122,8 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
         head_dim: None,
         rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-6),
         rope_theta: float("rope.freq_base", 10_000.0),
-        rope_scaling: None,
+        rope_scaling,
+        rope_freq_factors,
         max_position_embeddings: num("context_length").unwrap_or(4096),
         tie_word_embeddings: !has_output,
         attention_bias: Some(arch == "qwen2"),
@@ -129,6 +150,35 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
 
     let (tokenizer, tokenizer_json) = gguf_tokenizer(&content, path)?;
     Ok(GgufCheckpoint { config, tensors, tokenizer, tokenizer_json })
+}
+
+/// Qwen2's pre-tokenizer split (digits one by one), as in its `tokenizer.json`.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Llama 3's pre-tokenizer split (digits in runs of up to three).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The Hugging Face pre-tokenizer of a GGUF `tokenizer.ggml.pre` value, as the model's own
+/// `tokenizer.json` has it (and llama.cpp's `llama-vocab.cpp` splits): GPT-2's byte-level regex,
+/// SmolLM's single digits before it, or Qwen2's / Llama 3's split followed by a byte-level
+/// mapping. `None` for values not implemented here.
+fn pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
+    let split = |pattern: &str| {
+        serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+        ]})
+    };
+    Some(match pre {
+        "default" | "gpt2" | "gpt-2" => serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}),
+        // SmolLM2: every digit on its own, then GPT-2's split.
+        "smollm" => serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+        ]}),
+        "qwen2" => split(QWEN2_SPLIT),
+        "llama-bpe" | "llama3" => split(LLAMA3_SPLIT),
+        _ => return None,
+    })
 }
 
 /// The tokenizer and chat template a GGUF file carries, rebuilt as a Hugging Face tokenizer
@@ -159,6 +209,18 @@ pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, 
         .and_then(|v| v.to_vec().ok())
         .map(|v| v.iter().map(|t| t.to_i32().map(|x| x as i64).unwrap_or(1)).collect())
         .unwrap_or_default();
+    if !types.is_empty() && types.len() != tokens.len() {
+        return Err(err(path, format!("tokenizer.ggml.token_type has {} entries for {} tokens in tokenizer.ggml.tokens", types.len(), tokens.len())));
+    }
+    for (k, id) in [("bos", tok_id("tokenizer.ggml.bos_token_id")), ("eos", eos)] {
+        if let Some(id) = id.filter(|&i| i as usize >= tokens.len()) {
+            return Err(err(path, format!("tokenizer.ggml.{k}_token_id is {id}, but there are {} tokens", tokens.len())));
+        }
+    }
+    let pre = md.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
+    let pre_tokenizer = pre_tokenizer(&pre).ok_or_else(|| {
+        err(path, format!("tokenizer.ggml.pre `{pre}` is not supported (default, gpt2, smollm, qwen2, llama-bpe, llama3); its digits and spaces would be split differently from the model's own tokenizer"))
+    })?;
     let vocab: serde_json::Map<String, serde_json::Value> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i.into())).collect();
     // Control (3) and user-defined (4) tokens are matched whole, as in llama.cpp.
     let added: Vec<serde_json::Value> = types
@@ -172,7 +234,7 @@ pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, 
         .collect();
     let tokenizer_json = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": null,
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": null,
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
