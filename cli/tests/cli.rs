@@ -11,7 +11,7 @@ fn help_lists_the_commands() {
     let out = wst().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for c in ["demo", "train", "eval", "plot", "generate", "instruct", "schema", "config", "score"] {
+    for c in ["demo", "train", "eval", "plot", "generate", "instruct", "schema", "config", "score", "models"] {
         assert!(text.contains(c), "{text}");
     }
 }
@@ -115,4 +115,23 @@ fn instruct_prints_seeded_instructions_from_a_checkpoint() {
     let err = wst().args(["instruct", "--teacher", "/nonexistent/model", "--query", "q"]).output().unwrap();
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("/nonexistent/model"));
+}
+
+/// Every shipped recipe and Teacher config passes `wst config check`.
+#[test]
+fn shipped_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = 0;
+    for dir in ["examples", "examples/teachers/gsm8k-smollm2"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "Cargo.toml") {
+                let out = wst().args(["config", "check"]).arg(&p).output().unwrap();
+                assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+                found += 1;
+            }
+        }
+    }
+    assert!(found >= 1, "no recipe found");
 }

@@ -1,7 +1,9 @@
 //! A parser and evaluator for the arithmetic in answers: numbers, variables, + − × ÷, powers,
 //! implicit multiplication (`2x`, `3\pi`, `2\sqrt{2}`), `\frac`, `\sqrt`, `\pi`, `\infty`,
-//! factorials and common functions. Expressions with variables are compared by evaluating both
-//! sides at random points, which decides polynomial and rational identities reliably.
+//! factorials (`n!`) and double factorials (`n!!`) and common functions, in LaTeX or in plain
+//! text (`sqrt(2)`, `2^(n-1)`, `(2n)!/(2^n*n!)`). Expressions with variables are compared by
+//! evaluating both sides at random points (at small positive integers when a factorial is
+//! involved), which decides polynomial, rational and closed-form identities reliably.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -94,6 +96,19 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
         } else if ch == 'π' {
             out.push(Tok::Cmd("pi".into()));
             i += 1;
+        } else if ch.is_ascii_alphabetic() {
+            // A plain-text function or constant (`sqrt(2)`, `pi`); other letters are variables.
+            let start = i;
+            while i < c.len() && c[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let word: String = c[start..i].iter().collect();
+            let lower = word.to_ascii_lowercase();
+            if WORDS.contains(&lower.as_str()) {
+                out.push(Tok::Cmd(if lower == "inf" { "infty".into() } else { lower }));
+            } else {
+                out.extend(word.chars().map(|ch| Tok::Ident(ch.to_string())));
+            }
         } else if ch.is_alphabetic() {
             out.push(Tok::Ident(ch.to_string()));
             i += 1;
@@ -126,6 +141,13 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
 }
 
 const FUNCS: &[&str] = &["sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan"];
+/// Words read as functions or constants when written without a backslash.
+const WORDS: &[&str] = &["sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan", "pi", "infty", "infinity", "inf"];
+
+/// Whether `w` is a function or constant name the parser knows as a word (`sqrt`, `pi`).
+pub fn is_function_word(w: &str) -> bool {
+    WORDS.contains(&w.to_ascii_lowercase().as_str())
+}
 const GREEK: &[&str] = &[
     "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "phi", "varphi", "omega", "sigma", "tau", "rho",
 ];
@@ -228,7 +250,9 @@ impl Parser {
     fn postfix(&mut self) -> Option<Expr> {
         let mut e = self.primary()?;
         while self.eat_op('!') {
-            e = Expr::Func("fact".into(), Box::new(e));
+            // `n!!` is the double factorial n·(n−2)·…, not (n!)!.
+            let f = if self.eat_op('!') { "dfact" } else { "fact" };
+            e = Expr::Func(f.into(), Box::new(e));
         }
         Some(e)
     }
@@ -304,6 +328,10 @@ impl Parser {
                         let inv = Expr::Div(Box::new(Expr::Num(Num::int(1))), Box::new(n));
                         return Some(Expr::Pow(Box::new(x), Box::new(inv)));
                     }
+                    // `sqrt(2)` in plain text; `\sqrt{2}` and `\sqrt2` in LaTeX.
+                    if self.peek() == Some(&Tok::Open('(')) {
+                        return Some(Expr::Func("sqrt".into(), Box::new(self.primary()?)));
+                    }
                     Some(Expr::Func("sqrt".into(), Box::new(self.arg()?)))
                 }
                 "pi" => Some(Expr::Pi),
@@ -341,6 +369,16 @@ pub fn parse(s: &str) -> Option<Expr> {
 }
 
 impl Expr {
+    /// Whether a factorial appears (defined only at integers: compare at integer points).
+    pub fn has_factorial(&self) -> bool {
+        match self {
+            Expr::Func(f, a) => f == "fact" || f == "dfact" || a.has_factorial(),
+            Expr::Add(a, b) | Expr::Sub(a, b) | Expr::Mul(a, b) | Expr::Div(a, b) | Expr::Pow(a, b) => a.has_factorial() || b.has_factorial(),
+            Expr::Neg(a) => a.has_factorial(),
+            Expr::Num(_) | Expr::Var(_) | Expr::Pi | Expr::Inf => false,
+        }
+    }
+
     /// The variables the expression mentions.
     pub fn vars(&self, out: &mut BTreeSet<String>) {
         match self {
@@ -360,7 +398,11 @@ impl Expr {
     pub fn eval(&self, env: &BTreeMap<String, f64>) -> Option<Num> {
         Some(match self {
             Expr::Num(n) => *n,
-            Expr::Var(v) => Num::Real(*env.get(v)?),
+            Expr::Var(v) => {
+                // Integer points stay exact (factorials need integers).
+                let x = *env.get(v)?;
+                if x.fract() == 0.0 && x.abs() < 1e12 { Num::int(x as i128) } else { Num::Real(x) }
+            }
             Expr::Pi => Num::Real(std::f64::consts::PI),
             Expr::Inf => Num::Real(f64::INFINITY),
             Expr::Add(a, b) => a.eval(env)?.add(b.eval(env)?)?,
@@ -377,6 +419,11 @@ impl Expr {
                 if f == "fact" {
                     let n = x.as_int().filter(|n| (0..=33).contains(n))?;
                     return Some(Num::int((1..=n).product::<i128>().max(1)));
+                }
+                if f == "dfact" {
+                    // (−1)!! = 0!! = 1.
+                    let n = x.as_int().filter(|n| (-1..=60).contains(n))?;
+                    return Some(Num::int((1..=n.max(1)).rev().step_by(2).product::<i128>().max(1)));
                 }
                 let v = x.to_f64();
                 let r = match f.as_str() {
@@ -415,7 +462,9 @@ pub fn equivalent(a: &Expr, b: &Expr) -> bool {
             _ => false,
         };
     }
-    // Deterministic pseudo-random points in [0.5, 2.5), away from common singularities.
+    // Deterministic pseudo-random points in [0.5, 2.5), away from common singularities; for
+    // factorials, the integers 1..=9 (where they are defined).
+    let integers = a.has_factorial() || b.has_factorial();
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut agree = 0;
     for _ in 0..8 {
@@ -425,7 +474,8 @@ pub fn equivalent(a: &Expr, b: &Expr) -> bool {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                (v.clone(), 0.5 + (seed % 10_000) as f64 / 5_000.0)
+                let x = if integers { 1.0 + (seed % 9) as f64 } else { 0.5 + (seed % 10_000) as f64 / 5_000.0 };
+                (v.clone(), x)
             })
             .collect();
         match (a.eval(&env), b.eval(&env)) {
@@ -470,6 +520,17 @@ mod tests {
         assert!(eq("\\frac{x}{2}", "0.5x"));
         assert!(!eq("x^2", "2x"));
         assert!(eq("\\sin^2 x + \\cos^2 x", "1"));
+    }
+
+    #[test]
+    fn plain_text_notation_and_double_factorials() {
+        assert!(eq("sqrt(2)", "\\sqrt{2}"));
+        assert!(eq("2^(n-1)", "\\frac{2^n}{2}"));
+        assert!(eq("(2n)!/(2^n*n!)", "(2n-1)!!"));
+        assert!(!eq("(2n)!/(2^n*n!)", "(2n+1)!!"));
+        assert!(eq("7!!", "105") && eq("8!!", "384") && eq("0!!", "1"));
+        assert!(eq("pi*r^2", "\\pi r^2"));
+        assert!(eq("n!", "n(n-1)!"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Finding the final answer in a Student's text: the last `\boxed{}`/`\fbox{}` (brace matched),
-//! then "final answer is", "the answer is", GSM8K's `#### N`, "answer:", then the last number.
-//! Gold answers are read the same way (GSM8K solutions end in `#### N`, MATH in `\boxed{}`).
+//! then "final answer is", "the answer is", "the correct option is", GSM8K's `#### N`,
+//! "answer:", then the result the last sentence states ("… the area is $3\pi$ square units",
+//! "the solutions are 376 and 625", or its last inline formula's right-hand side), then a bare
+//! multiple-choice letter, then the last number. A stated result wins over earlier
+//! intermediate values. Gold answers are read the same way (GSM8K solutions end in `#### N`,
+//! MATH in `\boxed{}`).
 
 use crate::normalize::matching_brace;
 
@@ -42,12 +46,88 @@ fn after_anchor(text: &str, anchor: &str) -> Option<String> {
     if v.is_empty() {
         return None;
     }
-    // "5 + 3 = 8": the value after the last equals sign.
-    let v = match v.rsplit_once('=') {
-        Some((lhs, rhs)) if !rhs.trim().is_empty() && lhs.chars().any(|c| c.is_ascii_digit()) => rhs.trim(),
+    Some(result_of(v).to_string())
+}
+
+/// "5 + 3 = 8" is 8: the value after the last equals sign when what precedes it is arithmetic
+/// (digits and operators, no letters: `x = -2 and x = 5` stays whole).
+fn result_of(v: &str) -> &str {
+    match v.rsplit_once('=') {
+        Some((lhs, rhs)) if !rhs.trim().is_empty() && lhs.chars().any(|c| c.is_ascii_digit()) && !lhs.chars().any(|c| c.is_alphabetic()) => rhs.trim(),
         _ => v,
+    }
+}
+
+/// The last sentence of `text` that holds a digit or a formula.
+fn last_sentence(text: &str) -> Option<&str> {
+    let mut end = text.len();
+    loop {
+        let head = &text[..end];
+        // A sentence ends at a newline or at ". ", "! ", "? " (not at the point of 3.5).
+        let start = head
+            .char_indices()
+            .rev()
+            .find(|&(i, c)| c == '\n' || (matches!(c, '.' | '!' | '?') && head[i + 1..].starts_with(' ') && i + 1 < head.len()))
+            .map_or(0, |(i, _)| i + 1);
+        let s = head[start..].trim();
+        if s.chars().any(|c| c.is_ascii_digit()) || s.contains('$') || s.contains("\\(") {
+            return Some(s);
+        }
+        if start == 0 {
+            return None;
+        }
+        end = start - 1;
+    }
+}
+
+/// Inline formulas `$...$` / `\(...\)` of a sentence, in order.
+fn inline_math(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        let (open, close) = match (rest.find('$'), rest.find("\\(")) {
+            (Some(a), Some(b)) if b < a => (b, "\\)"),
+            (Some(a), _) => (a, "$"),
+            (None, Some(b)) => (b, "\\)"),
+            (None, None) => return out,
+        };
+        let skip = if close == "$" { 1 } else { 2 };
+        let after = &rest[open + skip..];
+        let Some(len) = after.find(close) else { return out };
+        out.push(after[..len].trim());
+        rest = &after[len + close.len()..];
+    }
+}
+
+/// The result the last sentence states: after its last "is"/"are"/"equals"/"=" when that reads
+/// as mathematics (units and currency aside), else its last formula's right-hand side.
+fn stated_result(text: &str) -> Option<String> {
+    let s = last_sentence(text)?.trim_end_matches(['.', '!', '?']);
+    let verb = [" is ", " are ", " equals ", " equal to ", " was ", " were ", " be ", " becomes ", " gives "]
+        .iter()
+        .filter_map(|v| s.rfind(v).map(|i| i + v.len()))
+        .max();
+    if let Some(at) = verb {
+        let tail = s[at..].trim().trim_end_matches([',', ';', ':']);
+        let candidate = result_of(tail);
+        if crate::answer::reads_as_math(candidate) {
+            return Some(candidate.to_string());
+        }
+    }
+    let math = inline_math(s);
+    let last = math.last()?;
+    let rhs = match crate::answer::parse(last).0 {
+        crate::answer::Answer::Equation(..) => last.rsplit_once('=').map_or(*last, |(_, r)| r.trim()),
+        _ => result_of(last),
     };
-    Some(v.to_string())
+    crate::answer::reads_as_math(rhs).then(|| rhs.to_string())
+}
+
+/// A whole text that is just a multiple-choice letter: `**(B)**`, `(C).`, `D`.
+fn bare_choice(text: &str) -> Option<String> {
+    let t = text.trim().trim_matches('*').trim().trim_end_matches('.').trim().trim_matches('*').trim();
+    let inner = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')).unwrap_or(t);
+    (inner.len() == 1 && inner.chars().all(|c| ('A'..='E').contains(&c))).then(|| inner.to_string())
 }
 
 /// The last number in `text` (with sign, thousands separators, decimals or a `a/b` fraction).
@@ -68,6 +148,10 @@ pub fn last_number(text: &str) -> Option<String> {
             {
                 j += 1;
             }
+            // A percent sign belongs to the number ("12.5%").
+            if j < c.len() && c[j] == '%' {
+                j += 1;
+            }
             found = Some(c[start..j].iter().collect::<String>());
             i = j;
         } else {
@@ -82,7 +166,7 @@ pub fn extract_answer(text: &str) -> Option<String> {
     if let Some(b) = last_boxed(text) {
         return Some(b);
     }
-    for anchor in ["final answer is", "final answer:", "the answer is", "answer is"] {
+    for anchor in ["final answer is", "final answer:", "the answer is", "answer is", "correct option is", "correct choice is", "the option is"] {
         if let Some(v) = after_anchor(text, anchor) {
             return Some(v);
         }
@@ -95,6 +179,12 @@ pub fn extract_answer(text: &str) -> Option<String> {
     }
     if let Some(v) = after_anchor(text, "answer:") {
         return Some(v);
+    }
+    if let Some(v) = stated_result(text) {
+        return Some(v);
+    }
+    if let Some(c) = bare_choice(text) {
+        return Some(c);
     }
     last_number(text)
 }

@@ -50,6 +50,47 @@ pub fn matching_brace(s: &str, open: usize) -> Option<usize> {
     None
 }
 
+/// `I.A\overline{B}` (A may be empty) as an exact fraction `\frac{p}{q}`:
+/// I + A/10^|A| + B/(10^|A|·(10^|B| − 1)).
+fn repeating_decimal(int: &str, fixed: &str, rep: &str) -> Option<String> {
+    let (a, b) = (fixed.len() as u32, rep.len() as u32);
+    if b == 0 || a + b > 18 {
+        return None;
+    }
+    let i: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let fa: i128 = if fixed.is_empty() { 0 } else { fixed.parse().ok()? };
+    let rb: i128 = rep.parse().ok()?;
+    let den = 10i128.pow(a) * (10i128.pow(b) - 1);
+    let num = i * den + fa * (10i128.pow(b) - 1) + rb;
+    Some(format!("\\frac{{{num}}}{{{den}}}"))
+}
+
+/// Replaces every `12.3\overline{45}` (also `\dot{3}` for one digit) by its exact fraction.
+fn repeating_decimals(s: &str) -> String {
+    let mut out = s.to_string();
+    for cmd in ["\\overline{", "\\dot{"] {
+        while let Some(at) = out.find(cmd) {
+            let open = at + cmd.len() - 1;
+            let Some(close) = matching_brace(&out, open) else { break };
+            let rep: String = out[open + 1..close].chars().filter(|c| !c.is_whitespace()).collect();
+            // The digits before: I.A right before the command.
+            let before = &out[..at];
+            let start = before.rfind(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(0, |i| i + 1);
+            let number = &before[start..];
+            let frac = match number.split_once('.') {
+                Some((int, fixed)) if rep.chars().all(|c| c.is_ascii_digit()) && fixed.chars().all(|c| c.is_ascii_digit()) => repeating_decimal(int, fixed, &rep),
+                _ => None,
+            };
+            match frac {
+                Some(f) => out.replace_range(start..=close, &f),
+                // Not a repeating decimal (a conjugate, a segment): keep the content.
+                None => out.replace_range(at..=close, &rep),
+            }
+        }
+    }
+    out
+}
+
 /// Words treated as units (dropped after a number).
 const UNITS: &[&str] = &[
     "cm", "m", "km", "mm", "in", "inch", "inches", "ft", "feet", "foot", "yd", "yard", "yards", "mile", "miles", "meter", "meters",
@@ -61,7 +102,8 @@ const UNITS: &[&str] = &[
     "total", "only", "about", "approximately",
 ];
 
-fn is_unit_word(w: &str) -> bool {
+/// Whether a word is a unit or counted noun dropped after a number (`cm`, `dollars`, `eggs`).
+pub fn is_unit_word(w: &str) -> bool {
     let core = w.trim_matches(|c: char| c == '.' || c == ',' || c == '^' || c.is_ascii_digit() || c == '{' || c == '}');
     !core.is_empty() && UNITS.contains(&core.to_ascii_lowercase().as_str())
 }
@@ -78,6 +120,9 @@ pub fn normalize(raw: &str) -> Normalized {
     // Protect LaTeX row separators (`\\`) from the single-backslash spacing rules below.
     s = s.replace("\\\\", "\u{1}");
     s = unwrap_commands(&s, &["text", "textbf", "textit", "mathrm", "mathbf", "mbox", "operatorname", "boxed", "fbox", "hbox"]);
+    s = repeating_decimals(&s);
+    // Markdown emphasis around an answer (`**(B)**`).
+    s = s.replace("**", "");
     for (from, to) in [
         ("\\dfrac", "\\frac"),
         ("\\tfrac", "\\frac"),
@@ -107,8 +152,17 @@ pub fn normalize(raw: &str) -> Normalized {
         ("$", ""),
         ("{,}", ""),
         ("\\infty", "\\infty "),
+        ("\\leqslant", "\\leq"),
+        ("\\geqslant", "\\geq"),
+        ("≤", "\\leq "),
+        ("≥", "\\geq "),
+        ("<=", "\\leq "),
+        (">=", "\\geq "),
         ("\\le ", "\\leq "),
         ("\\ge ", "\\geq "),
+        ("\\lt", "<"),
+        ("\\gt", ">"),
+        ("±", "\\pm "),
         ("\\neq", "\\ne"),
         ("\\lbrace", "\\{"),
         ("\\rbrace", "\\}"),
@@ -176,5 +230,16 @@ mod tests {
         let p = normalize("50\\%");
         assert_eq!((p.text.as_str(), p.percent), ("50", true));
         assert_eq!(normalize("1,23").text, "1,23");
+    }
+
+    #[test]
+    fn repeating_decimals_become_fractions() {
+        // 0.(3) = 3/9; 4.(6) = 4 + 6/9 = 42/9; 0.1(6) = 1/10 + 6/90 = 15/90; 1.(27) = 126/99.
+        assert_eq!(normalize("0.\\overline{3}").text, "\\frac{3}{9}");
+        assert_eq!(normalize("4.\\overline{6}").text, "\\frac{42}{9}");
+        assert_eq!(normalize("0.1\\overline{6}").text, "\\frac{15}{90}");
+        assert_eq!(normalize("1.\\overline{27}").text, "\\frac{126}{99}");
+        assert_eq!(normalize("-0.\\overline{3}").text, "-\\frac{3}{9}");
+        assert_eq!(normalize("\\overline{AB}").text, "AB");
     }
 }
