@@ -179,3 +179,15 @@ async fn fan_out_keeps_paid_answers_and_the_cache_keeps_them_across_failures() {
     let reopened = CachedStudent::new(Arc::new(OpenAiStudent::new("m", &config(&[down.base_url()])).unwrap()), ResponseCache::open(dir.path()).unwrap());
     assert_eq!(texts(&reopened.generate(&request(2, Some(5))).await.unwrap()), ["s5-0", "s5-1"]);
 }
+
+/// A response body over `max_response_bytes` fails the request instead of being read whole.
+#[tokio::test]
+async fn an_oversized_body_is_refused_without_reading_it_whole() {
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::choices(&["x".repeat(200_000)])).await;
+    let s = OpenAiStudent::new("m", &OpenAiConfig { max_response_bytes: 100_000, ..config(&[server.base_url()]) }).unwrap();
+    let err = s.generate(&request(1, None)).await.unwrap_err().to_string();
+    assert!(err.contains("max_response_bytes = 100000"), "{err}");
+    assert_eq!(server.requests(), 1, "not retried");
+    let ok = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    assert_eq!(ok.generate(&request(1, None)).await.unwrap()[0].text.len(), 200_000);
+}

@@ -481,3 +481,44 @@ fn bf16_training_moves_the_weights_through_f32_masters() {
     let back = resumed.full_precision_weight(name).unwrap();
     assert_eq!((back - &after[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
 }
+
+/// A GGUF whose metadata contradicts itself is a clear error naming the field, not a panic.
+#[test]
+fn inconsistent_gguf_tokenizer_metadata_is_an_error() {
+    use candle_core::quantized::gguf_file::{self, Content, Value};
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 16);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    let mut f = std::fs::File::open(&gguf).unwrap();
+    let content = Content::read(&mut f).unwrap();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> =
+        content.tensor_infos.keys().map(|k| (k.clone(), content.tensor(&mut f, k, &Device::Cpu).unwrap())).collect();
+    let rewrite = |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, Value>)| {
+        let mut md = content.metadata.clone();
+        edit(&mut md);
+        let path = dir.path().join(name);
+        let mut out = std::fs::File::create(&path).unwrap();
+        let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let t_refs: Vec<(&str, &candle_core::quantized::QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        gguf_file::write(&mut out, &md_refs, &t_refs).unwrap();
+        LmTeacher::load(path.to_str().unwrap(), options()).map(|_| ()).unwrap_err().to_string()
+    };
+    let longer = rewrite("types.gguf", &|md| {
+        let mut types = md["tokenizer.ggml.token_type"].to_vec().unwrap().clone();
+        types.extend([Value::I32(3), Value::I32(3)]);
+        md.insert("tokenizer.ggml.token_type".into(), Value::Array(types));
+    });
+    assert!(longer.contains("tokenizer.ggml.token_type has") && longer.contains("types.gguf"), "{longer}");
+    let eos = rewrite("eos.gguf", &|md| {
+        md.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(1_000_000));
+    });
+    assert!(eos.contains("eos_token_id is 1000000"), "{eos}");
+    let pre = rewrite("pre.gguf", &|md| {
+        md.insert("tokenizer.ggml.pre".into(), Value::String("deepseek-coder".into()));
+    });
+    assert!(pre.contains("tokenizer.ggml.pre `deepseek-coder` is not supported"), "{pre}");
+    let align = rewrite("align.gguf", &|md| {
+        md.insert("general.alignment".into(), Value::U32(0));
+    });
+    assert!(align.contains("align.gguf"), "{align}");
+}

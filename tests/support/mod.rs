@@ -134,7 +134,7 @@ impl Student for HintStudent {
         "hint-student"
     }
     fn capabilities(&self) -> StudentCapabilities {
-        StudentCapabilities { native_n: true, seeds: true, context_length: None, max_concurrency: 64 }
+        StudentCapabilities { native_n: true, max_concurrency: 64 }
     }
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
         self.calls.fetch_add(1, Ordering::SeqCst);

@@ -158,7 +158,7 @@ impl Student for CandleStudent {
     }
 
     fn capabilities(&self) -> StudentCapabilities {
-        StudentCapabilities { native_n: true, seeds: true, context_length: None, max_concurrency: 1 }
+        StudentCapabilities { native_n: true, max_concurrency: 1 }
     }
 
     fn usage(&self) -> StudentUsage {

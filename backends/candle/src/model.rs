@@ -67,9 +67,10 @@ impl Model {
     }
 }
 
-/// Rewrites a GGUF in memory with every tensor dequantized to f32, so candle multiplies by
-/// plain tensors (see [`load_gguf`]).
-fn dequantized_copy(path: &Path, content: &Content, file: &mut std::fs::File, device: &Device) -> Result<std::io::Cursor<Vec<u8>>> {
+/// Rewrites a GGUF with every tensor dequantized to f32, into a temporary file (deleted when
+/// dropped), so candle multiplies by plain tensors (see [`load_gguf`]). A file, not a buffer:
+/// the f32 copy is never in memory beside the tensors built from it.
+fn dequantized_copy(path: &Path, content: &Content, file: &mut std::fs::File, device: &Device) -> Result<tempfile::NamedTempFile> {
     use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
     let mut tensors = Vec::with_capacity(content.tensor_infos.len());
     for name in content.tensor_infos.keys() {
@@ -79,10 +80,17 @@ fn dequantized_copy(path: &Path, content: &Content, file: &mut std::fs::File, de
     }
     let md: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut buf = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buf, &md, &ts).map_err(|e| err(path, format!("re-encoding: {e}")))?;
-    buf.set_position(0);
-    Ok(buf)
+    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        gguf_file::write(&mut w, &md, &ts).map_err(|e| err(path, format!("re-encoding: {e}")))?;
+        std::io::Write::flush(&mut w).map_err(|e| Error::io(&tmp_path, e))?;
+    }
+    drop(ts);
+    drop(tensors);
+    std::io::Seek::seek(tmp.as_file_mut(), std::io::SeekFrom::Start(0)).map_err(|e| Error::io(tmp.path(), e))?;
+    Ok(tmp)
 }
 
 /// Loads a GGUF (llama or qwen2 architecture) with its tokenizer and chat template. With
@@ -97,8 +105,8 @@ pub fn load_gguf(path: &Path, device: &Device, dequantize: bool) -> Result<(Mode
     let content = Content::read(&mut file).map_err(|e| err(path, format!("not a GGUF file: {e}")))?;
     if dequantize {
         let mut copy = dequantized_copy(path, &content, &mut file, device)?;
-        let content = Content::read(&mut copy).map_err(|e| err(path, format!("re-reading: {e}")))?;
-        return build_gguf(path, content, &mut copy, device);
+        let content = Content::read(copy.as_file_mut()).map_err(|e| err(path, format!("re-reading: {e}")))?;
+        return build_gguf(path, content, copy.as_file_mut(), device);
     }
     build_gguf(path, content, &mut file, device)
 }

@@ -149,8 +149,6 @@ impl Student for LlamaCppStudent {
     fn capabilities(&self) -> StudentCapabilities {
         StudentCapabilities {
             native_n: true,
-            seeds: true,
-            context_length: Some(self.config.n_ctx as usize),
             max_concurrency: self.config.max_sequences.max(1),
         }
     }

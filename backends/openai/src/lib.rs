@@ -166,7 +166,20 @@ impl OpenAiStudent {
         let resp = req.send().await.map_err(|e| transient(describe(&e)))?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait })?;
+        // Bodies are read in chunks up to a limit: a misbehaving server cannot exhaust memory.
+        let limit = self.config.max_response_bytes;
+        let too_big = || Failure::Permanent(format!("HTTP {status}: the response is larger than student.openai.max_response_bytes = {limit}"));
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_big());
+        }
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait })? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status.is_success() {
             let parsed: wire::ChatResponse = serde_json::from_slice(&bytes).map_err(|e| transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
             return self.answers(parsed).map_err(transient);
@@ -259,8 +272,6 @@ impl Student for OpenAiStudent {
     fn capabilities(&self) -> StudentCapabilities {
         StudentCapabilities {
             native_n: !self.ignores_n.load(Ordering::Relaxed),
-            seeds: true,
-            context_length: None,
             max_concurrency: self.config.max_concurrency.max(1),
         }
     }

@@ -134,6 +134,9 @@ pub struct OpenAiConfig {
     pub backoff_max_secs: f64,
     /// USD per million tokens, per model: `{ "gpt-4o-mini" = { input = 0.15, output = 0.6 } }`.
     pub prices: BTreeMap<String, Price>,
+    /// Largest response body read, in bytes; a larger one fails the request (a server gone
+    /// wrong must not exhaust memory).
+    pub max_response_bytes: u64,
 }
 
 impl Default for OpenAiConfig {
@@ -151,6 +154,7 @@ impl Default for OpenAiConfig {
             backoff_base_secs: 0.5,
             backoff_max_secs: 60.0,
             prices,
+            max_response_bytes: 32 << 20,
         }
     }
 }

@@ -288,7 +288,7 @@ mod tests {
             "echo"
         }
         fn capabilities(&self) -> StudentCapabilities {
-            StudentCapabilities { native_n: self.native_n, seeds: true, ..Default::default() }
+            StudentCapabilities { native_n: self.native_n, ..Default::default() }
         }
         async fn generate(&self, r: &StudentRequest) -> Result<Vec<StudentSample>> {
             self.calls.fetch_add(1, Ordering::SeqCst);

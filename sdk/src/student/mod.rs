@@ -138,19 +138,17 @@ pub struct StudentSample {
 /// What a Student backend can do, declared up front.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudentCapabilities {
-    /// Whether one request returns `n` answers natively (else callers may fan out).
+    /// Whether one request returns `n` answers natively (else the cache fans out to one request
+    /// per answer, caching each as it arrives).
     pub native_n: bool,
-    /// Whether `seed` makes answers reproducible.
-    pub seeds: bool,
-    /// The model's context length in tokens, when known.
-    pub context_length: Option<usize>,
-    /// How many requests may usefully run at once.
+    /// Answers it can usefully produce at once (decoded together, or requests in flight); the
+    /// trainer warns when `wst.max_concurrency` × K asks for fewer.
     pub max_concurrency: usize,
 }
 
 impl Default for StudentCapabilities {
     fn default() -> Self {
-        StudentCapabilities { native_n: false, seeds: false, context_length: None, max_concurrency: 1 }
+        StudentCapabilities { native_n: false, max_concurrency: 1 }
     }
 }
 

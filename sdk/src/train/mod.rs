@@ -113,6 +113,11 @@ impl Pipeline {
             return Err(Error::invalid("queries", format!("query id `{}` appears twice: ids key the Student's baseline and every seed, so they must be unique", q.id)));
         }
         let queries_per_step = queries_per_step(g);
+        let can = self.student.capabilities().max_concurrency;
+        let asked = options.wst.max_concurrency * options.wst.student_samples.max(1);
+        if asked < can {
+            tracing::warn!(student = self.student.name(), can, asked, "the Student can produce {can} answers at once but at most {asked} are in flight (wst.max_concurrency × K); raise wst.max_concurrency to keep it busy");
+        }
         let schedule = Schedule::new(queries.len(), queries_per_step, g.max_steps, g.num_train_epochs, g.seed);
         let out = options.output.output_dir.clone();
         let ckpt_root = out.join("checkpoints");

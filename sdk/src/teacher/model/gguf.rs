@@ -65,10 +65,33 @@ fn hf_name(gguf: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }
 
+/// Runs one step of candle's GGUF reader, turning a panic on malformed input (a zero
+/// `general.alignment` divides by zero, for one) into an error naming the file.
+fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| err(path, format!("{what}: {e}"))),
+        Err(p) => {
+            let why = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            Err(err(path, format!("{what}: malformed GGUF ({why})")))
+        }
+    }
+}
+
+/// The GGUF header of `path` (metadata and tensor directory), checked.
+pub fn read_content(path: &Path) -> Result<(std::fs::File, Content)> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = guarded(path, "not a GGUF file", || Content::read(&mut file))?;
+    if let Some(a) = content.metadata.get("general.alignment")
+        && a.to_u32().is_ok_and(|a| a == 0)
+    {
+        return Err(err(path, "general.alignment is 0"));
+    }
+    Ok((file, content))
+}
+
 /// Reads `path` into a trainable checkpoint on `device` in `dtype`.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheckpoint> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = Content::read(&mut file).map_err(|e| err(path, format!("not a GGUF file: {e}")))?;
+    let (mut file, content) = read_content(path)?;
     let md = &content.metadata;
     let get = |k: &str| md.get(k).ok_or_else(|| err(path, format!("missing metadata `{k}`")));
     let arch = get("general.architecture")?.to_string().map_err(|e| err(path, e.to_string()))?.clone();
@@ -105,8 +128,9 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
     // Llama 3.1/3.2 GGUFs carry their RoPE scaling as per-frequency divisors.
     let rope_freq_factors = match content.tensor_infos.get("rope_freqs.weight") {
         Some(_) => {
-            let t = content.tensor(&mut file, "rope_freqs.weight", &Device::Cpu).map_err(|e| err(path, format!("tensor `rope_freqs.weight`: {e}")))?;
-            let v = t.dequantize(&Device::Cpu).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| err(path, format!("rope_freqs.weight: {e}")))?;
+            let v = guarded(path, "tensor `rope_freqs.weight`", || {
+                content.tensor(&mut file, "rope_freqs.weight", &Device::Cpu)?.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()
+            })?;
             Some(v.into_iter().map(f64::from).collect())
         }
         None => None,
@@ -136,8 +160,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
     let mut tensors = BTreeMap::new();
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let q = content.tensor(&mut file, name, device).map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
-        let mut t = q.dequantize(device).map_err(|e| err(path, format!("dequantising `{name}`: {e}")))?;
+        let mut t = guarded(path, &format!("tensor `{name}`"), || content.tensor(&mut file, name, device)?.dequantize(device))?;
         if arch == "llama" && name.ends_with(".weight") {
             if name.contains("attn_q") {
                 t = unpermute(&t, n_heads)?;

