@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 . bench/smollm2.sh
 PORT=${PORT:-8765}
 start_server "$PORT"
-WST_THIRD_PARTY_BASE_URL="http://127.0.0.1:$PORT/v1" cargo test -p wst-tests --test third_party_server -- --nocapture
+WST_THIRD_PARTY_BASE_URL="http://127.0.0.1:$PORT/v1" cargo test --workspace --test third_party_server -- --nocapture

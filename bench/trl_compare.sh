@@ -10,10 +10,10 @@ MODEL_DIR=${MODEL_DIR:?set MODEL_DIR to a Hugging Face folder of SmolLM2-135M-In
 VENV=${VENV:-/var/tmp/wst-trl}
 THREADS=${THREADS:-2}
 MODES=${MODES:-full lora}
-cargo build --profile dev -p wst-tests --benches
+cargo build --profile dev --workspace --benches
 for mode in $MODES; do
   echo "== wst ($mode) =="
-  WST_BENCH_MODEL="$MODEL_DIR" RAYON_NUM_THREADS=$THREADS cargo bench --profile dev -p wst-tests --bench teacher_grpo -- "$mode"
+  WST_BENCH_MODEL="$MODEL_DIR" RAYON_NUM_THREADS=$THREADS cargo bench --profile dev --workspace --bench teacher_grpo -- "$mode"
   echo "== TRL ($mode) =="
   OMP_NUM_THREADS=$THREADS "$VENV/bin/python" bench/trl_grpo.py "$MODEL_DIR" "$THREADS" "$mode"
 done

@@ -191,3 +191,33 @@ async fn an_oversized_body_is_refused_without_reading_it_whole() {
     let ok = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
     assert_eq!(ok.generate(&request(1, None)).await.unwrap()[0].text.len(), 200_000);
 }
+
+/// OpenAI's conventions: `max_completion_tokens` (o-series and gpt-5 reject `max_tokens`),
+/// `max_tokens` for other servers, and the organisation and project headers from the
+/// environment.
+#[tokio::test]
+async fn token_limit_field_and_organisation_headers() {
+    let server = MockServer::start(Duration::ZERO, |_, b| echo_choices(b, true)).await;
+    let seen = |i: usize| server.seen.lock().unwrap()[i].clone();
+    let auto = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    auto.generate(&request(1, None)).await.unwrap();
+    assert_eq!(seen(0).body["max_tokens"], 32, "a local server gets max_tokens");
+    assert!(seen(0).body.get("max_completion_tokens").is_none());
+    let new = OpenAiStudent::new("m", &OpenAiConfig { token_limit_field: wst_sdk::config::TokenLimitField::MaxCompletionTokens, ..config(&[server.base_url()]) }).unwrap();
+    new.generate(&request(1, None)).await.unwrap();
+    assert_eq!(seen(1).body["max_completion_tokens"], 32);
+    assert!(seen(1).body.get("max_tokens").is_none());
+    // SAFETY: no other test of this binary reads these two variables.
+    unsafe {
+        std::env::set_var("OPENAI_ORG_ID", "org-123");
+        std::env::set_var("OPENAI_PROJECT_ID", "proj-9");
+    }
+    let org = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
+    unsafe {
+        std::env::remove_var("OPENAI_ORG_ID");
+        std::env::remove_var("OPENAI_PROJECT_ID");
+    }
+    org.generate(&request(1, None)).await.unwrap();
+    let h = seen(2).headers;
+    assert!(h.contains(&("openai-organization".into(), "org-123".into())) && h.contains(&("openai-project".into(), "proj-9".into())), "{h:?}");
+}

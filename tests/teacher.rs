@@ -522,3 +522,31 @@ fn inconsistent_gguf_tokenizer_metadata_is_an_error() {
     });
     assert!(align.contains("align.gguf"), "{align}");
 }
+
+/// `mask_truncated_completions`: instructions cut at the length limit carry no gradient.
+#[test]
+fn truncated_completions_can_be_left_out_of_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 17);
+    let path = dir.path().to_str().unwrap();
+    let mut samples = step_items(&mut LmTeacher::load(path, options()).unwrap());
+    for s in &mut samples {
+        s.truncated = true;
+    }
+    let masked = GrpoConfig { mask_truncated_completions: true, beta: 0.0, ..grpo(1e-2) };
+    let m = grpo_step(&mut LmTeacher::load(path, options()).unwrap(), &items_of(&samples), &masked).remove(0);
+    assert_eq!((m.loss, m.grad_norm), (0.0, 0.0), "every completion masked: {m:?}");
+    let kept = grpo_step(&mut LmTeacher::load(path, options()).unwrap(), &items_of(&samples), &GrpoConfig { mask_truncated_completions: false, ..masked.clone() }).remove(0);
+    assert!(kept.grad_norm > 0.0 && kept.entropy > 0.0);
+    // Half of them truncated: the same update as training on the other half alone, which
+    // normalised by their tokens (dapo) gives the same loss.
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.truncated = i % 2 == 0;
+    }
+    let half = grpo_step(&mut LmTeacher::load(path, options()).unwrap(), &items_of(&samples), &masked).remove(0);
+    let others: Vec<TeacherSample> = samples.iter().filter(|s| !s.truncated).cloned().collect();
+    let adv: Vec<f32> = items_of(&samples).iter().filter(|i| !i.sample.truncated).map(|i| i.advantage).collect();
+    let items: Vec<TrainItem<'_>> = others.iter().zip(&adv).map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
+    let alone = grpo_step(&mut LmTeacher::load(path, options()).unwrap(), &items, &masked).remove(0);
+    assert!((half.loss - alone.loss).abs() < 1e-6 && (half.grad_norm - alone.grad_norm).abs() < 1e-5 * alone.grad_norm.max(1.0), "{half:?} vs {alone:?}");
+}

@@ -3,8 +3,7 @@
 //! Student's accuracy with instructions rises above its baseline; kill-and-resume continues
 //! exactly where an uninterrupted run would be; a stop request leaves a checkpoint.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use wst_sdk::config::{GrpoConfig, OutputConfig, WstSettings};
 use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
@@ -112,13 +111,19 @@ async fn training_raises_the_students_accuracy_above_its_baseline() {
     let rows = read_jsonl(&out.path().join("metrics.jsonl")).unwrap();
     let steps: Vec<u64> = rows.iter().filter(|r| r.get("reward").is_some()).map(|r| r["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, (1..=25).collect::<Vec<_>>());
-    for key in ["loss", "reward", "reward_std", "frac_reward_zero_std", "grad_norm", "learning_rate", "completions/mean_length", "wst/student_score", "wst/student_baseline", "student/requests", "rewards/accuracy/mean"] {
+    for key in [
+        "loss", "reward", "reward_std", "frac_reward_zero_std", "grad_norm", "learning_rate", "entropy", "num_tokens", "completions/mean_length",
+        "completions/min_terminated_length", "completions/max_terminated_length", "clip_ratio/low_min", "clip_ratio/high_max",
+        "wst/student_score", "wst/student_baseline", "wst/failed_queries", "student/requests", "rewards/accuracy/mean", "rewards/accuracy/std",
+    ] {
         assert!(rows[0].get(key).is_some(), "metrics lack `{key}`: {}", rows[0]);
     }
     let first: f64 = rows[..3].iter().map(|r| r["wst/student_score"].as_f64().unwrap()).sum::<f64>() / 3.0;
     let last: f64 = rows.iter().filter(|r| r.get("reward").is_some()).rev().take(3).map(|r| r["wst/student_score"].as_f64().unwrap()).sum::<f64>() / 3.0;
     assert!(last > first, "training score {first:.2} → {last:.2}");
     assert_eq!(rows[0]["wst/student_baseline"], 0.0);
+    assert!(rows[0]["entropy"].as_f64().unwrap() > 0.0, "a sampling policy has entropy");
+    assert!(rows[1]["num_tokens"].as_u64().unwrap() > rows[0]["num_tokens"].as_u64().unwrap(), "num_tokens is cumulative");
     let eval = summary.last_eval.expect("an evaluation at the end");
     assert!(eval["eval/student_score"].as_f64().unwrap() > eval["eval/student_baseline"].as_f64().unwrap());
     assert!(read_jsonl(&out.path().join("completions.jsonl")).unwrap().len() >= 25 * 16);
@@ -176,11 +181,128 @@ async fn a_stop_request_writes_a_checkpoint_and_resume_refuses_other_data() {
     write_model(dir.path(), Arch::Qwen2, 9);
     let train = queries(1..5);
     let out = tempfile::tempdir().unwrap();
-    let stop = Arc::new(AtomicBool::new(true));
-    let s = pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { stop: Some(stop), ..options(out.path(), 4) }).await.unwrap();
+    let cancel = wst_sdk::train::CancellationToken::new();
+    cancel.cancel();
+    let s = pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { cancel: Some(cancel), ..options(out.path(), 4) }).await.unwrap();
     assert!(s.interrupted && s.steps_done == 0);
     assert!(out.path().join("checkpoints/checkpoint-0/trainer_state.json").is_file());
     let other = queries(10..14);
     let err = pipeline(teacher(dir.path()), "x").train(&other, TrainOptions { resume: true, ..options(out.path(), 4) }).await.unwrap_err().to_string();
     assert!(err.contains("other data"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_finished_run_does_not_repeat_its_final_evaluation() {
+    // A kill after the final checkpoint but before the process exits leaves a finished run;
+    // `--resume` then redoes only the final evaluation, and its log line must not appear twice.
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 11);
+    let train = queries(1..5);
+    let held_out = queries(20..22);
+    let out = tempfile::tempdir().unwrap();
+    let opts = || TrainOptions { eval_queries: held_out.clone(), ..options(out.path(), 2) };
+    pipeline(teacher(dir.path()), "x").train(&train, opts()).await.unwrap();
+    let before = comparable(&read_jsonl(&out.path().join("metrics.jsonl")).unwrap());
+    assert_eq!(before.iter().filter(|r| r.get("eval/student_score").is_some()).count(), 1);
+    let again = pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { resume: true, ..opts() }).await.unwrap();
+    assert_eq!((again.resumed_from, again.steps_done), (2, 2));
+    let after = comparable(&read_jsonl(&out.path().join("metrics.jsonl")).unwrap());
+    assert_eq!(before, after, "the log of a finished run reads the same after a resume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_to_tensorboard_writes_an_event_file_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 12);
+    let train = queries(1..5);
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(out.path(), 3);
+    opts.output.report_to = vec![wst_sdk::config::ReportTo::Tensorboard];
+    pipeline(teacher(dir.path()), "x").train(&train, opts).await.unwrap();
+    let files: Vec<_> = std::fs::read_dir(out.path().join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."));
+    // TFRecord framing: u64 length, u32 masked crc, data, u32 masked crc.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let (mut at, mut events) = (0, Vec::new());
+    while at < bytes.len() {
+        let len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        events.push(bytes[at + 12..at + 12 + len].to_vec());
+        at += 16 + len;
+    }
+    assert_eq!(at, bytes.len());
+    assert_eq!(events.len(), 1 + 3, "the version event, then one per step");
+    assert!(events[0].windows(13).any(|w| w == b"brain.Event:2"));
+    for e in &events[1..] {
+        for tag in [&b"reward"[..], b"wst/student_score", b"learning_rate"] {
+            assert!(e.windows(tag.len()).any(|w| w == tag), "a step's event carries {}", String::from_utf8_lossy(tag));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn into_parts_hands_back_the_trained_teacher_as_its_own_type() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 13);
+    let lora = wst_sdk::config::LoraConfig { r: 4, ..Default::default() };
+    let options_lora = TeacherOptions { teacher: wst_sdk::config::TeacherConfig { lora: Some(lora), ..f32_teacher() }, seed: 3 };
+    let t = LmTeacher::load(dir.path().to_str().unwrap(), options_lora).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let p = pipeline(t, "x");
+    p.train(&queries(1..3), options(out.path(), 1)).await.unwrap();
+    let parts = p.into_parts().unwrap();
+    assert_eq!(parts.student.name(), "hint-student");
+    let teacher = parts.teacher.expect("built with a Teacher");
+    assert!(teacher.downcast_ref::<wst_tests::ScriptedTeacher>().is_none(), "another type is refused");
+    let lm = teacher.downcast::<LmTeacher>().unwrap_or_else(|_| panic!("an LmTeacher"));
+    let adapter = out.path().join("adapter");
+    lm.save_adapter(&adapter).unwrap();
+    assert!(adapter.join("adapter_model.safetensors").is_file() && adapter.join("adapter_config.json").is_file());
+}
+
+/// Records every callback, and asks for a save after step 1 and a stop after step 2.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl wst_sdk::train::TrainerCallback for Recorder {
+    fn on_train_begin(&self, step: usize, total: usize) {
+        self.0.lock().unwrap().push(format!("begin {step}/{total}"));
+    }
+    fn on_phase(&self, step: usize, phase: wst_sdk::train::Phase) {
+        self.0.lock().unwrap().push(format!("{step}:{}", phase.label()));
+    }
+    fn on_step_end(&self, step: usize, record: &serde_json::Value) -> wst_sdk::train::Control {
+        assert_eq!(record["step"], step);
+        self.0.lock().unwrap().push(format!("end {step}"));
+        wst_sdk::train::Control { save: step == 1, stop: step == 2 }
+    }
+    fn on_checkpoint(&self, step: usize, dir: &std::path::Path) {
+        assert!(dir.join("trainer_state.json").is_file());
+        self.0.lock().unwrap().push(format!("checkpoint {step}"));
+    }
+    fn on_train_end(&self, summary: &wst_sdk::TrainSummary) {
+        self.0.lock().unwrap().push(format!("done {} interrupted={}", summary.steps_done, summary.interrupted));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_see_each_phase_and_can_save_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 14);
+    let out = tempfile::tempdir().unwrap();
+    let rec = Arc::new(Recorder::default());
+    let mut opts = options(out.path(), 5);
+    opts.output.save_steps = 0;
+    opts.callbacks = vec![rec.clone()];
+    let s = pipeline(teacher(dir.path()), "x").train(&queries(1..3), opts).await.unwrap();
+    assert!(s.interrupted && s.steps_done == 2);
+    let events = rec.0.lock().unwrap().clone();
+    let want = [
+        "begin 0/5", "0:baselines", "0:instructions", "0:answers", "0:update", "end 1", "1:checkpoint", "checkpoint 1",
+        "1:instructions", "1:answers", "1:update", "end 2", "2:checkpoint", "checkpoint 2", "done 2 interrupted=true",
+    ];
+    // A step whose groups all have zero spread has no update phase; everything else is fixed.
+    let without_update = |v: &[String]| v.iter().filter(|e| !e.ends_with(":update")).cloned().collect::<Vec<_>>();
+    assert_eq!(without_update(&events), without_update(&want.map(String::from)), "{events:#?}");
+    assert!(out.path().join("checkpoints/checkpoint-1").is_dir(), "the save request wrote a checkpoint");
 }

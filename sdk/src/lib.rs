@@ -17,6 +17,7 @@
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
+pub mod chat_template;
 pub mod config;
 pub mod dataset;
 mod error;
@@ -35,7 +36,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use instruction::Instruction;
-pub use pipeline::{Pipeline, PipelineBuilder};
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineParts};
 pub use query::Query;
 pub use reward::{Reward, RewardInput};
 pub use score::{Score, Weights, mean_by_name};

@@ -16,13 +16,34 @@ pub struct Template {
 impl Template {
     /// Compiles `source`; `name` says where it came from (a file or config field) in errors.
     pub fn new(name: impl Into<String>, source: impl Into<String>) -> Result<Self> {
+        Self::compile(Self::environment(), name.into(), source.into())
+    }
+
+    /// A chat template from a checkpoint: compiled with `trim_blocks` and `lstrip_blocks`, as
+    /// transformers and TGI compile them (a newline after a block tag and indentation before
+    /// one are not output).
+    pub fn chat(name: impl Into<String>, source: impl Into<String>) -> Result<Self> {
         let name = name.into();
+        let mut env = Self::environment();
+        let syntax = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| Error::Config {
+            location: name.clone(),
+            message: format!("template syntax: {e}"),
+        })?;
+        env.set_syntax(syntax);
+        Self::compile(env, name, source.into())
+    }
+
+    fn environment() -> Environment<'static> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(name.clone(), source.into()).map_err(|e| Error::Config {
+        env
+    }
+
+    fn compile(mut env: Environment<'static>, name: String, source: String) -> Result<Self> {
+        env.add_template_owned(name.clone(), source).map_err(|e| Error::Config {
             location: name.clone(),
             message: format!("invalid template: {e:#}"),
         })?;

@@ -57,6 +57,8 @@ pub struct Seen {
     pub body: Value,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// Every header, names lower-cased.
+    pub headers: Vec<(String, String)>,
 }
 
 type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
@@ -143,7 +145,8 @@ async fn serve(
     let body: Value = serde_json::from_slice(&buf[header_end..]).unwrap_or(Value::Null);
     let index = {
         let mut s = seen.lock().unwrap();
-        s.push(Seen { body: body.clone(), authorization: header("authorization") });
+        let headers = head.lines().skip(1).filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))).collect();
+        s.push(Seen { body: body.clone(), authorization: header("authorization"), headers });
         s.len() - 1
     };
     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;

@@ -130,6 +130,11 @@ pub fn write_model(dir: &Path, arch: Arch, seed: u64) -> usize {
 /// Converts the tiny **llama** checkpoint in `dir` into `dir/model.gguf` as llama.cpp's converter
 /// would: GGUF names, q/k rows permuted, the tokenizer as `tokenizer.ggml.*` metadata.
 pub fn write_gguf(dir: &Path) -> std::path::PathBuf {
+    write_gguf_with_template(dir, Some(CHATML))
+}
+
+/// [`write_gguf`] with another chat template (`None`: the GGUF carries none).
+pub fn write_gguf_with_template(dir: &Path, chat_template: Option<&str>) -> std::path::PathBuf {
     use candle_core::quantized::gguf_file::{self, Value};
     use candle_core::quantized::{GgmlDType, QTensor};
 
@@ -190,7 +195,7 @@ pub fn write_gguf(dir: &Path) -> std::path::PathBuf {
         })
         .collect();
     let tok = |s: &str| vocab.iter().find(|(t, _)| t == s).unwrap().1 as u32;
-    let md: Vec<(&str, Value)> = vec![
+    let mut md: Vec<(&str, Value)> = vec![
         ("general.architecture", Value::String("llama".into())),
         ("llama.block_count", Value::U32(n("num_hidden_layers") as u32)),
         ("llama.embedding_length", Value::U32(n("hidden_size") as u32)),
@@ -209,8 +214,10 @@ pub fn write_gguf(dir: &Path) -> std::path::PathBuf {
         ("tokenizer.ggml.merges", Value::Array(merges)),
         ("tokenizer.ggml.eos_token_id", Value::U32(tok("<|im_end|>"))),
         ("tokenizer.ggml.bos_token_id", Value::U32(tok("<|im_start|>"))),
-        ("tokenizer.chat_template", Value::String(CHATML.into())),
     ];
+    if let Some(t) = chat_template {
+        md.push(("tokenizer.chat_template", Value::String(t.into())));
+    }
     let path = dir.join("model.gguf");
     let mut f = std::fs::File::create(&path).unwrap();
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (*k, v)).collect();

@@ -89,6 +89,12 @@ impl CandleStudent {
         let identity = format!("candle|{content}|device={}|dequantize_gguf={}", config.device, config.dequantize_gguf);
         Ok(CandleStudent { name: format!("candle:{stem}"), identity, device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
     }
+
+    /// The prompt text the model sees for `messages` (its chat template, assistant turn open).
+    pub fn render(&self, messages: &[wst_sdk::ChatMessage]) -> Result<String> {
+        let loaded = self.inner.lock().map_err(|_| Error::Student { student: self.name.clone(), message: "a decoding thread panicked".into() })?;
+        loaded.tokenizer.render(messages)
+    }
 }
 
 fn sampling(p: &SamplingParams) -> Sampling {

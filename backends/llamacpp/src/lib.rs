@@ -27,7 +27,8 @@ use engine::{Engine, Job};
 use async_trait::async_trait;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::LlamaModel;
+use wst_sdk::chat_template::ChatTemplate;
 use wst_sdk::config::LlamaCppConfig;
 use wst_sdk::student::{StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
@@ -53,7 +54,7 @@ pub struct LlamaCppStudent {
     identity: String,
     path: PathBuf,
     model: Arc<LlamaModel>,
-    template: LlamaChatTemplate,
+    template: ChatTemplate,
     config: LlamaCppConfig,
     engine: Engine,
     meter: Arc<UsageMeter>,
@@ -86,19 +87,15 @@ impl LlamaCppStudent {
         }
         let params = LlamaModelParams::default().with_n_gpu_layers(config.n_gpu_layers);
         let model = LlamaModel::load_from_file(backend()?, &path, &params).map_err(|e| model_err(format!("llama.cpp cannot load it: {e}")))?;
-        let template = match model.chat_template(None) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "no chat template in the GGUF ({e}); using ChatML");
-                LlamaChatTemplate::new("chatml").expect("no NUL")
-            }
-        };
+        // Rendered by the SDK, as the Teacher and the candle Student render, not by llama.cpp's
+        // built-in template matcher (which is not Jinja and differs on some templates).
+        let template = ChatTemplate::from_gguf(&path)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let name = format!("llamacpp:{stem}");
         // The file's content and the settings that change answers; not the thread count or the
         // batch size, which (with flash attention off) do not.
         let identity = format!(
-            "llamacpp|{}|n_ctx={}|repeat_penalty={}|min_p={}|flash_attention={}",
+            "llamacpp|{}|prompt=jinja|n_ctx={}|repeat_penalty={}|min_p={}|flash_attention={}",
             wst_sdk::student::file_fingerprint(&path)?,
             config.n_ctx,
             config.repeat_penalty,
@@ -110,15 +107,10 @@ impl LlamaCppStudent {
         Ok(LlamaCppStudent { name, identity, path, model, template, config: config.clone(), engine, meter: Arc::new(UsageMeter::default()) })
     }
 
-    /// The prompt text the model sees for `messages` (the model's chat template, assistant turn
-    /// open). NUL characters, which C strings cannot carry, are dropped.
+    /// The prompt text the model sees for `messages` (the model's chat template rendered as
+    /// transformers renders it, assistant turn open).
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        let chat = messages
-            .iter()
-            .map(|m| LlamaChatMessage::new(m.role.replace('\0', ""), m.content.replace('\0', "")))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.error(format!("a message cannot be passed to llama.cpp: {e}")))?;
-        self.model.apply_chat_template(&self.template, &chat, true).map_err(|e| self.error(format!("chat template failed: {e}")))
+        self.template.render(messages)
     }
 
     fn error(&self, message: String) -> Error {

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
-use wst_sdk::config::OpenAiConfig;
+use wst_sdk::config::{OpenAiConfig, TokenLimitField};
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
 use wst_sdk::{Error, Result, Student, StudentRequest, StudentSample};
 
@@ -43,6 +43,9 @@ pub struct OpenAiStudent {
     urls: Vec<String>,
     next_url: AtomicUsize,
     api_key: Option<String>,
+    /// `OpenAI-Organization` and `OpenAI-Project` headers (from `OPENAI_ORG_ID`, `OPENAI_PROJECT_ID`).
+    org: Option<String>,
+    project: Option<String>,
     gate: Semaphore,
     limiter: RateLimiter,
     config: OpenAiConfig,
@@ -70,7 +73,12 @@ impl OpenAiStudent {
         if config.base_urls.is_empty() {
             return Err(bad("student.openai.base_urls is empty: give at least one base URL (…/v1)".into()));
         }
-        let urls: Vec<String> = config.base_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        // OPENAI_BASE_URL replaces the default endpoint, as in OpenAI's own clients.
+        let base_urls = match std::env::var("OPENAI_BASE_URL") {
+            Ok(u) if !u.trim().is_empty() && config.base_urls == OpenAiConfig::default().base_urls => vec![u.trim().to_string()],
+            _ => config.base_urls.clone(),
+        };
+        let urls: Vec<String> = base_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
         for u in &urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(bad(format!("base URL `{u}` must start with http:// or https://")));
@@ -101,6 +109,8 @@ impl OpenAiStudent {
             urls,
             next_url: AtomicUsize::new(0),
             api_key,
+            org: std::env::var("OPENAI_ORG_ID").ok().filter(|v| !v.trim().is_empty()),
+            project: std::env::var("OPENAI_PROJECT_ID").ok().filter(|v| !v.trim().is_empty()),
             gate: Semaphore::new(config.max_concurrency.max(1)),
             limiter: RateLimiter::new(config.requests_per_minute, config.tokens_per_minute),
             config: config.clone(),
@@ -116,13 +126,23 @@ impl OpenAiStudent {
     /// One HTTP exchange, retried until it succeeds, fails permanently or runs out of retries.
     async fn call(&self, request: &StudentRequest, n: usize, seed: Option<u64>) -> Result<Vec<StudentSample>> {
         let p = &request.params;
+        let (new_name, old_name) = match self.config.token_limit_field {
+            TokenLimitField::MaxCompletionTokens => (true, false),
+            TokenLimitField::MaxTokens => (false, true),
+            TokenLimitField::Both => (true, true),
+            TokenLimitField::Auto => {
+                let openai = self.urls.iter().all(|u| u.contains("api.openai.com") || u.contains(".openai.azure.com"));
+                (openai, !openai)
+            }
+        };
         let body = wire::ChatRequest {
             model: &self.model,
             messages: &request.messages,
             n,
             temperature: p.temperature,
             top_p: p.top_p,
-            max_tokens: p.max_tokens,
+            max_completion_tokens: new_name.then_some(p.max_tokens),
+            max_tokens: old_name.then_some(p.max_tokens),
             seed,
             stop: &p.stop,
             top_k: p.top_k,
@@ -131,14 +151,20 @@ impl OpenAiStudent {
         let estimate = (prompt_chars / 4 + n * p.max_tokens) as u64;
         let mut attempt = 0;
         loop {
-            self.limiter.acquire(estimate).await;
+            let booking = self.limiter.acquire(estimate).await;
             let url = &self.urls[self.next_url.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
             let outcome = {
                 let _permit = self.gate.acquire().await.map_err(|_| self.error("the request gate was closed".into()))?;
                 self.attempt(url, &body).await
             };
             match outcome {
-                Ok(answers) => return Ok(answers),
+                Ok(answers) => {
+                    let used: u64 = answers.iter().map(|a| a.usage.prompt_tokens + a.usage.completion_tokens).sum();
+                    if used > 0 {
+                        self.limiter.settle(booking, used).await;
+                    }
+                    return Ok(answers);
+                }
                 Err(Failure::Permanent(message)) => {
                     self.meter.record_failure();
                     return Err(self.error(format!("{url}: {message}")));
@@ -162,6 +188,12 @@ impl OpenAiStudent {
         let mut req = self.client.post(format!("{url}/chat/completions")).json(body);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
+        }
+        if let Some(org) = &self.org {
+            req = req.header("OpenAI-Organization", org);
+        }
+        if let Some(project) = &self.project {
+            req = req.header("OpenAI-Project", project);
         }
         let resp = req.send().await.map_err(|e| transient(describe(&e)))?;
         let status = resp.status();

@@ -11,7 +11,12 @@ pub struct ChatRequest<'a> {
     pub n: usize,
     pub temperature: f64,
     pub top_p: f64,
-    pub max_tokens: usize,
+    /// OpenAI's current name (o-series and gpt-5 models reject `max_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<usize>,
+    /// The older name, which most OpenAI-compatible servers read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]

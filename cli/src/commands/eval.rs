@@ -39,6 +39,9 @@ pub struct Args {
     /// Output folder (default: OUTPUT_DIR/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Override any config field: `--set student.sampling.max_tokens=256` (TOML values; repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// What to evaluate, resolved from arguments.
@@ -134,7 +137,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = WstConfig::from_toml_file(&args.config)?;
+    let cfg = WstConfig::from_toml_file_with(&args.config, &args.set)?;
     let final_dir = cfg.output.output_dir.join("final");
     let trained = args.teacher.clone().or_else(|| final_dir.join("config.json").is_file().then(|| final_dir.display().to_string()));
     if trained.is_none() {

@@ -10,18 +10,19 @@ use wst_sdk::{Instruction, Query, SamplingParams, StudentRequest};
 /// Arguments of `wst generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `openai:MODEL`, `llamacpp:PATH.gguf` or `candle:PATH_OR_HUB_ID`.
-    #[arg(long)]
+    /// `openai:MODEL`, `llamacpp:PATH.gguf` or `candle:PATH_OR_HUB_ID` (a bare `.gguf` path or
+    /// catalog name means llama.cpp, as llama.cpp's `-m`).
+    #[arg(long, short = 'm', alias = "model")]
     student: String,
     /// The prompt (the query).
-    #[arg(long)]
+    #[arg(long, short = 'p')]
     prompt: String,
     /// Teacher-style instructions added to the prompt with the Student prompt template.
     #[arg(long)]
     instruction: Option<String>,
-    /// How many answers.
-    #[arg(short, long, default_value_t = 1)]
-    n: usize,
+    /// How many answers (`-n` is llama.cpp's tokens to predict: see `--max-tokens`).
+    #[arg(long, default_value_t = 1)]
+    num_answers: usize,
     /// Sampling seed (answer i uses seed + i where answers are sampled one by one).
     #[arg(long)]
     seed: Option<u64>,
@@ -34,8 +35,8 @@ pub struct Args {
     /// Keep only the k most likely tokens.
     #[arg(long)]
     top_k: Option<usize>,
-    /// Maximum tokens per answer.
-    #[arg(long, default_value_t = 256)]
+    /// Maximum tokens per answer (llama.cpp's `-n` / `--n-predict`).
+    #[arg(long, short = 'n', alias = "n-predict", default_value_t = 256)]
     max_tokens: usize,
     /// A string that ends an answer (repeatable).
     #[arg(long)]
@@ -47,11 +48,14 @@ pub struct Args {
     #[arg(long)]
     api_key_env: Option<String>,
     /// CPU threads (llamacpp).
-    #[arg(long)]
+    #[arg(long, short = 't')]
     threads: Option<usize>,
     /// Context size in tokens (llamacpp).
-    #[arg(long)]
+    #[arg(long, short = 'c', alias = "ctx-size")]
     n_ctx: Option<u32>,
+    /// Layers offloaded to the GPU (llamacpp built with a GPU backend).
+    #[arg(long, alias = "ngl", alias = "gpu-layers")]
+    n_gpu_layers: Option<u32>,
     /// Device for candle: cpu, cuda or cuda:N.
     #[arg(long)]
     device: Option<String>,
@@ -64,10 +68,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.n == 0 {
-        anyhow::bail!("-n must be at least 1");
+    if args.num_answers == 0 {
+        return Err(crate::commands::UsageError("--num-answers must be at least 1".into()).into());
     }
-    let mut config = StudentConfig { spec: args.student.clone(), cache_dir: args.cache_dir.clone(), ..Default::default() };
+    let spec = if args.student.ends_with(".gguf") && !args.student.contains(':') { format!("llamacpp:{}", args.student) } else { args.student.clone() };
+    let mut config = StudentConfig { spec, cache_dir: args.cache_dir.clone(), ..Default::default() };
     if !args.base_url.is_empty() {
         config.openai.base_urls = args.base_url.clone();
     }
@@ -79,6 +84,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(c) = args.n_ctx {
         config.llamacpp.n_ctx = c;
+    }
+    if let Some(g) = args.n_gpu_layers {
+        config.llamacpp.n_gpu_layers = g;
     }
     if let Some(d) = &args.device {
         config.candle.device = d.clone();
@@ -94,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         stop: args.stop.clone(),
     };
-    let request = StudentRequest { messages, n: args.n, params };
+    let request = StudentRequest { messages, n: args.num_answers, params };
     let runtime = tokio::runtime::Runtime::new()?;
     let answers = runtime.block_on(student.generate(&request))?;
     for (i, a) in answers.iter().enumerate() {

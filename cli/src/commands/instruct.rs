@@ -9,15 +9,15 @@ use wst_sdk::{Query, Teacher, TeacherSampling};
 /// Arguments of `wst instruct`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A Hugging Face folder, a `.gguf` file, or a hub id.
-    #[arg(long)]
+    /// A Hugging Face folder, a `.gguf` file, a catalog name or a hub id.
+    #[arg(long, short = 't', alias = "model", short_alias = 'm')]
     teacher: String,
     /// The query to write instructions for.
     #[arg(long)]
     query: String,
     /// How many instructions.
-    #[arg(short, long, default_value_t = 1)]
-    n: usize,
+    #[arg(long, alias = "num-answers", default_value_t = 1)]
+    num_instructions: usize,
     /// Sampling seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -27,8 +27,8 @@ pub struct Args {
     /// Nucleus sampling mass.
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
-    /// Maximum tokens per instruction.
-    #[arg(long, default_value_t = 128)]
+    /// Maximum tokens per instruction (llama.cpp's `-n` / `--n-predict`).
+    #[arg(long, short = 'n', alias = "n-predict", default_value_t = 128)]
     max_tokens: usize,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -39,14 +39,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.n == 0 {
-        anyhow::bail!("-n must be at least 1");
+    if args.num_instructions == 0 {
+        return Err(crate::commands::UsageError("--num-instructions must be at least 1".into()).into());
     }
     let cfg = TeacherConfig { device: args.device.clone(), ..Default::default() };
     let options = TeacherOptions::from_config(&cfg, args.seed);
     let mut teacher = LmTeacher::load(&args.teacher, options)?;
     let sampling = TeacherSampling {
-        num_generations: args.n,
+        num_generations: args.num_instructions,
         temperature: args.temperature,
         top_p: args.top_p,
         top_k: None,

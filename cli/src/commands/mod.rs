@@ -10,3 +10,8 @@ pub mod plot;
 pub mod schema;
 pub mod score;
 pub mod train;
+
+/// A command-line argument out of its range (exit status 2, like clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

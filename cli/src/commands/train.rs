@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
-use wst_sdk::train::planned_steps;
+use wst_sdk::train::{CancellationToken, planned_steps};
 use wst_sdk::{Error, TrainOptions};
 
 /// Arguments of `wst train`.
@@ -30,25 +29,30 @@ pub struct Args {
     /// Override `grpo.max_steps`.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Override any config field: `--set grpo.learning_rate=1e-5` (TOML values; repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
 }
 
-/// Stops the run cleanly (with a checkpoint) on the first Ctrl-C; a second one exits at once.
-pub fn ctrl_c_flag(runtime: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
+/// Stops the run cleanly (with a checkpoint) on the first Ctrl-C; a second one exits at once
+/// with status 130.
+pub fn ctrl_c_token(runtime: &tokio::runtime::Runtime) -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
     runtime.spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
-            if f.swap(true, Ordering::SeqCst) {
+            if t.is_cancelled() {
                 eprintln!("\nsecond Ctrl-C: exiting without a checkpoint");
                 std::process::exit(130);
             }
+            t.cancel();
             eprintln!("\nCtrl-C: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)");
         }
     });
-    flag
+    token
 }
 
 /// Runs training as configured; returns the summary text.
@@ -71,8 +75,8 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
         eval_queries: eval,
         resume,
         overwrite_output_dir: overwrite,
-        progress,
-        stop: Some(ctrl_c_flag(runtime)),
+        callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))],
+        cancel: Some(ctrl_c_token(runtime)),
         cache,
         max_steps_this_run: None,
     };
@@ -86,7 +90,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut cfg = WstConfig::from_toml_file(&args.config)?;
+    let mut cfg = WstConfig::from_toml_file_with(&args.config, &args.set)?;
     if let Some(d) = args.output_dir {
         cfg.output.output_dir = d;
     }

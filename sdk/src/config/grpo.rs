@@ -49,6 +49,9 @@ pub struct GrpoConfig {
     pub scale_rewards: ScaleRewards,
     /// Maximum tokens in one instruction.
     pub max_completion_length: usize,
+    /// Leave instructions cut at `max_completion_length` out of the loss (TRL's
+    /// `mask_truncated_completions`): their reward judges a text the Teacher did not finish.
+    pub mask_truncated_completions: bool,
     /// Maximum prompt tokens given to the Teacher (longer prompts are truncated from the left).
     pub max_prompt_length: usize,
     /// Teacher sampling temperature.
@@ -86,6 +89,7 @@ impl Default for GrpoConfig {
             loss_type: LossType::Dapo,
             scale_rewards: ScaleRewards::Group,
             max_completion_length: 512,
+            mask_truncated_completions: false,
             max_prompt_length: 512,
             temperature: 1.0,
             top_p: 1.0,

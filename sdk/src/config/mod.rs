@@ -17,7 +17,7 @@ use crate::score::Weights;
 pub use commented::commented_toml;
 pub use grpo::{GrpoConfig, LrScheduler, WstSettings, ZeroStdGroups};
 pub use models::{
-    CandleStudentConfig, DEFAULT_TEACHER_SYSTEM, LlamaCppConfig, LoraConfig, OpenAiConfig, Price, StudentConfig, TeacherConfig,
+    CandleStudentConfig, DEFAULT_TEACHER_SYSTEM, LlamaCppConfig, LoraConfig, OpenAiConfig, Price, StudentConfig, TeacherConfig, TokenLimitField,
 };
 
 /// Everything a WST run needs.
@@ -95,6 +95,28 @@ pub struct OutputConfig {
     pub eval_steps: usize,
     /// Write a completions table (query, instruction, answers, rewards) every N steps (0 = never).
     pub log_completions_steps: usize,
+    /// Where metrics go besides `metrics.jsonl`, as TRL's `report_to`: `["tensorboard"]`
+    /// writes TensorBoard event files to `logging_dir` (`tensorboard --logdir` shows them).
+    pub report_to: Vec<ReportTo>,
+    /// Folder of the TensorBoard event files (unset: OUTPUT_DIR/runs).
+    pub logging_dir: Option<PathBuf>,
+}
+
+/// A metrics destination besides `metrics.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportTo {
+    /// TensorBoard event files.
+    Tensorboard,
+    /// Nothing more (the same as an empty list).
+    None,
+}
+
+impl OutputConfig {
+    /// The folder of TensorBoard event files when TensorBoard is a destination.
+    pub fn tensorboard_dir(&self) -> Option<PathBuf> {
+        self.report_to.contains(&ReportTo::Tensorboard).then(|| self.logging_dir.clone().unwrap_or_else(|| self.output_dir.join("runs")))
+    }
 }
 
 impl Default for OutputConfig {
@@ -106,6 +128,8 @@ impl Default for OutputConfig {
             save_total_limit: Some(3),
             eval_steps: 0,
             log_completions_steps: 10,
+            report_to: Vec::new(),
+            logging_dir: None,
         }
     }
 }
@@ -129,6 +153,38 @@ impl WstConfig {
                 },
                 message: e.message().trim().to_string(),
             }
+        })?;
+        cfg.validate().map_err(|e| match e {
+            Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file, applies `--set`-style overrides (`grpo.learning_rate=1e-5`,
+    /// `student.spec="openai:gpt-4o-mini"`; values in TOML syntax, a bare word taken as a
+    /// string), then validates: an override naming no field is an error naming it.
+    pub fn from_toml_file_with(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml_str_with(&text, &path.display().to_string(), overrides)
+    }
+
+    /// [`WstConfig::from_toml_str`] with overrides applied on top of the text.
+    pub fn from_toml_str_with(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        if overrides.is_empty() {
+            return Self::from_toml_str(text, origin);
+        }
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
+            Error::Config { location: line.map_or_else(|| origin.to_string(), |l| format!("{origin}:{l}")), message: e.message().trim().to_string() }
+        })?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let cfg: WstConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| Error::Config {
+            location: format!("{origin} with --set {}", overrides.join(" --set ")),
+            message: e.message().trim().to_string(),
         })?;
         cfg.validate().map_err(|e| match e {
             Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
@@ -229,9 +285,49 @@ impl WstConfig {
     }
 }
 
+/// Applies one `a.b.c=value` override to a TOML table.
+fn apply_override(table: &mut toml::Table, kv: &str) -> Result<()> {
+    let bad = |m: String| Error::Config { location: format!("--set {kv}"), message: m };
+    let (key, value) = kv.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, e.g. grpo.learning_rate=1e-5".into()))?;
+    let path: Vec<String> = key.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(bad(format!("`{key}` is not a field path (sections joined by dots)")));
+    }
+    // TOML syntax when it parses (numbers, booleans, arrays, quoted strings), else a string.
+    let value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.to_string())),
+        Err(_) => toml::Value::String(value.trim().to_string()),
+    };
+    let (last, parents) = path.split_last().ok_or_else(|| bad("empty key".into()))?;
+    let mut cur = table;
+    for p in parents {
+        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| bad(format!("`{p}` is not a section")))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_overrides_any_field_and_names_unknown_ones() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = WstConfig::from_toml_str_with("[grpo]\nnum_generations = 4\nper_device_train_batch_size = 8\n", "run.toml", &o(&["grpo.learning_rate=3e-5", "student.spec=openai:gpt-4o-mini", "teacher.lora.r=4", "wst.zero_std_groups=skip"])).unwrap();
+        assert_eq!(c.grpo.learning_rate, 3e-5);
+        assert_eq!(c.grpo.num_generations, 4);
+        assert_eq!(c.student.spec, "openai:gpt-4o-mini");
+        assert_eq!(c.teacher.lora.as_ref().unwrap().r, 4);
+        assert_eq!(c.wst.zero_std_groups, ZeroStdGroups::Skip);
+        let err = WstConfig::from_toml_str_with("", "run.toml", &o(&["grpo.learning_rat=1"])).unwrap_err().to_string();
+        assert!(err.contains("learning_rat") && err.contains("--set grpo.learning_rat=1"), "{err}");
+        let err = WstConfig::from_toml_str_with("", "run.toml", &o(&["grpo"])).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let err = WstConfig::from_toml_str_with("", "run.toml", &o(&["grpo.num_generations=3"])).unwrap_err().to_string();
+        assert!(err.contains("grpo.per_device_train_batch_size"), "validation still runs: {err}");
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip() {

@@ -137,6 +137,25 @@ pub struct OpenAiConfig {
     /// Largest response body read, in bytes; a larger one fails the request (a server gone
     /// wrong must not exhaust memory).
     pub max_response_bytes: u64,
+    /// Which field carries `max_tokens`: `auto` (`max_completion_tokens` for api.openai.com and
+    /// Azure OpenAI, whose o-series and gpt-5 models reject `max_tokens`; `max_tokens` for other
+    /// servers), `max_completion_tokens`, `max_tokens` or `both`.
+    pub token_limit_field: TokenLimitField,
+}
+
+/// The request field that limits an answer's length (see [`OpenAiConfig::token_limit_field`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenLimitField {
+    /// `max_completion_tokens` for OpenAI and Azure OpenAI, `max_tokens` elsewhere.
+    #[default]
+    Auto,
+    /// OpenAI's current name.
+    MaxCompletionTokens,
+    /// The older name most compatible servers read.
+    MaxTokens,
+    /// Both fields.
+    Both,
 }
 
 impl Default for OpenAiConfig {
@@ -155,6 +174,7 @@ impl Default for OpenAiConfig {
             backoff_max_secs: 60.0,
             prices,
             max_response_bytes: 32 << 20,
+            token_limit_field: TokenLimitField::Auto,
         }
     }
 }

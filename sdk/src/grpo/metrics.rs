@@ -42,6 +42,10 @@ pub struct CompletionMetrics {
     pub clipped_ratio: f64,
     /// `completions/mean_terminated_length`: mean length of those that ended on EOS (0 if none).
     pub mean_terminated_length: f64,
+    /// `completions/min_terminated_length` (0 if none ended).
+    pub min_terminated_length: f64,
+    /// `completions/max_terminated_length` (0 if none ended).
+    pub max_terminated_length: f64,
 }
 
 impl CompletionMetrics {
@@ -59,6 +63,8 @@ impl CompletionMetrics {
             max_length: lens.fold(0.0, f64::max),
             clipped_ratio: completions.iter().filter(|(_, t)| *t).count() as f64 / n,
             mean_terminated_length: if terminated.is_empty() { 0.0 } else { terminated.iter().sum::<f64>() / terminated.len() as f64 },
+            min_terminated_length: if terminated.is_empty() { 0.0 } else { terminated.iter().copied().fold(f64::INFINITY, f64::min) },
+            max_terminated_length: terminated.iter().copied().fold(0.0, f64::max),
         }
     }
 }
@@ -85,5 +91,8 @@ mod tests {
         assert_eq!((m.mean_length, m.min_length, m.max_length), (20.0, 10.0, 30.0));
         assert!((m.clipped_ratio - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(m.mean_terminated_length, 20.0);
+        assert_eq!((m.min_terminated_length, m.max_terminated_length), (10.0, 30.0));
+        let none = CompletionMetrics::new(&[(8, true)]);
+        assert_eq!((none.min_terminated_length, none.max_terminated_length), (0.0, 0.0));
     }
 }

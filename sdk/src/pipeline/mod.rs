@@ -27,6 +27,22 @@ pub struct Pipeline {
     pub(crate) teacher_sampling: TeacherSampling,
 }
 
+/// What a [`Pipeline`] was built from, handed back by [`Pipeline::into_parts`].
+pub struct PipelineParts {
+    /// The Teacher (after training: the trained one).
+    pub teacher: Option<Box<dyn Teacher>>,
+    /// The Student.
+    pub student: Arc<dyn Student>,
+    /// The weighted rewards.
+    pub reward: Option<WeightedReward>,
+    /// How (query, instruction) becomes the Student's messages.
+    pub student_prompt: StudentPrompt,
+    /// The Student's sampling settings.
+    pub student_sampling: SamplingParams,
+    /// The Teacher's sampling settings.
+    pub teacher_sampling: TeacherSampling,
+}
+
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
@@ -56,6 +72,27 @@ impl Pipeline {
     /// The Student's sampling settings.
     pub fn student_sampling(&self) -> &SamplingParams {
         &self.student_sampling
+    }
+
+    /// Takes the pipeline apart, handing back the Teacher it owns (downcast it to its type with
+    /// [`<dyn Teacher>::downcast`](crate::Teacher) to reach `LmTeacher::save_adapter` and the
+    /// like). Fails while a clone of the Teacher's handle is still in use elsewhere.
+    pub fn into_parts(self) -> Result<PipelineParts> {
+        let teacher = match self.teacher {
+            None => None,
+            Some(t) => {
+                let mutex = Arc::try_unwrap(t).map_err(|_| Error::invalid("teacher", "the Teacher is still in use by a running task"))?;
+                Some(mutex.into_inner().map_err(|_| Error::Teacher("the Teacher's lock was poisoned by an earlier panic".into()))?)
+            }
+        };
+        Ok(PipelineParts {
+            teacher,
+            student: self.student,
+            reward: self.reward,
+            student_prompt: self.student_prompt,
+            student_sampling: self.student_sampling,
+            teacher_sampling: self.teacher_sampling,
+        })
     }
 
     /// Whether a Teacher is attached.

@@ -3,20 +3,16 @@
 
 use std::path::Path;
 
-use minijinja::context;
 use tokenizers::Tokenizer;
 
+use crate::chat_template::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::student::ChatMessage;
-use crate::template::Template;
 
 /// A tokenizer plus chat template and end-of-sequence ids.
 pub struct ChatTokenizer {
     tokenizer: Tokenizer,
-    template: Option<Template>,
-    template_source: Option<String>,
-    bos_token: String,
-    eos_token: String,
+    template: ChatTemplate,
     /// Ids that end generation (from the config, generation config and tokenizer config).
     pub eos_ids: Vec<u32>,
     /// Id used to pad batches.
@@ -25,7 +21,7 @@ pub struct ChatTokenizer {
 
 impl std::fmt::Debug for ChatTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTokenizer").field("eos_ids", &self.eos_ids).field("has_template", &self.template.is_some()).finish()
+        f.debug_struct("ChatTokenizer").field("eos_ids", &self.eos_ids).field("template", &self.template).finish()
     }
 }
 
@@ -38,16 +34,17 @@ fn token_text(v: Option<&serde_json::Value>) -> Option<String> {
 }
 
 impl ChatTokenizer {
-    /// Builds from parts: a tokenizer, an optional chat template source, special tokens.
-    pub fn new(tokenizer: Tokenizer, chat_template: Option<&str>, bos_token: &str, eos_token: &str, mut eos_ids: Vec<u32>) -> Result<Self> {
+    /// Builds from parts: a tokenizer, an optional chat template source (ChatML with a warning
+    /// naming `origin` when there is none), special tokens.
+    pub fn new(tokenizer: Tokenizer, chat_template: Option<&str>, bos_token: &str, eos_token: &str, mut eos_ids: Vec<u32>, origin: &str) -> Result<Self> {
         if let Some(id) = tokenizer.token_to_id(eos_token)
             && !eos_ids.contains(&id)
         {
             eos_ids.push(id);
         }
-        let template = chat_template.map(|t| Template::new("chat_template", t)).transpose()?;
+        let template = ChatTemplate::new(chat_template, bos_token, eos_token, origin)?;
         let pad_id = eos_ids.first().copied().unwrap_or(0);
-        Ok(ChatTokenizer { tokenizer, template, template_source: chat_template.map(str::to_string), bos_token: bos_token.into(), eos_token: eos_token.into(), eos_ids, pad_id })
+        Ok(ChatTokenizer { tokenizer, template, eos_ids, pad_id })
     }
 
     /// Loads `tokenizer.json`, `tokenizer_config.json` (chat template, special tokens) and
@@ -87,7 +84,7 @@ impl ChatTokenizer {
         eos.dedup();
         let bos = token_text(tc.get("bos_token")).unwrap_or_default();
         let eos_token = token_text(tc.get("eos_token")).unwrap_or_default();
-        let mut this = Self::new(tokenizer, chat_template.as_deref(), &bos, &eos_token, eos)?;
+        let mut this = Self::new(tokenizer, chat_template.as_deref(), &bos, &eos_token, eos, &dir.display().to_string())?;
         if let Some(pad) = token_text(tc.get("pad_token")).and_then(|p| this.tokenizer.token_to_id(&p)) {
             this.pad_id = pad;
         }
@@ -96,23 +93,12 @@ impl ChatTokenizer {
 
     /// The prompt text for `messages`, ending where the assistant's answer begins.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        match &self.template {
-            Some(t) => t.render(context! {
-                messages => minijinja::Value::from(minijinja::value::Serde(messages)),
-                add_generation_prompt => true,
-                bos_token => self.bos_token.as_str(),
-                eos_token => self.eos_token.as_str(),
-            }),
-            None => {
-                // No template: a plain transcript that still ends on the assistant's turn.
-                let mut s = String::new();
-                for m in messages {
-                    s.push_str(&format!("{}: {}\n", m.role, m.content));
-                }
-                s.push_str("assistant:");
-                Ok(s)
-            }
-        }
+        self.template.render(messages)
+    }
+
+    /// The chat template.
+    pub fn chat_template(&self) -> &ChatTemplate {
+        &self.template
     }
 
     /// Token ids of `text` (special tokens in the text are recognised; none are added).
@@ -132,7 +118,7 @@ impl ChatTokenizer {
 
     /// A `tokenizer_config.json` equivalent: chat template and special tokens.
     pub fn config_json(&self) -> serde_json::Value {
-        serde_json::json!({"chat_template": self.template_source, "bos_token": self.bos_token, "eos_token": self.eos_token})
+        serde_json::json!({"chat_template": self.template.source(), "bos_token": self.template.bos_token(), "eos_token": self.template.eos_token()})
     }
 
     /// Vocabulary size including added tokens.

@@ -420,7 +420,7 @@ impl LmTeacher {
     /// scaled as when sampling), with the completion mask [B, T_c]. Differentiable.
     pub fn completion_logprobs(&self, decoder: &Decoder, samples: &[&TeacherSample], temperature: f64) -> Result<(Tensor, Tensor)> {
         let p = self.pack(samples)?;
-        Ok((packed_logprobs(decoder, &p, temperature)?, p.cmask))
+        Ok((packed_logprobs(decoder, &p, temperature, None)?, p.cmask))
     }
 
     /// Samples as one batch: each distinct prompt once, completions right-padded.
@@ -444,7 +444,7 @@ impl LmTeacher {
     fn reference_logprobs(&self, p: &Packed, temperature: f64) -> Result<Option<Tensor>> {
         let Some(r) = &self.reference else { return Ok(None) };
         // The reference holds plain tensors: its forward records no graph.
-        Ok(Some(packed_logprobs(r, p, temperature)?.detach()))
+        Ok(Some(packed_logprobs(r, p, temperature, None)?.detach()))
     }
 
     /// Gradient checkpointing: the policy's log-probs of `p` computed without a graph, `loss`
@@ -457,11 +457,14 @@ impl LmTeacher {
         temperature: f64,
         loss: impl FnOnce(&Tensor) -> Result<(Tensor, T)>,
         absorb: &mut dyn FnMut(&GradStore) -> candle_core::Result<()>,
+        entropy: &mut Option<Tensor>,
     ) -> Result<T> {
         let t0 = std::time::Instant::now();
         let ((yp, yc), ck) = self.decoder.forward_checkpointed(&p.batch)?;
         let x = p.batch.predictors(&yp, &yc)?;
-        let values = head_logprobs(&self.decoder.detached()?, &x, &p.targets, temperature)?;
+        let mut ent = Vec::new();
+        let values = head_logprobs(&self.decoder.detached()?, &x, &p.targets, temperature, Some(&mut ent))?;
+        *entropy = Some(Tensor::cat(&ent, 0)?);
         let leaf = Var::from_tensor(&values)?;
         let (loss, out) = loss(leaf.as_tensor())?;
         let g_logp = grad_or_zeros(&loss.backward()?, &leaf)?;
@@ -472,7 +475,7 @@ impl LmTeacher {
         for r0 in (0..b).step_by(rows) {
             let n = rows.min(b - r0);
             let xs = Var::from_tensor(&x.narrow(0, r0, n)?)?;
-            let lp = head_logprobs(&self.decoder, xs.as_tensor(), &p.targets.narrow(0, r0, n)?, temperature)?;
+            let lp = head_logprobs(&self.decoder, xs.as_tensor(), &p.targets.narrow(0, r0, n)?, temperature, None)?;
             let store = (lp * g_logp.narrow(0, r0, n)?)?.sum_all()?.backward()?;
             absorb(&store)?;
             g_x.push(grad_or_zeros(&store, &xs)?);
@@ -594,9 +597,9 @@ struct Packed {
 
 /// log p(target) [B, T_c] of `p`'s completions under `decoder` (one forward over the shared
 /// batch, then the output head). Differentiable when `decoder` is.
-fn packed_logprobs(decoder: &Decoder, p: &Packed, temperature: f64) -> Result<Tensor> {
+fn packed_logprobs(decoder: &Decoder, p: &Packed, temperature: f64, entropy: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
     let (yp, yc) = decoder.forward_shared(&p.batch)?;
-    head_logprobs(decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature)
+    head_logprobs(decoder, &p.batch.predictors(&yp, &yc)?, &p.targets, temperature, entropy)
 }
 
 /// Completion tokens per chunk of the output head: its [rows, T_c, vocab] logits (and their
@@ -612,7 +615,7 @@ fn head_chunk_rows(tc: usize) -> usize {
 /// [B, T_c, H] at the positions predicting each target (before the final norm), temperature-
 /// scaled as when sampling; rows in chunks of about [`HEAD_TOKENS`] tokens. Differentiable when
 /// `decoder` or `x` is.
-fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, temperature: f64) -> Result<Tensor> {
+fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, temperature: f64, mut entropy: Option<&mut Vec<Tensor>>) -> Result<Tensor> {
     let (b, tc) = targets.dims2()?;
     let rows = head_chunk_rows(tc);
     let temp = if temperature > 0.0 { temperature } else { 1.0 };
@@ -622,6 +625,11 @@ fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, temperature: f
         let logits = decoder.logits(&decoder.final_norm(&x.narrow(0, r0, n)?)?)?.to_dtype(DType::F32)?;
         let logits = if temp == 1.0 { logits } else { (logits / temp)? };
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        if let Some(out) = entropy.as_deref_mut() {
+            // H = −Σ p·log p per position, measured only (no gradient).
+            let lp = logp.detach();
+            out.push((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?);
+        }
         let t = targets.narrow(0, r0, n)?.contiguous()?.unsqueeze(D::Minus1)?;
         parts.push(logp.gather(&t, D::Minus1)?.squeeze(D::Minus1)?);
     }
@@ -695,12 +703,22 @@ impl Teacher for LmTeacher {
             max_completion_length: g.max_completion_length,
         };
         // Micro-batches bound memory only: every loss type divides by the whole batch's size.
-        let batch = BatchSize::of(items.iter().map(|i| i.sample.completion_ids.len()));
+        // Masked (truncated) completions count as sequences but contribute no tokens, as in TRL.
+        let masked = |s: &TeacherSample| g.mask_truncated_completions && s.truncated;
+        let batch = BatchSize {
+            sequences: items.len(),
+            tokens: items.iter().filter(|i| !masked(i.sample)).map(|i| i.sample.completion_ids.len()).sum(),
+        };
         let mut micro = Vec::new();
         for mb in items.chunks(g.per_device_train_batch_size.max(1)) {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
             let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
-            micro.push((self.pack(&samples)?, adv));
+            let mut p = self.pack(&samples)?;
+            if samples.iter().any(|s| masked(s)) {
+                let keep = Tensor::from_vec(samples.iter().map(|s| if masked(s) { 0f32 } else { 1.0 }).collect::<Vec<_>>(), (samples.len(), 1), &self.device)?;
+                p.cmask = p.cmask.broadcast_mul(&keep)?;
+            }
+            micro.push((p, adv));
         }
         // The reference's log-probs, once; the first pass's own log-probs are the "old" policy
         // of later passes (TRL's num_iterations), from this same training forward.
@@ -715,7 +733,7 @@ impl Teacher for LmTeacher {
         let mut metrics = Vec::with_capacity(settings.learning_rates.len());
         for &lr in settings.learning_rates {
             let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
-            let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region, mut entropy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
             // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
             // passes of gradient checkpointing).
             let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
@@ -726,13 +744,19 @@ impl Teacher for LmTeacher {
                     let out = loss_fn.compute(logp, old_i.as_ref(), ref_i.as_ref(), adv, &p.cmask, batch)?;
                     Ok((out.loss.clone(), (out, logp.detach())))
                 };
+                let mut ent = None;
                 let (out, logp) = if checkpointing {
-                    self.checkpointed_backward(p, g.temperature, loss, &mut absorb)?
+                    self.checkpointed_backward(p, g.temperature, loss, &mut absorb, &mut ent)?
                 } else {
-                    let (l, out) = loss(&packed_logprobs(&self.decoder, p, g.temperature)?)?;
+                    let mut parts = Vec::new();
+                    let (l, out) = loss(&packed_logprobs(&self.decoder, p, g.temperature, Some(&mut parts))?)?;
+                    ent = Some(Tensor::cat(&parts, 0)?);
                     absorb(&l.backward()?)?;
                     out
                 };
+                if let Some(e) = ent {
+                    entropy += (e * &p.cmask)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                }
                 if keep_old && old[i].is_none() {
                     old[i] = Some(logp);
                 }
@@ -755,6 +779,7 @@ impl Teacher for LmTeacher {
                 clip_ratio_region_mean: region / t,
                 grad_norm,
                 learning_rate: lr,
+                entropy: entropy / t,
             });
         }
         Ok(metrics)

@@ -118,10 +118,13 @@ pub struct StepMetrics {
     pub grad_norm: f64,
     /// Learning rate used for this step.
     pub learning_rate: f64,
+    /// Mean per-token entropy of the policy over the completion tokens (TRL's `entropy`).
+    pub entropy: f64,
 }
 
-/// A model that writes instructions and learns from advantages.
-pub trait Teacher: Send {
+/// A model that writes instructions and learns from advantages. `Any`, so that a boxed Teacher
+/// handed back by [`crate::Pipeline::into_parts`] can be turned back into its own type.
+pub trait Teacher: Send + std::any::Any {
     /// `sampling.num_generations` instructions for each query, in query order.
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>>;
 
@@ -174,5 +177,27 @@ impl<T: Teacher + ?Sized> Teacher for Box<T> {
     }
     fn save_pretrained(&self, dir: &Path) -> Result<()> {
         (**self).save_pretrained(dir)
+    }
+}
+
+impl dyn Teacher {
+    /// The Teacher as its concrete type, when it is one (`LmTeacher`, a user's own).
+    pub fn downcast_ref<T: Teacher>(&self) -> Option<&T> {
+        (self as &dyn std::any::Any).downcast_ref::<T>()
+    }
+
+    /// Like [`downcast_ref`](Self::downcast_ref), mutably (to call `save_adapter` and friends).
+    pub fn downcast_mut<T: Teacher>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn std::any::Any).downcast_mut::<T>()
+    }
+
+    /// The boxed Teacher as its concrete type, or the box back when it is another type.
+    pub fn downcast<T: Teacher>(self: Box<Self>) -> std::result::Result<Box<T>, Box<dyn Teacher>> {
+        if (&*self as &dyn std::any::Any).is::<T>() {
+            let any: Box<dyn std::any::Any> = self;
+            Ok(any.downcast::<T>().unwrap_or_else(|_| unreachable!("checked with is::<T>() above")))
+        } else {
+            Err(self)
+        }
     }
 }

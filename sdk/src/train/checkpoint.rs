@@ -24,6 +24,13 @@ pub struct TrainerState {
     pub data_fingerprint: u64,
     /// The Student's baseline s per query id computed so far.
     pub baselines: BTreeMap<String, f64>,
+    /// Teacher tokens (prompts and instructions) trained on so far (TRL's `num_tokens`).
+    #[serde(default)]
+    pub num_tokens: u64,
+    /// Lines `metrics.jsonl` and `completions.jsonl` held when the checkpoint was written, so
+    /// that a resumed run drops exactly what came after it (`None` in older checkpoints).
+    #[serde(default)]
+    pub log_lines: Option<(usize, usize)>,
 }
 
 const STATE_FILE: &str = "trainer_state.json";

@@ -14,23 +14,41 @@ use crate::error::{Error, Result};
 pub struct JsonlLog {
     path: PathBuf,
     file: File,
+    lines: usize,
+}
+
+/// Which earlier lines a log keeps when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// None: a fresh run.
+    Nothing,
+    /// The first `n` lines: what the log held when the checkpoint being resumed was written.
+    Lines(usize),
+    /// Records with `step <= n` (checkpoints written before line counts were recorded).
+    UpToStep(usize),
 }
 
 impl JsonlLog {
-    /// Opens `path` for appending, first keeping only records with `step <= keep_until`
-    /// (all records are dropped when `keep_until` is `None`: a fresh run).
-    pub fn open(path: &Path, keep_until: Option<usize>) -> Result<Self> {
+    /// Opens `path` for appending, first keeping only the earlier lines `keep` names, so that
+    /// records written after the checkpoint (a final evaluation included) are not repeated.
+    pub fn open(path: &Path, keep: Keep) -> Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let kept = match (keep_until, std::fs::read_to_string(path)) {
-            (Some(limit), Ok(text)) => text
+        let text = match keep {
+            Keep::Nothing => String::new(),
+            _ => std::fs::read_to_string(path).unwrap_or_default(),
+        };
+        let kept: Vec<&str> = match keep {
+            Keep::Nothing => Vec::new(),
+            Keep::Lines(n) => text.lines().filter(|l| !l.trim().is_empty()).take(n).collect(),
+            Keep::UpToStep(limit) => text
                 .lines()
                 .filter(|l| serde_json::from_str::<Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= limit))
-                .map(|l| format!("{l}\n"))
-                .collect::<String>(),
-            _ => String::new(),
+                .collect(),
         };
+        let lines = kept.len();
+        let kept: String = kept.iter().map(|l| format!("{l}\n")).collect();
         let tmp = path.with_extension("jsonl.tmp");
         {
             let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -41,14 +59,21 @@ impl JsonlLog {
             super::checkpoint::sync_dir(parent)?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
-        Ok(JsonlLog { path: path.to_path_buf(), file })
+        Ok(JsonlLog { path: path.to_path_buf(), file, lines })
     }
 
     /// Appends one record as a line.
     pub fn write(&mut self, record: &Value) -> Result<()> {
         let mut line = record.to_string();
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))
+        self.file.write_all(line.as_bytes()).map_err(|e| Error::io(&self.path, e))?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Lines in the file (kept ones and those written since).
+    pub fn lines(&self) -> usize {
+        self.lines
     }
 
     /// Forces the file to disk.

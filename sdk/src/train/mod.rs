@@ -4,15 +4,16 @@
 //! `metrics.jsonl` (TRL's names plus WST's), completions tables to `completions.jsonl`,
 //! checkpoints to `checkpoints/checkpoint-N/` (atomic), the trained Teacher to `final/`.
 
+pub mod callback;
 pub mod checkpoint;
 pub mod log;
 pub mod schedule;
 mod step;
+pub mod tensorboard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,10 @@ use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::student::ResponseCache;
 use crate::teacher::TeacherSampling;
+pub use callback::{Control, Phase, TrainerCallback};
 pub use checkpoint::TrainerState;
-use log::JsonlLog;
+pub use tokio_util::sync::CancellationToken;
+use log::{JsonlLog, Keep};
 use schedule::{Schedule, hash_str};
 
 /// Everything `Pipeline::train` needs besides the pipeline.
@@ -46,10 +49,11 @@ pub struct TrainOptions {
     /// final model are removed first); without it, and without `resume`, such a folder is an
     /// error (HF's `overwrite_output_dir`).
     pub overwrite_output_dir: bool,
-    /// Show a progress bar with ETA on stderr.
-    pub progress: bool,
-    /// Set it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
-    pub stop: Option<Arc<AtomicBool>>,
+    /// Told about phases, metrics, evaluations and checkpoints (the app draws progress);
+    /// each can ask to stop or save.
+    pub callbacks: Vec<Arc<dyn TrainerCallback>>,
+    /// Cancel it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
+    pub cancel: Option<CancellationToken>,
     /// The response cache to flush at checkpoints (when the Student uses one).
     pub cache: Option<Arc<ResponseCache>>,
     /// Stop after this many steps of this call (for tests of kill-and-resume); None runs to the end.
@@ -130,6 +134,8 @@ impl Pipeline {
             queries_per_step,
             data_fingerprint: fingerprint,
             baselines: BTreeMap::new(),
+            num_tokens: 0,
+            log_lines: None,
         };
         // Before any checkpoint is restored, so a KL reference holds the initial weights.
         let grpo = g.clone();
@@ -151,22 +157,30 @@ impl Pipeline {
         if latest.is_none() {
             self.claim_output_dir(&out, options.resume, options.overwrite_output_dir)?;
         }
-        let keep = latest.as_ref().map(|_| state.step);
-        let mut metrics_log = JsonlLog::open(&out.join("metrics.jsonl"), keep)?;
-        let mut completions_log = JsonlLog::open(&out.join("completions.jsonl"), keep)?;
-
-        let bar = if options.progress { indicatif::ProgressBar::new(schedule.total_steps as u64) } else { indicatif::ProgressBar::hidden() };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_position(state.step as u64);
+        let (keep_metrics, keep_completions) = match (&latest, state.log_lines) {
+            (None, _) => (Keep::Nothing, Keep::Nothing),
+            (Some(_), Some((m, c))) => (Keep::Lines(m), Keep::Lines(c)),
+            (Some(_), None) => (Keep::UpToStep(state.step), Keep::UpToStep(state.step)),
+        };
+        let mut metrics_log = JsonlLog::open(&out.join("metrics.jsonl"), keep_metrics)?;
+        let mut completions_log = JsonlLog::open(&out.join("completions.jsonl"), keep_completions)?;
+        let mut tensorboard = options.output.tensorboard_dir().map(|d| tensorboard::EventWriter::create(&d)).transpose()?;
+        let mut report = |record: &Value, step: usize, log: &mut JsonlLog| -> Result<()> {
+            log.write(record)?;
+            if let Some(tb) = tensorboard.as_mut() {
+                tb.write_metrics(record, step as u64)?;
+            }
+            Ok(())
+        };
 
         let mut summary = TrainSummary { total_steps: schedule.total_steps, resumed_from, ..Default::default() };
         let usage_start = self.student.usage();
         let mut steps_this_run = 0;
+        let mut requested = Control::default();
+        options.callbacks.iter().for_each(|c| c.on_train_begin(state.step, schedule.total_steps));
         while state.step < schedule.total_steps {
-            if options.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) || options.max_steps_this_run.is_some_and(|m| steps_this_run >= m) {
+            let cancelled = options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
+            if cancelled || requested.stop || options.max_steps_this_run.is_some_and(|m| steps_this_run >= m) {
                 summary.interrupted = true;
                 break;
             }
@@ -198,7 +212,7 @@ impl Pipeline {
             record["time/step_secs"] = json!(t0.elapsed().as_secs_f64());
             let log_every = options.output.logging_steps.max(1);
             if state.step % log_every == 0 || state.step == schedule.total_steps {
-                metrics_log.write(&record)?;
+                report(&record, state.step, &mut metrics_log)?;
             }
             let every = options.output.log_completions_steps;
             if every > 0 && state.step % every == 0 {
@@ -207,27 +221,23 @@ impl Pipeline {
                     completions_log.write(&row)?;
                 }
             }
-            bar.set_message(format!(
-                "reward {:+.3} | student {:.3} vs baseline {:.3}",
-                record["reward"].as_f64().unwrap_or(f64::NAN),
-                record["wst/student_score"].as_f64().unwrap_or(f64::NAN),
-                record["wst/student_baseline"].as_f64().unwrap_or(f64::NAN)
-            ));
-            bar.inc(1);
+            requested = options.callbacks.iter().fold(Control::default(), |c, cb| c.merge(cb.on_step_end(state.step, &record)));
             summary.last_metrics = Some(record);
 
             let eval_every = options.output.eval_steps;
             if !options.eval_queries.is_empty() && eval_every > 0 && state.step % eval_every == 0 && state.step < schedule.total_steps {
+                options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Eval));
                 let e = self.eval_during_training(&options, state.step).await?;
-                metrics_log.write(&e)?;
+                report(&e, state.step, &mut metrics_log)?;
+                requested = options.callbacks.iter().fold(requested, |c, cb| c.merge(cb.on_eval(state.step, &e)));
                 summary.last_eval = Some(e);
             }
             let save_every = options.output.save_steps;
-            if save_every > 0 && state.step % save_every == 0 {
+            if (save_every > 0 && state.step % save_every == 0) || requested.save {
+                requested.save = false;
                 self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
             }
         }
-        bar.finish_and_clear();
         summary.steps_done = state.step;
         // Always leave a checkpoint of where the run ended.
         if checkpoint::list(&ckpt_root)?.last().map(|(s, _)| *s) != Some(state.step) {
@@ -235,8 +245,12 @@ impl Pipeline {
         }
         if !summary.interrupted {
             if !options.eval_queries.is_empty() {
+                options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Eval));
                 let e = self.eval_during_training(&options, state.step).await?;
-                metrics_log.write(&e)?;
+                report(&e, state.step, &mut metrics_log)?;
+                options.callbacks.iter().for_each(|cb| {
+                    cb.on_eval(state.step, &e);
+                });
                 summary.last_eval = Some(e);
             }
             let final_dir = out.join("final");
@@ -252,6 +266,7 @@ impl Pipeline {
         let mut s = serde_json::to_value(&summary).map_err(|e| Error::Teacher(e.to_string()))?;
         s["student_usage_this_run"] = serde_json::to_value(&total).unwrap_or_default();
         std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default()).map_err(|e| Error::io(&p, e))?;
+        options.callbacks.iter().for_each(|c| c.on_train_end(&summary));
         Ok(summary)
     }
 
@@ -293,8 +308,13 @@ impl Pipeline {
         if let Some(cache) = &options.cache {
             cache.flush()?;
         }
-        let (root, state, keep) = (root.to_path_buf(), state.clone(), options.output.save_total_limit);
-        self.with_teacher(move |t| checkpoint::save(&root, t, &state, keep).map(|_| ())).await
+        options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Checkpoint));
+        let step = state.step;
+        let state = TrainerState { log_lines: Some((metrics.lines(), completions.lines())), ..state.clone() };
+        let (root, keep) = (root.to_path_buf(), options.output.save_total_limit);
+        let dir = self.with_teacher(move |t| checkpoint::save(&root, t, &state, keep)).await?;
+        options.callbacks.iter().for_each(|c| c.on_checkpoint(step, &dir));
+        Ok(())
     }
 
     async fn eval_during_training(&self, options: &TrainOptions, step: usize) -> Result<Value> {

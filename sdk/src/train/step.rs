@@ -105,8 +105,12 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     let step = state.step;
     let mut failures: Vec<(usize, Error)> = Vec::new();
 
+    let phase = |ph: super::Phase| options.callbacks.iter().for_each(|c| c.on_phase(step, ph));
     // 1. Baselines of queries seen for the first time (concurrently).
     let missing: Vec<usize> = (0..batch.len()).filter(|&i| !state.baselines.contains_key(&batch[i].id)).collect();
+    if !missing.is_empty() {
+        phase(super::Phase::Baselines);
+    }
     let computed: Vec<(usize, Result<f64>)> = futures::stream::iter(missing.into_iter().map(|i| async move { (i, baseline(p, &batch[i], options).await) }))
         .buffered(options.wst.max_concurrency.max(1))
         .collect()
@@ -121,7 +125,9 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     }
 
     // 2–4. Instructions, answers, rewards.
+    phase(super::Phase::Instructions);
     let mut groups = p.sample_instructions(batch, &teacher_sampling(options, step, 0)).await?;
+    phase(super::Phase::Answers);
     let answered = answer_groups(p, batch, &groups, step, 0, options).await;
     let mut scored: Vec<Vec<Scored>> = Vec::with_capacity(batch.len());
     for (qi, group) in answered.into_iter().enumerate() {
@@ -206,6 +212,7 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     let step_metrics = if items_owned.is_empty() {
         None
     } else {
+        phase(super::Phase::Update);
         let grpo = g.clone();
         let mut passes = p
             .with_teacher(move |t| {
@@ -219,6 +226,7 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     };
 
     // 6. Metrics and completions table.
+    state.num_tokens += groups.iter().flatten().map(|s| (s.prompt_ids.len() + s.completion_ids.len()) as u64).sum::<u64>();
     let completions: Vec<(usize, bool)> = groups.iter().flatten().map(|s| (s.completion_ids.len(), s.truncated)).collect();
     let cm = CompletionMetrics::new(&completions);
     let all_scores: Vec<f64> = scored.iter().flatten().flat_map(|s| s.totals.iter().copied()).collect();
@@ -232,6 +240,9 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         "completions/max_length": cm.max_length,
         "completions/clipped_ratio": cm.clipped_ratio,
         "completions/mean_terminated_length": cm.mean_terminated_length,
+        "completions/min_terminated_length": cm.min_terminated_length,
+        "completions/max_terminated_length": cm.max_terminated_length,
+        "num_tokens": state.num_tokens,
         "wst/student_score": all_scores.iter().sum::<f64>() / all_scores.len().max(1) as f64,
         "wst/student_baseline": mean_baseline,
         "wst/frac_zero_std_before_resample": zero_std_before.iter().filter(|z| **z).count() as f64 / batch.len() as f64,
@@ -240,8 +251,13 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         "wst/step_skipped": step_metrics.is_none(),
         "wst/failed_queries": failures.len(),
     });
-    for (name, mean) in mean_by_name(scored.iter().flatten().flat_map(|s| s.values.iter()).map(|v| &v.values)) {
+    let values: Vec<&crate::score::Score> = scored.iter().flatten().flat_map(|s| s.values.iter()).collect();
+    for (name, mean) in mean_by_name(values.iter().map(|v| &v.values)) {
         m[format!("rewards/{name}/mean")] = json!(mean);
+        // Std over answers (unbiased, as torch.std in TRL's `rewards/<name>/std`).
+        let xs: Vec<f64> = values.iter().filter_map(|v| v.get(&name)).collect();
+        let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (xs.len() - 1) as f64 } else { 0.0 };
+        m[format!("rewards/{name}/std")] = json!(var.sqrt());
     }
     if let Some(sm) = &step_metrics {
         m["loss"] = json!(sm.loss);
@@ -251,6 +267,10 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         m["clip_ratio/low_mean"] = json!(sm.clip_ratio_low_mean);
         m["clip_ratio/high_mean"] = json!(sm.clip_ratio_high_mean);
         m["clip_ratio/region_mean"] = json!(sm.clip_ratio_region_mean);
+        // One process: the min and max over processes TRL reports are the process's own mean.
+        m["clip_ratio/low_min"] = json!(sm.clip_ratio_low_mean);
+        m["clip_ratio/high_max"] = json!(sm.clip_ratio_high_mean);
+        m["entropy"] = json!(sm.entropy);
     }
     let mut rows = Vec::new();
     for (qi, (grp, sc)) in groups.iter().zip(&scored).enumerate() {

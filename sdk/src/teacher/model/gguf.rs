@@ -274,6 +274,7 @@ pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, 
         &name_of(tok_id("tokenizer.ggml.bos_token_id")),
         &name_of(eos),
         eos.into_iter().collect(),
+        &path.display().to_string(),
     )?;
     Ok((tokenizer, tokenizer_json))
 }

@@ -33,8 +33,14 @@ pub fn load_safetensors(dir: &Path, dtype: DType, device: &Device) -> Result<BTr
     };
     let mut out = BTreeMap::new();
     for f in files {
-        let tensors = candle_core::safetensors::load(&f, device).map_err(|e| Error::Model { path: f.clone(), message: e.to_string() })?;
-        for (k, t) in tensors {
+        let bad = |e: candle_core::Error| Error::Model { path: f.clone(), message: e.to_string() };
+        // Memory-mapped, so a tensor is copied once from the page cache into its own storage,
+        // instead of the whole file first being read into a buffer beside the tensors.
+        // SAFETY: the file must not be modified while it is mapped; checkpoints are not
+        // written in place (they are renamed into place), and the map lives only in this loop.
+        let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::new(&f) }.map_err(bad)?;
+        for (k, _) in mapped.tensors() {
+            let t = mapped.load(&k, device).map_err(bad)?;
             out.insert(k, t.to_dtype(dtype)?);
         }
     }
