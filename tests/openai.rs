@@ -221,3 +221,105 @@ async fn token_limit_field_and_organisation_headers() {
     let h = seen(2).headers;
     assert!(h.contains(&("openai-organization".into(), "org-123".into())) && h.contains(&("openai-project".into(), "proj-9".into())), "{h:?}");
 }
+
+/// A mock of the Files and Batches endpoints: the uploaded JSONL is answered line by line
+/// (the request whose seed is 2 fails in the error file), and the batch reports
+/// `in_progress` on its first poll.
+fn batch_server_script() -> impl Fn(usize, &wst_tests::openai_mock::Seen) -> Reply + Send + Sync + 'static {
+    use serde_json::json;
+    let uploaded = std::sync::Mutex::new(String::new());
+    let polls = std::sync::atomic::AtomicUsize::new(0);
+    move |_, seen| {
+        let ok = |body: serde_json::Value| Reply::Json { status: 200, headers: vec![], body };
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("POST", "/v1/files") => {
+                let raw = String::from_utf8_lossy(&seen.raw).to_string();
+                assert!(raw.contains("name=\"purpose\"") && raw.contains("batch"), "a multipart upload with purpose=batch");
+                let jsonl: String = raw.lines().filter(|l| l.starts_with("{\"custom_id\"")).map(|l| format!("{l}\n")).collect();
+                *uploaded.lock().unwrap() = jsonl;
+                ok(json!({"id": "file-in", "object": "file", "purpose": "batch"}))
+            }
+            ("POST", "/v1/batches") => {
+                assert_eq!(seen.body["input_file_id"], "file-in");
+                assert_eq!(seen.body["endpoint"], "/v1/chat/completions");
+                ok(json!({"id": "batch-1", "status": "validating"}))
+            }
+            ("GET", "/v1/batches/batch-1") => {
+                let status = if polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 { "in_progress" } else { "completed" };
+                ok(json!({"id": "batch-1", "status": status, "output_file_id": "file-out", "error_file_id": "file-err"}))
+            }
+            ("GET", p) if p.starts_with("/v1/files/file-") => {
+                let want_errors = p.contains("file-err");
+                let mut out = String::new();
+                for line in uploaded.lock().unwrap().lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!((v["method"].as_str(), v["url"].as_str()), (Some("POST"), Some("/v1/chat/completions")));
+                    let failed = v["body"]["seed"] == 2;
+                    if failed != want_errors {
+                        continue;
+                    }
+                    let row = if failed {
+                        json!({"custom_id": v["custom_id"], "response": {"status_code": 400, "body": {"error": {"message": "bad request for seed 2"}}}})
+                    } else {
+                        let Reply::Json { body, .. } = echo_choices(&v["body"], true) else { unreachable!() };
+                        json!({"custom_id": v["custom_id"], "response": {"status_code": 200, "body": body}})
+                    };
+                    out.push_str(&format!("{row}\n"));
+                }
+                Reply::Text(out)
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn batch_mode_uploads_polls_and_fills_the_cache() {
+    let server = MockServer::start_routed(Duration::ZERO, batch_server_script()).await;
+    let mut cfg = config(&[server.base_url()]);
+    cfg.batch = true;
+    cfg.batch_poll_secs = 0.01;
+    let raw = Arc::new(OpenAiStudent::new("m", &cfg).unwrap());
+    assert!(raw.prefers_bulk());
+    let dir = tempfile::tempdir().unwrap();
+    let cached = CachedStudent::new(raw, ResponseCache::open(dir.path()).unwrap());
+    let requests = vec![request(3, Some(1)), request(2, Some(2)), request(1, Some(3))];
+    let results = cached.generate_many(&requests).await;
+    assert_eq!(texts(results[0].as_ref().unwrap()), ["s1-0", "s1-1", "s1-2"]);
+    let err = results[1].as_ref().unwrap_err().to_string();
+    assert!(err.contains("HTTP 400") && err.contains("bad request for seed 2"), "{err}");
+    assert_eq!(texts(results[2].as_ref().unwrap()), ["s3-0"]);
+    let paths: Vec<String> = server.seen.lock().unwrap().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert_eq!(
+        paths,
+        ["POST /v1/files", "POST /v1/batches", "GET /v1/batches/batch-1", "GET /v1/batches/batch-1", "GET /v1/files/file-out/content", "GET /v1/files/file-err/content"]
+    );
+    // The answers are in the cache: asking again sends nothing.
+    let before = server.requests();
+    assert_eq!(texts(&cached.generate(&requests[0]).await.unwrap()), ["s1-0", "s1-1", "s1-2"]);
+    assert_eq!(texts(&cached.generate_many(&requests[2..]).await[0].as_ref().unwrap().clone()), ["s3-0"]);
+    assert_eq!(server.requests(), before);
+}
+
+#[tokio::test]
+async fn a_failed_batch_fails_each_request_with_the_reason() {
+    use serde_json::json;
+    let server = MockServer::start_routed(Duration::ZERO, |_, seen| match (seen.method.as_str(), seen.path.as_str()) {
+        ("POST", "/v1/files") => Reply::Json { status: 200, headers: vec![], body: json!({"id": "file-in"}) },
+        ("POST", "/v1/batches") => Reply::Json {
+            status: 200,
+            headers: vec![],
+            body: json!({"id": "b", "status": "failed", "errors": {"data": [{"message": "the model `m` does not support batches"}]}}),
+        },
+        other => panic!("unexpected request {other:?}"),
+    })
+    .await;
+    let mut cfg = config(&[server.base_url()]);
+    cfg.batch = true;
+    let s = OpenAiStudent::new("m", &cfg).unwrap();
+    let results = s.generate_many(&[request(1, Some(1)), request(1, Some(2))]).await;
+    for r in results {
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("failed") && e.contains("does not support batches"), "{e}");
+    }
+}

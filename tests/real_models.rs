@@ -40,7 +40,13 @@ fn capital_of_france() -> wst_sdk::StudentRequest {
 fn llama_cpp_student_knows_paris(gguf: &Path) -> Result<(), Failed> {
     let rt = tokio::runtime::Runtime::new()?;
     let s = wst_llamacpp::LlamaCppStudent::load(gguf, &Default::default())?;
-    let answer = rt.block_on(s.generate(&capital_of_france()))?.remove(0).text;
+    // With SmolLM2's default system prompt ("You are a helpful AI assistant named SmolLM..."),
+    // which its template adds when the messages have none, the Q4_1 file under llama.cpp's
+    // kernels answers this greedily in French; a system message of our own keeps the check
+    // about the backend rather than about one greedy path of a 135M model.
+    let mut question = capital_of_france();
+    question.messages.insert(0, ChatMessage::system("Answer in one short English sentence."));
+    let answer = rt.block_on(s.generate(&question))?.remove(0).text;
     eprintln!("{} via llama.cpp (greedy): {answer:?}", gguf.display());
     check(answer.contains("Paris"), answer.clone())?;
     // K = 4 parallel sampled answers of one request.
@@ -64,6 +70,20 @@ const DIGITS: &[&str] = &[
     "x = 2024-12-01 12:34:56;  y=   007 + 1e10 - 3.14159\n\n  z\t= 42",
     "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n",
 ];
+
+/// The Teacher, the candle Student and the llama.cpp Student render the same prompt text from
+/// the GGUF's own chat template, SmolLM2's default system prompt included.
+fn backends_render_the_same_prompt(gguf: &Path) -> Result<(), Failed> {
+    let t = LmTeacher::load(gguf.to_str().unwrap(), TeacherOptions { teacher: f32_teacher(), ..Default::default() })?;
+    let c = wst_candle::CandleStudent::load(gguf.to_str().unwrap(), &Default::default())?;
+    let l = wst_llamacpp::LlamaCppStudent::load(gguf, &Default::default())?;
+    for messages in [capital_of_france().messages, vec![ChatMessage::system("Be brief."), ChatMessage::user("Hi")]] {
+        let (a, b, d) = (t.tokenizer().render(&messages)?, c.render(&messages)?, l.render(&messages)?);
+        eprintln!("{a:?}");
+        check(a == b && a == d, format!("Teacher {a:?}, candle {b:?}, llama.cpp {d:?}"))?;
+    }
+    Ok(())
+}
 
 /// The Teacher's tokenizer rebuilt from GGUF metadata gives llama.cpp's ids for the same file.
 fn gguf_tokenizer_matches_llama_cpp(gguf: &Path) -> Result<(), Failed> {
@@ -111,6 +131,7 @@ fn main() {
     add("smollm2_llama_cpp_student_knows_the_capital_of_france", vec![&smol], Box::new(|p| llama_cpp_student_knows_paris(&p[0])));
     add("smollm2_candle_student_knows_the_capital_of_france", vec![&smol], Box::new(|p| candle_student_knows_paris(&p[0])));
     add("smollm2_gguf_tokenizer_matches_llama_cpp", vec![&smol], Box::new(|p| gguf_tokenizer_matches_llama_cpp(&p[0])));
+    add("smollm2_backends_render_the_same_prompt", vec![&smol], Box::new(|p| backends_render_the_same_prompt(&p[0])));
     add("qwen2_gguf_tokenizer_matches_llama_cpp", vec![&qwen], Box::new(|p| gguf_tokenizer_matches_llama_cpp(&p[0])));
     add("qwen2_gguf_tokenizer_matches_hugging_face", vec![&qwen, &hf_qwen], Box::new(|p| qwen_gguf_tokenizer_matches_hugging_face(&p[0], &p[1])));
     add("qwen2_gguf_teacher_knows_the_capital_of_france", vec![&qwen], Box::new(|p| teacher_knows_paris(&p[0], (24, 896))));

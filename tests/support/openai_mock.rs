@@ -22,6 +22,8 @@ pub enum Reply {
     Truncated,
     /// Never answers (the connection stays open).
     Hang,
+    /// A 200 with a plain-text body (a file's content).
+    Text(String),
 }
 
 impl Reply {
@@ -53,6 +55,12 @@ impl Reply {
 /// One request the server saw.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// The method (`POST`, `GET`).
+    pub method: String,
+    /// The path, from `/v1`.
+    pub path: String,
+    /// The raw body.
+    pub raw: Vec<u8>,
     /// The JSON body.
     pub body: Value,
     /// The `Authorization` header, if any.
@@ -61,7 +69,7 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
 }
 
-type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
+type Script = dyn Fn(usize, &Seen) -> Reply + Send + Sync;
 
 /// A running mock server; dropped with the test's runtime.
 pub struct MockServer {
@@ -77,6 +85,11 @@ impl MockServer {
     /// Starts a server answering request i (0-based, over all connections) with `script(i, body)`,
     /// after `delay`.
     pub async fn start(delay: Duration, script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> MockServer {
+        Self::start_routed(delay, move |i, seen| script(i, &seen.body)).await
+    }
+
+    /// Like [`MockServer::start`], the script seeing the whole request (method, path, body).
+    pub async fn start_routed(delay: Duration, script: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -142,17 +155,21 @@ async fn serve(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let body: Value = serde_json::from_slice(&buf[header_end..]).unwrap_or(Value::Null);
+    let raw = buf[header_end..].to_vec();
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = (first.next().unwrap_or("").to_string(), first.next().unwrap_or("").to_string());
+    let headers = head.lines().skip(1).filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))).collect();
+    let request = Seen { method, path, raw, body, authorization: header("authorization"), headers };
     let index = {
         let mut s = seen.lock().unwrap();
-        let headers = head.lines().skip(1).filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))).collect();
-        s.push(Seen { body: body.clone(), authorization: header("authorization"), headers });
+        s.push(request.clone());
         s.len() - 1
     };
     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     max.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(delay).await;
-    let reply = script(index, &body);
+    let reply = script(index, &request);
     in_flight.fetch_sub(1, Ordering::SeqCst);
     let (status, headers, payload, announced) = match reply {
         Reply::Json { status, headers, body } => {
@@ -161,6 +178,10 @@ async fn serve(
             (status, headers, p, l)
         }
         Reply::Malformed => (200, vec![], b"{\"choices\": [ {\"mess".to_vec(), 19),
+        Reply::Text(t) => {
+            let l = t.len();
+            (200, vec![], t.into_bytes(), l)
+        }
         Reply::Truncated => {
             let p = br#"{"choices": [{"index": 0, "message": {"#.to_vec();
             (200, vec![], p, 4000)

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod limiter;
 mod retry;
 mod wire;
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 use wst_sdk::config::{OpenAiConfig, TokenLimitField};
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
@@ -119,12 +121,29 @@ impl OpenAiStudent {
         })
     }
 
-    fn error(&self, message: String) -> Error {
+    pub(crate) fn error(&self, message: String) -> Error {
         Error::Student { student: self.name.clone(), message }
     }
 
-    /// One HTTP exchange, retried until it succeeds, fails permanently or runs out of retries.
-    async fn call(&self, request: &StudentRequest, n: usize, seed: Option<u64>) -> Result<Vec<StudentSample>> {
+    pub(crate) fn name_str(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The first base URL (batch jobs live on one server).
+    pub(crate) fn base_url(&self) -> &str {
+        &self.urls[0]
+    }
+
+    /// The Chat Completions body of `request` with `n` answers and `seed`.
+    pub(crate) fn body<'a>(&'a self, request: &'a StudentRequest, n: usize, seed: Option<u64>) -> wire::ChatRequest<'a> {
         let p = &request.params;
         let (new_name, old_name) = match self.config.token_limit_field {
             TokenLimitField::MaxCompletionTokens => (true, false),
@@ -135,7 +154,7 @@ impl OpenAiStudent {
                 (openai, !openai)
             }
         };
-        let body = wire::ChatRequest {
+        wire::ChatRequest {
             model: &self.model,
             messages: &request.messages,
             n,
@@ -146,7 +165,27 @@ impl OpenAiStudent {
             seed,
             stop: &p.stop,
             top_k: p.top_k,
-        };
+        }
+    }
+
+    /// `req` with the key and the organisation and project headers.
+    pub(crate) fn authed(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(org) = &self.org {
+            req = req.header("OpenAI-Organization", org);
+        }
+        if let Some(project) = &self.project {
+            req = req.header("OpenAI-Project", project);
+        }
+        req
+    }
+
+    /// One HTTP exchange, retried until it succeeds, fails permanently or runs out of retries.
+    async fn call(&self, request: &StudentRequest, n: usize, seed: Option<u64>) -> Result<Vec<StudentSample>> {
+        let p = &request.params;
+        let body = self.body(request, n, seed);
         let prompt_chars: usize = request.messages.iter().map(|m| m.content.len() + 8).sum();
         let estimate = (prompt_chars / 4 + n * p.max_tokens) as u64;
         let mut attempt = 0;
@@ -184,17 +223,16 @@ impl OpenAiStudent {
     }
 
     async fn attempt(&self, url: &str, body: &wire::ChatRequest<'_>) -> std::result::Result<Vec<StudentSample>, Failure> {
+        let bytes = self.read_body(self.authed(self.client.post(format!("{url}/chat/completions")).json(body))).await?;
+        let parsed: wire::ChatResponse =
+            serde_json::from_slice(&bytes).map_err(|e| Failure::Transient { message: format!("malformed response ({e}): {}", snippet(&bytes)), retry_after: None })?;
+        self.answers(parsed).map_err(|message| Failure::Transient { message, retry_after: None })
+    }
+
+    /// Sends `req` and reads a successful body (up to `max_response_bytes`); an error status
+    /// becomes a transient failure (429 but out of quota, 408, 409, 5xx) or a permanent one.
+    pub(crate) async fn read_body(&self, req: reqwest::RequestBuilder) -> std::result::Result<Vec<u8>, Failure> {
         let transient = |message: String| Failure::Transient { message, retry_after: None };
-        let mut req = self.client.post(format!("{url}/chat/completions")).json(body);
-        if let Some(key) = &self.api_key {
-            req = req.bearer_auth(key);
-        }
-        if let Some(org) = &self.org {
-            req = req.header("OpenAI-Organization", org);
-        }
-        if let Some(project) = &self.project {
-            req = req.header("OpenAI-Project", project);
-        }
         let resp = req.send().await.map_err(|e| transient(describe(&e)))?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
@@ -213,8 +251,7 @@ impl OpenAiStudent {
             bytes.extend_from_slice(&chunk);
         }
         if status.is_success() {
-            let parsed: wire::ChatResponse = serde_json::from_slice(&bytes).map_err(|e| transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
-            return self.answers(parsed).map_err(transient);
+            return Ok(bytes);
         }
         let detail = serde_json::from_slice::<wire::ErrorBody>(&bytes).ok().map(|b| b.error);
         let message = match &detail {
@@ -231,7 +268,7 @@ impl OpenAiStudent {
         Err(Failure::Permanent(message))
     }
 
-    fn answers(&self, mut parsed: wire::ChatResponse) -> std::result::Result<Vec<StudentSample>, String> {
+    pub(crate) fn answers(&self, mut parsed: wire::ChatResponse) -> std::result::Result<Vec<StudentSample>, String> {
         if parsed.choices.is_empty() {
             return Err("the server returned no choices".into());
         }
@@ -310,6 +347,21 @@ impl Student for OpenAiStudent {
 
     fn usage(&self) -> StudentUsage {
         self.meter.snapshot()
+    }
+
+    fn prefers_bulk(&self) -> bool {
+        self.config.batch
+    }
+
+    /// With `student.openai.batch`, one Batch API job for all of `requests`; else concurrent
+    /// Chat Completions calls.
+    async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
+        if self.config.batch && !requests.is_empty() {
+            return batch::run(self, requests).await;
+        }
+        let limit = self.config.max_concurrency.max(1);
+        let calls: Vec<_> = requests.iter().map(|r| self.generate(r)).collect();
+        futures::stream::iter(calls).buffered(limit).collect().await
     }
 
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {

@@ -141,6 +141,16 @@ pub struct OpenAiConfig {
     /// Azure OpenAI, whose o-series and gpt-5 models reject `max_tokens`; `max_tokens` for other
     /// servers), `max_completion_tokens`, `max_tokens` or `both`.
     pub token_limit_field: TokenLimitField,
+    /// Send known-in-advance work (the Student's baselines before training, each evaluation
+    /// method's answers) through the OpenAI Batch API: a JSONL file uploaded to `/files`, a
+    /// `/batches` job polled until it ends, its results put in the response cache. Half the
+    /// price; answers can take up to `batch_completion_window`. Training steps still call
+    /// Chat Completions directly (each step needs its answers now).
+    pub batch: bool,
+    /// Seconds between polls of a running batch.
+    pub batch_poll_secs: f64,
+    /// The batch's completion window (OpenAI accepts `24h`).
+    pub batch_completion_window: String,
 }
 
 /// The request field that limits an answer's length (see [`OpenAiConfig::token_limit_field`]).
@@ -175,6 +185,9 @@ impl Default for OpenAiConfig {
             prices,
             max_response_bytes: 32 << 20,
             token_limit_field: TokenLimitField::Auto,
+            batch: false,
+            batch_poll_secs: 30.0,
+            batch_completion_window: "24h".into(),
         }
     }
 }

@@ -151,12 +151,25 @@ pub async fn score_queries(
     }
     let k = settings.student_samples.max(1);
     let prompt = prompt.cloned().unwrap_or_else(|| pipeline.student_prompt().clone());
-    let jobs = queries.iter().zip(instructions).map(|(q, ins)| {
-        let prompt = prompt.clone();
+    let request = |q: &Query, ins: &Option<Instruction>| -> Result<StudentRequest> {
+        let params = SamplingParams { seed: Some(mix(&[settings.seed, hash_str(&q.id)])), ..pipeline.student_sampling().clone() };
+        Ok(StudentRequest { messages: prompt.render(q, ins.as_ref())?, n: k, params })
+    };
+    // A Student that prefers bulk work (the OpenAI Batch API) gets every request at once.
+    let mut bulk: Vec<Option<Result<Vec<crate::student::StudentSample>>>> = if pipeline.student().prefers_bulk() {
+        let requests = queries.iter().zip(instructions).map(|(q, ins)| request(q, ins)).collect::<Result<Vec<_>>>()?;
+        pipeline.student().generate_many(&requests).await.into_iter().map(Some).collect()
+    } else {
+        Vec::new()
+    };
+    let jobs = queries.iter().zip(instructions).enumerate().map(|(i, (q, ins))| {
+        let ready = bulk.get_mut(i).and_then(Option::take);
+        let request = request(q, ins);
         async move {
-            let params = SamplingParams { seed: Some(mix(&[settings.seed, hash_str(&q.id)])), ..pipeline.student_sampling().clone() };
-            let request = StudentRequest { messages: prompt.render(q, ins.as_ref())?, n: k, params };
-            let answers = pipeline.student().generate(&request).await?;
+            let answers = match ready {
+                Some(a) => a?,
+                None => pipeline.student().generate(&request?).await?,
+            };
             let scores = pipeline.score(q, ins.as_ref(), &answers).await?;
             let totals: Vec<f64> = scores.iter().map(|s| s.total).collect();
             let values = mean_by_name(scores.iter().map(|s| &s.values.values));
@@ -169,6 +182,7 @@ pub async fn score_queries(
             })
         }
     });
+    let jobs: Vec<_> = jobs.collect();
     let results: Vec<Result<QueryOutcome>> = futures::stream::iter(jobs).buffered(settings.max_concurrency.max(1)).collect().await;
     results.into_iter().collect()
 }

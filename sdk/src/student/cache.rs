@@ -266,6 +266,47 @@ impl Student for CachedStudent {
         }
         Ok(out.into_iter().map(|a| a.expect("every index filled")).collect())
     }
+
+    fn prefers_bulk(&self) -> bool {
+        self.inner.prefers_bulk()
+    }
+
+    /// Requests with every answer cached are served from the cache; the others go to the
+    /// wrapped Student in one bulk call, and their answers are cached as that call returns.
+    async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
+        let name = self.inner.name().to_string();
+        let identity = self.inner.identity();
+        let mut out: Vec<Option<Result<Vec<StudentSample>>>> = Vec::with_capacity(requests.len());
+        let mut todo: Vec<usize> = Vec::new();
+        for (ri, request) in requests.iter().enumerate() {
+            let cached: Result<Vec<Option<StudentSample>>> = (0..request.n).map(|i| self.cache.get(&ResponseCache::key(&identity, request, i))).collect();
+            match cached {
+                Ok(c) if c.iter().all(Option::is_some) => {
+                    self.hits.fetch_add(request.n as u64, Ordering::Relaxed);
+                    out.push(Some(Ok(c.into_iter().flatten().collect())));
+                }
+                Ok(_) => {
+                    out.push(None);
+                    todo.push(ri);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        if !todo.is_empty() {
+            let batch: Vec<StudentRequest> = todo.iter().map(|&i| requests[i].clone()).collect();
+            let answers = self.inner.generate_many(&batch).await;
+            for (&ri, result) in todo.iter().zip(answers) {
+                let stored = result.and_then(|answers| {
+                    for (i, a) in answers.iter().enumerate() {
+                        self.cache.put(ResponseCache::key(&identity, &requests[ri], i), &name, a.clone())?;
+                    }
+                    Ok(answers)
+                });
+                out[ri] = Some(stored);
+            }
+        }
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::Student { student: name.clone(), message: "no answer came back".into() }))).collect()
+    }
 }
 
 #[cfg(test)]

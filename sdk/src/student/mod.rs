@@ -181,6 +181,23 @@ pub trait Student: Send + Sync {
 
     /// `request.n` answers to `request.messages`.
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
+
+    /// Whether this Student would rather receive known-in-advance work in bulk through
+    /// [`generate_many`](Self::generate_many) (the OpenAI Batch API: half the price, answers
+    /// within hours). The trainer then asks for every baseline up front, and evaluation for
+    /// every answer of a method at once.
+    fn prefers_bulk(&self) -> bool {
+        false
+    }
+
+    /// Answers to many requests, one result per request, in order. The default runs
+    /// [`generate`](Self::generate) concurrently, up to `capabilities().max_concurrency`.
+    async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
+        use futures::StreamExt;
+        let limit = self.capabilities().max_concurrency.max(1);
+        let calls: Vec<_> = requests.iter().map(|r| self.generate(r)).collect();
+        futures::stream::iter(calls).buffered(limit).collect().await
+    }
 }
 
 /// `Arc<S>` and `Box<S>` are Students too, so Students can be shared and boxed freely.
@@ -202,6 +219,12 @@ macro_rules! forward_student {
             }
             async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
                 (**self).generate(request).await
+            }
+            fn prefers_bulk(&self) -> bool {
+                (**self).prefers_bulk()
+            }
+            async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
+                (**self).generate_many(requests).await
             }
         }
     )*};

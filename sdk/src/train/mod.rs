@@ -175,6 +175,12 @@ impl Pipeline {
 
         let mut summary = TrainSummary { total_steps: schedule.total_steps, resumed_from, ..Default::default() };
         let usage_start = self.student.usage();
+        if self.student.prefers_bulk() && state.step < schedule.total_steps {
+            options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Baselines));
+            // Only the queries the remaining steps will train on.
+            let planned: Vec<Query> = (state.step..schedule.total_steps).flat_map(|st| schedule.batch(st)).map(|i| queries[i].clone()).collect();
+            step::bulk_baselines(self, &planned, &mut state, &options).await?;
+        }
         let mut steps_this_run = 0;
         let mut requested = Control::default();
         options.callbacks.iter().for_each(|c| c.on_train_begin(state.step, schedule.total_steps));

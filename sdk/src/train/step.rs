@@ -41,10 +41,48 @@ impl Scored {
 /// across runs.
 async fn baseline(p: &Pipeline, q: &Query, options: &TrainOptions) -> Result<f64> {
     let n = options.wst.baseline_samples.max(1);
-    let params = SamplingParams { seed: Some(mix(&[options.grpo.seed, hash_str(&q.id), 0xBA5E])), ..p.student_sampling().clone() };
-    let answers = p.answer_with(q, None, n, &params).await?;
-    let scores = p.score(q, None, &answers).await?;
+    let answers = p.answer_with(q, None, n, &baseline_params(p, q, options)).await?;
+    baseline_of(p, q, &answers).await
+}
+
+fn baseline_params(p: &Pipeline, q: &Query, options: &TrainOptions) -> SamplingParams {
+    SamplingParams { seed: Some(mix(&[options.grpo.seed, hash_str(&q.id), 0xBA5E])), ..p.student_sampling().clone() }
+}
+
+async fn baseline_of(p: &Pipeline, q: &Query, answers: &[crate::student::StudentSample]) -> Result<f64> {
+    let scores = p.score(q, None, answers).await?;
     Ok(scores.iter().map(|s| s.total).sum::<f64>() / scores.len().max(1) as f64)
+}
+
+/// Every missing baseline at once, for Students that prefer bulk work (the OpenAI Batch API):
+/// the same requests the steps would make, so the steps then find them done. A query whose
+/// answers fail here is left to its step, which asks again.
+pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut TrainerState, options: &TrainOptions) -> Result<()> {
+    let n = options.wst.baseline_samples.max(1);
+    let mut seen = std::collections::BTreeSet::new();
+    let todo: Vec<&Query> = queries.iter().filter(|q| !state.baselines.contains_key(&q.id) && seen.insert(q.id.clone())).collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let requests = todo
+        .iter()
+        .map(|q| Ok(crate::student::StudentRequest { messages: p.student_prompt().render(q, None)?, n, params: baseline_params(p, q, options) }))
+        .collect::<Result<Vec<_>>>()?;
+    tracing::info!(queries = todo.len(), "baselines in one bulk request");
+    let answers = p.student().generate_many(&requests).await;
+    let mut failed = 0;
+    for (q, a) in todo.iter().zip(answers) {
+        match a {
+            Ok(a) if a.len() == n => {
+                state.baselines.insert(q.id.clone(), baseline_of(p, q, &a).await?);
+            }
+            Ok(_) | Err(_) => failed += 1,
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(failed, "baselines that failed in bulk are asked again in their steps");
+    }
+    Ok(())
 }
 
 /// K answers to each (query, instruction) pair, scored; requests run concurrently. Each
