@@ -106,6 +106,7 @@ fn main() -> std::process::ExitCode {
     wst_sdk::alloc::keep_freed_memory();
     let cli = Cli::parse();
     init_logging(&cli);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), args = ?std::env::args().skip(1).collect::<Vec<_>>(), "wst");
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Train(a) => commands::train::run(a),
