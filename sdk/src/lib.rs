@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
 pub mod chat_template;

@@ -20,7 +20,18 @@ pub enum Model {
     /// Quantized Qwen2 GGUF.
     QuantQwen2(quantized_qwen2::ModelWeights),
     /// Llama safetensors; the cache is rebuilt per answer.
-    Llama { model: llama::Llama, config: llama::Config, cache: llama::Cache, dtype: DType, device: Device },
+    Llama {
+        /// The weights.
+        model: llama::Llama,
+        /// Its configuration (to rebuild the cache).
+        config: llama::Config,
+        /// The KV cache of the answer being decoded.
+        cache: llama::Cache,
+        /// The cache's dtype.
+        dtype: DType,
+        /// Where it runs.
+        device: Device,
+    },
     /// Qwen2 safetensors.
     Qwen2(qwen2::ModelForCausalLM),
     /// Gemma safetensors.

