@@ -1,0 +1,124 @@
+//! Batched, KV-cached sampling of instructions, and stop strings.
+
+use super::*;
+
+impl LmTeacher {
+    /// `n` completions for each conversation (batched, KV-cached).
+    pub fn generate(&mut self, conversations: &[Vec<ChatMessage>], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        let n = sampling.num_generations.max(1);
+        let mut prompts = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            let mut ids = self.tokenizer.encode(&self.tokenizer.render(c)?)?;
+            let max = sampling.max_prompt_length.max(1);
+            if ids.len() > max {
+                ids.drain(..ids.len() - max);
+            }
+            if ids.is_empty() {
+                return Err(Error::Teacher("a prompt tokenised to zero tokens".into()));
+            }
+            prompts.push(ids);
+        }
+        let rows: Vec<&Vec<u32>> = prompts.iter().flat_map(|p| std::iter::repeat_n(p, n)).collect();
+        let b = rows.len();
+        let padded = LeftPadded::new(&prompts.iter().map(Vec::as_slice).collect::<Vec<_>>(), self.tokenizer.pad_id);
+        let (ids, positions, mask) = padded.tensors(self.dtype, &self.device)?;
+        let (tp, pad) = (padded.len, self.tokenizer.pad_id);
+        // Sampling needs no gradients: an inference copy of the weights records no graph. It is
+        // kept until the weights change.
+        if self.inference.is_none() {
+            self.inference = Some(self.decoder.for_inference()?);
+        }
+        let decoder = self.inference.as_ref().ok_or_else(|| Error::Teacher("no inference copy".into()))?;
+        let mut cache = KvCache::default();
+        // Each prompt is read once; its keys and values are then copied to its n sample rows.
+        let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+        let first = decoder.logits(&hidden.narrow(1, tp - 1, 1)?.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let row_prompt: Vec<usize> = (0..b).map(|r| r / n).collect();
+        if n > 1 {
+            let index = Tensor::from_vec(row_prompt.iter().map(|&p| p as u32).collect::<Vec<_>>(), b, &self.device)?;
+            cache.select_rows(&index)?;
+        }
+        let mut logits: Vec<Vec<f32>> = row_prompt.iter().map(|&p| first[p].clone()).collect();
+        let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| padded.pos[p].clone()).collect();
+        let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| padded.real[p].clone()).collect();
+
+        // The stream depends on the seed alone (not on earlier calls), so a resumed run samples
+        // what the uninterrupted one did, and the same seed and weights repeat themselves.
+        let mut rng = StdRng::seed_from_u64(sampling.seed);
+        let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
+        let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
+        let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
+        let mut done = vec![false; b];
+        let mut k_pos = pos;
+        let mut k_real = real;
+        let mut next_pos: Vec<i64> = rows.iter().map(|r| r.len() as i64).collect();
+        for step in 0..sampling.max_completion_length {
+            let mut feed = Vec::with_capacity(b);
+            for r in 0..b {
+                if done[r] {
+                    feed.push(pad);
+                    continue;
+                }
+                let (tok, logprob) = sample(&logits[r], settings, &mut rng);
+                logprobs[r].push(logprob);
+                completions[r].push(tok as u32);
+                feed.push(tok as u32);
+                if self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? {
+                    done[r] = true;
+                }
+            }
+            if done.iter().all(|d| *d) || step + 1 == sampling.max_completion_length {
+                break;
+            }
+            let q_pos: Vec<Vec<i64>> = next_pos.iter().map(|p| vec![*p]).collect();
+            let q_real: Vec<Vec<bool>> = done.iter().map(|d| vec![!d]).collect();
+            for r in 0..b {
+                k_pos[r].push(next_pos[r]);
+                k_real[r].push(!done[r]);
+            }
+            let mask = attention_mask(&q_pos, &k_pos, &k_real, &q_real, self.dtype, &self.device)?;
+            let ids = Tensor::from_vec(feed, (b, 1), &self.device)?;
+            let positions = Tensor::from_vec(next_pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), (b, 1), &self.device)?;
+            let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
+            logits = decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for p in next_pos.iter_mut() {
+                *p += 1;
+            }
+        }
+        let mut out: Vec<Vec<TeacherSample>> = Vec::with_capacity(prompts.len());
+        for (r, (completion, lp)) in completions.into_iter().zip(logprobs).enumerate() {
+            if r % n == 0 {
+                out.push(Vec::with_capacity(n));
+            }
+            let truncated = !done[r];
+            let text = self.tokenizer.decode(&completion)?;
+            let text = self.cut_at_stop(&text);
+            out.last_mut().map(|g| {
+                g.push(TeacherSample {
+                    instruction: Instruction::new(text.trim()),
+                    prompt_ids: rows[r].clone(),
+                    completion_ids: completion,
+                    logprobs: lp,
+                    truncated,
+                })
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn hits_stop(&self, completion: &[u32]) -> Result<bool> {
+        let stop = &self.options.teacher.stop;
+        if stop.is_empty() {
+            return Ok(false);
+        }
+        let tail = &completion[completion.len().saturating_sub(16)..];
+        let text = self.tokenizer.decode(tail)?;
+        Ok(stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())))
+    }
+
+    pub(super) fn cut_at_stop(&self, text: &str) -> String {
+        let cut = self.options.teacher.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
+        text[..cut].to_string()
+    }
+
+}

@@ -1,0 +1,147 @@
+//! The [`Teacher`] implementation: sampling for the trainer and the GRPO step.
+
+use super::*;
+use super::logprobs::packed_logprobs;
+
+impl Teacher for LmTeacher {
+    fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        let convs = queries.iter().map(|q| self.messages(q)).collect::<Result<Vec<_>>>()?;
+        self.generate(&convs, sampling)
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        self.save_training_state(dir)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        self.load_training_state(dir)
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        LmTeacher::save_pretrained(self, dir)?;
+        if self.options.teacher.lora.is_some() {
+            self.save_adapter(&dir.join("adapter"))?;
+        }
+        Ok(())
+    }
+
+    fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
+        if grpo.beta == 0.0 || self.reference.is_some() {
+            return Ok(());
+        }
+        if self.optimizer.step > 0 {
+            return Err(Error::Teacher("β > 0 needs the initial weights as the KL reference, but this Teacher has already been trained; call prepare_training before the first step".into()));
+        }
+        let full = self.options.teacher.lora.is_none();
+        // LoRA: the reference is the base model without adapters (frozen weights shared).
+        // Full fine-tuning: a copy of the weights as they are now, before any update.
+        let tensors: BTreeMap<String, Tensor> =
+            self.base.iter().map(|(k, t)| Ok((k.clone(), if full { t.detach().copy()? } else { t.detach() }))).collect::<candle_core::Result<_>>()?;
+        let mut store = TensorStore::new(tensors, false, &self.source_dir);
+        let reference = Decoder::new(&self.decoder.config, &mut store, self.dtype, &self.device)
+            .map_err(|e| Error::Model { path: self.source_dir.clone(), message: e.to_string() })?;
+        self.reference = Some(reference);
+        Ok(())
+    }
+
+    fn step(&mut self, items: &[TrainItem<'_>], settings: &StepSettings<'_>) -> Result<Vec<StepMetrics>> {
+        if items.is_empty() {
+            return Err(Error::invalid("items", "a GRPO step needs at least one sample"));
+        }
+        if settings.learning_rates.is_empty() {
+            return Err(Error::invalid("learning_rates", "a GRPO step needs the learning rate of at least one optimisation step"));
+        }
+        let g = settings.grpo;
+        if g.beta != 0.0 && self.reference.is_none() {
+            return Err(Error::invalid("grpo.beta", "β > 0 needs a reference model: call Teacher::prepare_training before the first step"));
+        }
+        let loss_fn = GrpoLoss {
+            epsilon: g.epsilon,
+            epsilon_high: g.epsilon_high.unwrap_or(g.epsilon),
+            beta: g.beta,
+            loss_type: g.loss_type,
+            max_completion_length: g.max_completion_length,
+        };
+        // Micro-batches bound memory only: every loss type divides by the whole batch's size.
+        // Masked (truncated) completions count as sequences but contribute no tokens, as in TRL.
+        let masked = |s: &TeacherSample| g.mask_truncated_completions && s.truncated;
+        let batch = BatchSize {
+            sequences: items.len(),
+            tokens: items.iter().filter(|i| !masked(i.sample)).map(|i| i.sample.completion_ids.len()).sum(),
+        };
+        let mut micro = Vec::new();
+        for mb in items.chunks(g.per_device_train_batch_size.max(1)) {
+            let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
+            let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
+            let mut p = self.pack(&samples)?;
+            if samples.iter().any(|s| masked(s)) {
+                let keep = Tensor::from_vec(samples.iter().map(|s| if masked(s) { 0f32 } else { 1.0 }).collect::<Vec<_>>(), (samples.len(), 1), &self.device)?;
+                p.cmask = p.cmask.broadcast_mul(&keep)?;
+            }
+            micro.push((p, adv));
+        }
+        // The reference's log-probs, once; the first pass's own log-probs are the "old" policy
+        // of later passes (TRL's num_iterations), from this same training forward.
+        let mut reference: Vec<Option<Tensor>> = Vec::with_capacity(micro.len());
+        for (p, _) in &micro {
+            reference.push(self.reference_logprobs(p, g.temperature)?);
+        }
+        let keep_old = settings.learning_rates.len() > 1;
+        let mut old: Vec<Option<Tensor>> = vec![None; micro.len()];
+        let params = self.optimizer.params().clone();
+        let checkpointing = self.options.teacher.gradient_checkpointing;
+        let mut metrics = Vec::with_capacity(settings.learning_rates.len());
+        for &lr in settings.learning_rates {
+            let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+            let (mut loss_sum, mut tokens, mut kl, mut low, mut high, mut region, mut entropy) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            // Sums each trainable tensor's gradient over micro-batches (and over the per-layer
+            // passes of gradient checkpointing).
+            let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
+            for (i, (p, adv)) in micro.iter().enumerate() {
+                let started = std::time::Instant::now();
+                let (old_i, ref_i) = (old[i].clone(), reference[i].clone());
+                let loss = |logp: &Tensor| -> Result<_> {
+                    let out = loss_fn.compute(logp, old_i.as_ref(), ref_i.as_ref(), adv, &p.cmask, batch)?;
+                    Ok((out.loss.clone(), (out, logp.detach())))
+                };
+                let mut ent = None;
+                let (out, logp) = if checkpointing {
+                    self.checkpointed_backward(p, g.temperature, loss, &mut absorb, &mut ent)?
+                } else {
+                    let mut parts = Vec::new();
+                    let (l, out) = loss(&packed_logprobs(&self.decoder, p, g.temperature, Some(&mut parts))?)?;
+                    ent = Some(Tensor::cat(&parts, 0)?);
+                    absorb(&l.backward()?)?;
+                    out
+                };
+                if let Some(e) = ent {
+                    entropy += (e * &p.cmask)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                }
+                if keep_old && old[i].is_none() {
+                    old[i] = Some(logp);
+                }
+                tracing::debug!(rows = p.targets.dim(0)?, policy_s = started.elapsed().as_secs_f64(), checkpointing, "micro-batch");
+                loss_sum += out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                tokens += out.tokens;
+                kl += out.kl.unwrap_or(0.0) * out.tokens;
+                low += out.clip_ratio_low * out.tokens;
+                high += out.clip_ratio_high * out.tokens;
+                region += out.clip_ratio_region * out.tokens;
+            }
+            let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm, g.adamw())?;
+            self.inference = None;
+            let t = tokens.max(1.0);
+            metrics.push(StepMetrics {
+                loss: loss_sum,
+                kl: kl / t,
+                clip_ratio_low_mean: low / t,
+                clip_ratio_high_mean: high / t,
+                clip_ratio_region_mean: region / t,
+                grad_norm,
+                learning_rate: lr,
+                entropy: entropy / t,
+            });
+        }
+        Ok(metrics)
+    }
+}
