@@ -63,7 +63,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
         None => Vec::new(),
     };
     let total = planned_steps(train.len(), &cfg.grpo);
-    let (student, cache) = crate::run::student(cfg)?;
+    let (student, _cache) = crate::run::student(cfg)?;
     let pipeline = crate::run::pipeline(cfg, None, student)?;
     std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
     let resolved = toml::to_string_pretty(cfg).unwrap_or_default();
@@ -77,7 +77,6 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
         overwrite_output_dir: overwrite,
         callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))],
         cancel: Some(ctrl_c_token(runtime)),
-        cache,
         max_steps_this_run: None,
     };
     eprintln!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());

@@ -271,6 +271,11 @@ impl Student for CachedStudent {
         self.inner.prefers_bulk()
     }
 
+    fn flush(&self) -> Result<()> {
+        self.cache.flush()?;
+        self.inner.flush()
+    }
+
     /// Requests with every answer cached are served from the cache; the others go to the
     /// wrapped Student in one bulk call, and their answers are cached as that call returns.
     async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {

@@ -182,6 +182,12 @@ pub trait Student: Send + Sync {
     /// `request.n` answers to `request.messages`.
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
 
+    /// Forces answers kept on the way (a response cache) to disk; the trainer calls it at every
+    /// checkpoint, so a checkpoint never refers to answers that a crash could lose.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether this Student would rather receive known-in-advance work in bulk through
     /// [`generate_many`](Self::generate_many) (the OpenAI Batch API: half the price, answers
     /// within hours). The trainer then asks for every baseline up front, and evaluation for
@@ -222,6 +228,9 @@ macro_rules! forward_student {
             }
             fn prefers_bulk(&self) -> bool {
                 (**self).prefers_bulk()
+            }
+            fn flush(&self) -> Result<()> {
+                (**self).flush()
             }
             async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
                 (**self).generate_many(requests).await

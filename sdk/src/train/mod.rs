@@ -24,7 +24,6 @@ use crate::error::{Error, Result};
 use crate::eval::{EvalSettings, InstructionSource, score_queries};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
-use crate::student::ResponseCache;
 use crate::teacher::TeacherSampling;
 pub use callback::{Control, Phase, TrainerCallback};
 pub use checkpoint::TrainerState;
@@ -54,8 +53,6 @@ pub struct TrainOptions {
     pub callbacks: Vec<Arc<dyn TrainerCallback>>,
     /// Cancel it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
     pub cancel: Option<CancellationToken>,
-    /// The response cache to flush at checkpoints (when the Student uses one).
-    pub cache: Option<Arc<ResponseCache>>,
     /// Stop after this many steps of this call (for tests of kill-and-resume); None runs to the end.
     pub max_steps_this_run: Option<usize>,
 }
@@ -311,9 +308,7 @@ impl Pipeline {
     async fn checkpoint(&self, root: &std::path::Path, state: &TrainerState, options: &TrainOptions, metrics: &mut JsonlLog, completions: &mut JsonlLog) -> Result<()> {
         metrics.sync()?;
         completions.sync()?;
-        if let Some(cache) = &options.cache {
-            cache.flush()?;
-        }
+        self.student().flush()?;
         options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Checkpoint));
         let step = state.step;
         let state = TrainerState { log_lines: Some((metrics.lines(), completions.lines())), ..state.clone() };
