@@ -6,11 +6,14 @@ set -euo pipefail
 
 missing=()   # Debian package names
 have() { command -v "$1" >/dev/null 2>&1; }
+# libclang itself (libclang.so / libclang-14.so), not libclang-cpp, which other packages leave
+# behind; and clang's builtin headers (stddef.h), which bindgen needs too.
 has_libclang() {
     [ -n "${LIBCLANG_PATH:-}" ] && return 0
-    ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' && return 0
-    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null 2>&1 && return 0
-    compgen -G '/usr/lib/x86_64-linux-gnu/libclang*.so*' >/dev/null 2>&1
+    compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h' >/dev/null 2>&1 || return 1
+    ldconfig -p 2>/dev/null | grep -Eq '(^|[[:space:]])libclang(-[0-9.]+)?\.so' && return 0
+    compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null 2>&1 && return 0
+    compgen -G '/usr/lib/llvm-*/lib/libclang-[0-9]*.so*' >/dev/null 2>&1
 }
 
 if ! have cargo; then
