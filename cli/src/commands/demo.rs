@@ -46,13 +46,18 @@ fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: 
     let mut c = WstConfig::default();
     c.teacher.model = teacher.into();
     c.teacher.dtype = "f32".into();
-    c.teacher.lora = Some(LoraConfig::default());
-    c.teacher.prompt_template = "Problem: {{ query }}\n\nWrite short instructions for the student.".into();
+    // The prompts of examples/gsm8k_weak_to_strong.toml (run C in RESULTS.md), which the
+    // shipped Teacher was trained with.
+    c.teacher.system_prompt = "You are a math teacher. Give the student one or two sentences of advice on how to approach the problem. Do not solve it, do not compute anything and do not state any number.".into();
+    c.teacher.prompt_template = "Problem: {{ query }}\n\nAdvice for the student:".into();
+    c.teacher.lora = Some(LoraConfig { r: 16, lora_alpha: 32.0, ..LoraConfig::default() });
     c.student.spec = format!("llamacpp:{student}");
     c.student.cache_dir = Some(out.join("cache"));
     c.student.sampling.temperature = 0.7;
     c.student.sampling.max_tokens = 320;
     c.student.prompt.system = Some("Solve the math problem step by step. End with \"The answer is N.\"".into());
+    c.student.prompt.template =
+        "{{ query }}{% if instruction %}\n\nA tutor's advice (it may be wrong; use it only if it helps):\n{{ instruction }}{% endif %}".into();
     c.student.llamacpp.n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
     c.rewards = vec![RewardConfig { plugin: "math".into(), name: None, config: serde_json::json!({}) }];
     let data = |file: &str| DatasetConfig {
@@ -65,8 +70,8 @@ fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: 
     c.data.eval = Some(DatasetConfig { limit: Some(eval_queries), ..data("gsm_symbolic_eval.jsonl") });
     c.grpo.num_generations = 4;
     c.grpo.per_device_train_batch_size = 8;
-    c.grpo.max_completion_length = 64;
-    c.grpo.learning_rate = 1e-4;
+    c.grpo.max_completion_length = 48;
+    c.grpo.learning_rate = 2e-4;
     c.grpo.lr_scheduler_type = wst_sdk::config::LrScheduler::Constant;
     c.grpo.max_steps = Some(steps);
     c.grpo.beta = 0.0;
