@@ -134,6 +134,12 @@ impl Default for OutputConfig {
     }
 }
 
+/// A TOML error located at `origin:line`.
+fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+    let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
+    Error::Config { location: line.map_or_else(|| origin.to_string(), |l| format!("{origin}:{l}")), message: e.message().trim().to_string() }
+}
+
 impl WstConfig {
     /// Reads and validates a TOML file.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
@@ -144,21 +150,17 @@ impl WstConfig {
 
     /// Parses and validates TOML text; `origin` names it in errors (a file path).
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
-        let cfg: WstConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            Error::Config {
-                location: match line {
-                    Some(l) => format!("{origin}:{l}"),
-                    None => origin.to_string(),
-                },
-                message: e.message().trim().to_string(),
-            }
-        })?;
-        cfg.validate().map_err(|e| match e {
+        let cfg: WstConfig = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
+        cfg.validated(origin)
+    }
+
+    /// `self` after [`validate`](Self::validate), its errors located in `origin`.
+    fn validated(self, origin: &str) -> Result<Self> {
+        self.validate().map_err(|e| match e {
             Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
             other => other,
         })?;
-        Ok(cfg)
+        Ok(self)
     }
 
     /// Reads a TOML file, applies `--set`-style overrides (`grpo.learning_rate=1e-5`,
@@ -175,10 +177,7 @@ impl WstConfig {
         if overrides.is_empty() {
             return Self::from_toml_str(text, origin);
         }
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-            Error::Config { location: line.map_or_else(|| origin.to_string(), |l| format!("{origin}:{l}")), message: e.message().trim().to_string() }
-        })?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -186,11 +185,7 @@ impl WstConfig {
             location: format!("{origin} with --set {}", overrides.join(" --set ")),
             message: e.message().trim().to_string(),
         })?;
-        cfg.validate().map_err(|e| match e {
-            Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
-            other => other,
-        })?;
-        Ok(cfg)
+        cfg.validated(origin)
     }
 
     /// The config as TOML text (no comments).
