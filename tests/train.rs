@@ -92,10 +92,15 @@ async fn training_raises_the_students_accuracy_above_its_baseline() {
     let mut t = teacher(dir.path());
     let hint = pick_hint(&mut t, &train);
     let p = pipeline(t, &hint);
-    let direct = evaluate(&p, &held_out, &EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &EvalSettings { student_samples: 2, ..Default::default() })
-        .await
-        .unwrap()
-        .0;
+    // Progress reaches (n, n) once per query.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let progress = wst_sdk::eval::Progress(Arc::new(move |done, total| s2.lock().unwrap().push((done, total))));
+    let settings = EvalSettings { student_samples: 2, progress: Some(progress), ..Default::default() };
+    let direct = evaluate(&p, &held_out, &EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &settings).await.unwrap().0;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, (1..=6).map(|d| (d, 6)).collect::<Vec<_>>());
     let before = accuracy_with_teacher(&p, &held_out).await;
     let out = tempfile::tempdir().unwrap();
     let summary = p.train(&train, TrainOptions { eval_queries: held_out.clone(), ..options(out.path(), 25) }).await.unwrap();

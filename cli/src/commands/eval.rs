@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
-use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, Report, evaluate, few_shot_cot_prompt};
+use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, Progress, Report, evaluate, few_shot_cot_prompt};
 use wst_sdk::{Query, SamplingParams};
 
 /// Arguments of `wst eval`.
@@ -76,7 +76,17 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     let mut report = Report::default();
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
         eprintln!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
-        let (row, outcomes) = runtime.block_on(evaluate(pipeline, queries, &method, &settings))?;
+        let bar = crate::progress::bars().add(indicatif::ProgressBar::new(queries.len() as u64));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(method.name.clone());
+        let b = bar.clone();
+        let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(move |done, _| b.set_position(done as u64)))), ..settings.clone() };
+        let result = runtime.block_on(evaluate(pipeline, queries, &method, &settings));
+        bar.finish_and_clear();
+        let (row, outcomes) = result?;
         std::fs::create_dir_all(&plan.out)?;
         let mut text = String::new();
         for o in &outcomes {

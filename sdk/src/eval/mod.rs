@@ -70,11 +70,24 @@ pub struct EvalSettings {
     pub metric: String,
     /// Bootstrap resamples.
     pub bootstrap_resamples: usize,
+    /// Told `(queries done, queries)` as each query's answers are scored, to draw progress.
+    #[serde(skip)]
+    pub progress: Option<Progress>,
+}
+
+/// A progress report hook: `(done, total)`.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl Default for EvalSettings {
     fn default() -> Self {
-        EvalSettings { student_samples: 10, seed: 0, max_concurrency: 8, metric: "accuracy".into(), bootstrap_resamples: 2000 }
+        EvalSettings { student_samples: 10, seed: 0, max_concurrency: 8, metric: "accuracy".into(), bootstrap_resamples: 2000, progress: None }
     }
 }
 
@@ -162,6 +175,9 @@ pub async fn score_queries(
     } else {
         Vec::new()
     };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = queries.len();
+    let done = &done;
     let jobs = queries.iter().zip(instructions).enumerate().map(|(i, (q, ins))| {
         let ready = bulk.get_mut(i).and_then(Option::take);
         let request = request(q, ins);
@@ -171,6 +187,9 @@ pub async fn score_queries(
                 None => pipeline.student().generate(&request?).await?,
             };
             let scores = pipeline.score(q, ins.as_ref(), &answers).await?;
+            if let Some(p) = &settings.progress {
+                (p.0)(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+            }
             let totals: Vec<f64> = scores.iter().map(|s| s.total).collect();
             let values = mean_by_name(scores.iter().map(|s| &s.values.values));
             Ok::<_, Error>(QueryOutcome {
