@@ -87,8 +87,24 @@ fn model_dir(model: &str, revision: &str) -> Result<PathBuf, String> {
     if p.exists() || model.starts_with('.') || model.starts_with('/') || model.matches('/').count() != 1 {
         return Err(format!("model `{model}` is not a folder and not a hub id (org/name)"));
     }
-    let api = hf_hub::api::sync::Api::new().map_err(|e| format!("hub: {e}"))?;
-    let repo = api.repo(hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision.to_string()));
+    let hub_repo = hf_hub::Repo::with_revision(model.to_string(), hf_hub::RepoType::Model, revision.to_string());
+    // HF_HUB_OFFLINE: the hub cache (HF_HOME) only, at once, as the SDK does for models.
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+    if offline {
+        let cache = hf_hub::Cache::from_env().repo(hub_repo);
+        let config = cache.get("config.json").ok_or_else(|| format!("HF_HUB_OFFLINE is set and {model} is not in the hub cache (HF_HOME)"))?;
+        cache.get("tokenizer.json").ok_or_else(|| format!("HF_HUB_OFFLINE is set and {model}/tokenizer.json is not in the hub cache"))?;
+        return config.parent().map(Path::to_path_buf).ok_or_else(|| format!("the hub cache of {model} has no folder"));
+    }
+    // HF_HOME and HF_ENDPOINT from the environment, and HF_TOKEN for gated models.
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_env();
+    if let Ok(token) = std::env::var("HF_TOKEN")
+        && !token.trim().is_empty()
+    {
+        builder = builder.with_token(Some(token.trim().to_string()));
+    }
+    let api = builder.build().map_err(|e| format!("hub: {e}"))?;
+    let repo = api.repo(hub_repo);
     let mut dir = None;
     for f in ["config.json", "tokenizer.json"] {
         let path = repo.get(f).map_err(|e| format!("downloading {model}/{f}: {e}"))?;
@@ -154,6 +170,32 @@ pub fn format_pair(template: &str, query: &str, answer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_mode_answers_from_the_hub_cache_at_once() {
+        let home = tempfile::tempdir().unwrap();
+        // SAFETY: no other test of this crate reads or writes these variables.
+        unsafe {
+            std::env::set_var("HF_HUB_OFFLINE", "1");
+            std::env::set_var("HF_HOME", home.path());
+        }
+        let start = std::time::Instant::now();
+        let err = model_dir("OpenAssistant/reward-model-deberta-v3-large-v2", "main").unwrap_err();
+        assert!(err.contains("HF_HUB_OFFLINE") && err.contains("OpenAssistant/reward-model-deberta-v3-large-v2"), "{err}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "no network wait");
+        // A cached snapshot is found without the network.
+        let snap = home.path().join("hub/models--org--rm/snapshots/abc");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::write(snap.join("config.json"), "{}").unwrap();
+        std::fs::write(snap.join("tokenizer.json"), "{}").unwrap();
+        std::fs::create_dir_all(home.path().join("hub/models--org--rm/refs")).unwrap();
+        std::fs::write(home.path().join("hub/models--org--rm/refs/main"), "abc").unwrap();
+        assert_eq!(model_dir("org/rm", "main").unwrap(), snap);
+        unsafe {
+            std::env::remove_var("HF_HUB_OFFLINE");
+            std::env::remove_var("HF_HOME");
+        }
+    }
 
     #[test]
     fn a_dialogue_is_not_wrapped_twice() {
