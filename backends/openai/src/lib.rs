@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::Semaphore;
 use wst_sdk::config::{OpenAiConfig, TokenLimitField};
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
@@ -361,9 +360,7 @@ impl Student for OpenAiStudent {
         if self.config.batch && !requests.is_empty() {
             return batch::run(self, requests).await;
         }
-        let limit = self.config.max_concurrency.max(1);
-        let calls: Vec<_> = requests.iter().map(|r| self.generate(r)).collect();
-        futures::stream::iter(calls).buffered(limit).collect().await
+        wst_sdk::student::generate_concurrently(self, requests).await
     }
 
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {

@@ -199,11 +199,17 @@ pub trait Student: Send + Sync {
     /// Answers to many requests, one result per request, in order. The default runs
     /// [`generate`](Self::generate) concurrently, up to `capabilities().max_concurrency`.
     async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
-        use futures::StreamExt;
-        let limit = self.capabilities().max_concurrency.max(1);
-        let calls: Vec<_> = requests.iter().map(|r| self.generate(r)).collect();
-        futures::stream::iter(calls).buffered(limit).collect().await
+        generate_concurrently(self, requests).await
     }
+}
+
+/// [`Student::generate`] for each request, up to `capabilities().max_concurrency` at once, in
+/// order: the default of [`Student::generate_many`], callable from backends that override it.
+pub async fn generate_concurrently<S: Student + ?Sized>(student: &S, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
+    use futures::StreamExt;
+    let limit = student.capabilities().max_concurrency.max(1);
+    let calls: Vec<_> = requests.iter().map(|r| student.generate(r)).collect();
+    futures::stream::iter(calls).buffered(limit).collect().await
 }
 
 /// `Arc<S>` and `Box<S>` are Students too, so Students can be shared and boxed freely.
