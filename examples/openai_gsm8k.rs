@@ -6,7 +6,7 @@
 //! OPENAI_API_KEY=sk-... cargo run --release -p wst-examples --example openai_gsm8k -- target/release/libwst_reward_math.so
 use std::sync::Arc;
 
-use wst_sdk::config::OpenAiConfig;
+use wst_openai::OpenAiConfig;
 use wst_sdk::dataset::{DataTask, DatasetConfig, FieldMap, load_queries};
 use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
 use wst_sdk::reward::PluginReward;

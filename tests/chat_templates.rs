@@ -5,7 +5,8 @@
 use wst_candle::CandleStudent;
 use wst_llamacpp::LlamaCppStudent;
 use wst_sdk::ChatMessage;
-use wst_sdk::config::{CandleStudentConfig, LlamaCppConfig};
+use wst_candle::CandleStudentConfig;
+use wst_llamacpp::LlamaCppConfig;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions};
 use wst_tests::f32_teacher;
 use wst_tests::tiny::{Arch, write_gguf_with_template, write_model};

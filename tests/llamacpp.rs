@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use wst_llamacpp::LlamaCppStudent;
-use wst_sdk::config::LlamaCppConfig;
+use wst_llamacpp::LlamaCppConfig;
 use wst_sdk::student::FinishReason;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 use wst_tests::tiny::{Arch, write_gguf, write_model};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wst_openai::OpenAiStudent;
-use wst_sdk::config::{OpenAiConfig, Price};
+use wst_openai::OpenAiConfig;
+use wst_sdk::types::Price;
 use wst_sdk::student::{CachedStudent, ResponseCache};
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 use wst_tests::openai_mock::{MockServer, Reply, echo_choices};
@@ -203,7 +204,7 @@ async fn token_limit_field_and_organisation_headers() {
     auto.generate(&request(1, None)).await.unwrap();
     assert_eq!(seen(0).body["max_tokens"], 32, "a local server gets max_tokens");
     assert!(seen(0).body.get("max_completion_tokens").is_none());
-    let new = OpenAiStudent::new("m", &OpenAiConfig { token_limit_field: wst_sdk::config::TokenLimitField::MaxCompletionTokens, ..config(&[server.base_url()]) }).unwrap();
+    let new = OpenAiStudent::new("m", &OpenAiConfig { token_limit_field: wst_openai::TokenLimitField::MaxCompletionTokens, ..config(&[server.base_url()]) }).unwrap();
     new.generate(&request(1, None)).await.unwrap();
     assert_eq!(seen(1).body["max_completion_tokens"], 32);
     assert!(seen(1).body.get("max_tokens").is_none());

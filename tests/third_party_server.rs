@@ -3,7 +3,7 @@
 //! runs this target with `WST_THIRD_PARTY_BASE_URL` set; without it the test says so and skips.
 
 use wst_openai::OpenAiStudent;
-use wst_sdk::config::OpenAiConfig;
+use wst_openai::OpenAiConfig;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
 #[tokio::test]

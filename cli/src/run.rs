@@ -1,34 +1,41 @@
 //! Builds a Pipeline (Teacher, Student, rewards) from a run configuration.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use wst_sdk::config::{StudentConfig, WstConfig};
 use wst_sdk::reward::{PluginReward, PluginSearchPath};
-use wst_sdk::student::{CachedStudent, ResponseCache, StudentSpec};
+use wst_sdk::backend::Backends;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions};
 use wst_sdk::{Pipeline, Student, TeacherSampling};
 
+/// The Student backends this binary links, by spec prefix. An application embedding wst adds
+/// its own with [`Backends::register`]; nothing in the SDK changes.
+pub fn backends() -> Backends {
+    Backends::new().with(wst_openai::OpenAiBackend).with(wst_llamacpp::LlamaCppBackend).with(wst_candle::CandleBackend)
+}
+
+/// Reads a run configuration, applies `--set` overrides and checks its Student section against
+/// the linked backends (an unknown backend or a bad `[student.<backend>]` field names the file
+/// and the field).
+pub fn load_config(path: &Path, overrides: &[String]) -> anyhow::Result<WstConfig> {
+    let cfg = WstConfig::from_toml_file_with(path, overrides)?;
+    backends().check(&cfg.student).map_err(|e| match e {
+        wst_sdk::Error::Config { location, message } => wst_sdk::Error::Config { location: format!("{}: {location}", path.display()), message },
+        other => other,
+    })?;
+    Ok(cfg)
+}
+
 /// The Student of the config (cached when `student.cache_dir` is set).
-pub fn student(cfg: &WstConfig) -> anyhow::Result<(Arc<dyn Student>, Option<Arc<ResponseCache>>)> {
+pub fn student(cfg: &WstConfig) -> anyhow::Result<Arc<dyn Student>> {
     student_from(&cfg.student)
 }
 
 /// The Student a spec names, with its backend settings, cached when `cache_dir` is set.
-pub fn student_from(cfg: &StudentConfig) -> anyhow::Result<(Arc<dyn Student>, Option<Arc<ResponseCache>>)> {
-    let spec: StudentSpec = cfg.spec.parse()?;
-    let raw: Arc<dyn Student> = match &spec {
-        StudentSpec::OpenAi(model) => Arc::new(wst_openai::OpenAiStudent::new(model, &cfg.openai)?),
-        StudentSpec::LlamaCpp(path) => Arc::new(wst_llamacpp::LlamaCppStudent::load(path, &cfg.llamacpp)?),
-        StudentSpec::Candle(model) => Arc::new(wst_candle::CandleStudent::load(model, &cfg.candle)?),
-    };
-    Ok(match &cfg.cache_dir {
-        Some(dir) => {
-            let cache = ResponseCache::open(dir)?;
-            (Arc::new(CachedStudent::new(raw, cache.clone())), Some(cache))
-        }
-        None => (raw, None),
-    })
+pub fn student_from(cfg: &StudentConfig) -> anyhow::Result<Arc<dyn Student>> {
+    Ok(backends().build(cfg)?)
 }
 
 /// The Teacher sampling settings of the config's GRPO section.

@@ -8,7 +8,7 @@ use std::path::Path;
 use minijinja::context;
 
 use crate::error::Result;
-use crate::student::ChatMessage;
+use crate::types::ChatMessage;
 use crate::template::Template;
 
 /// ChatML, the fallback for checkpoints without a template (what llama.cpp also falls back to).
@@ -45,7 +45,7 @@ impl ChatTemplate {
     /// The template of a GGUF file (`tokenizer.chat_template`, with the BOS and EOS token texts
     /// from its vocabulary); only the metadata is read.
     pub fn from_gguf(path: &Path) -> Result<Self> {
-        let (_, content) = crate::teacher::model::gguf::read_content(path)?;
+        let (_, content) = crate::models::gguf::read_content(path)?;
         let md = &content.metadata;
         let text = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
         let id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());

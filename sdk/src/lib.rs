@@ -19,6 +19,7 @@
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;
+pub mod backend;
 pub mod chat_template;
 pub mod config;
 pub mod dataset;
@@ -35,6 +36,7 @@ pub mod student;
 pub mod teacher;
 pub mod template;
 pub mod train;
+pub mod types;
 
 pub use error::{Error, Result};
 pub use instruction::Instruction;

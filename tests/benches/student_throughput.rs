@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use wst_llamacpp::LlamaCppStudent;
 use wst_openai::OpenAiStudent;
-use wst_sdk::config::{LlamaCppConfig, OpenAiConfig};
+use wst_llamacpp::LlamaCppConfig;
+use wst_openai::OpenAiConfig;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
 const PROMPTS: [&str; 4] = [

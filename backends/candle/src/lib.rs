@@ -17,6 +17,8 @@
 
 #![warn(missing_docs)]
 
+mod backend;
+mod config;
 mod model;
 
 use std::path::Path;
@@ -25,12 +27,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use wst_sdk::config::CandleStudentConfig;
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
 use wst_sdk::models::hub::resolve_model_dir;
 use wst_sdk::teacher::{ChatTokenizer, parse_device};
 use wst_sdk::{Error, Result, SamplingParams, Student, StudentRequest, StudentSample};
 
+pub use backend::CandleBackend;
+pub use config::CandleStudentConfig;
 pub use model::Model;
 
 struct Loaded {

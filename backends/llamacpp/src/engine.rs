@@ -17,7 +17,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
-use wst_sdk::config::LlamaCppConfig;
+use crate::LlamaCppConfig;
 use wst_sdk::{Error, Result, SamplingParams, StudentSample};
 
 use crate::sequence::{Sequence, sampler};

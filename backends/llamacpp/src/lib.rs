@@ -18,12 +18,16 @@
 
 #![warn(missing_docs)]
 
+mod backend;
+mod config;
 pub mod engine;
 mod sequence;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+pub use backend::LlamaCppBackend;
+pub use config::LlamaCppConfig;
 use engine::{Engine, Job};
 
 use async_trait::async_trait;
@@ -31,7 +35,6 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use wst_sdk::chat_template::ChatTemplate;
-use wst_sdk::config::LlamaCppConfig;
 use wst_sdk::student::{StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
 

@@ -3,7 +3,7 @@
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use wst_sdk::config::LlamaCppConfig;
+use crate::LlamaCppConfig;
 use wst_sdk::student::{FinishReason, TokenUsage};
 use wst_sdk::{SamplingParams, StudentSample};
 

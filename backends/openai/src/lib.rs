@@ -21,7 +21,9 @@
 
 #![warn(missing_docs)]
 
+mod backend;
 mod batch;
+mod config;
 mod limiter;
 mod retry;
 mod wire;
@@ -31,10 +33,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
-use wst_sdk::config::{OpenAiConfig, TokenLimitField};
 use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
 use wst_sdk::{Error, Result, Student, StudentRequest, StudentSample};
 
+pub use backend::OpenAiBackend;
+pub use config::{OpenAiConfig, TokenLimitField};
 pub use limiter::RateLimiter;
 use retry::{Failure, backoff, retry_after};
 

@@ -30,8 +30,12 @@ const HEADER: &str = "wst run configuration.\nEvery field shows its default; del
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ConfigCommand::Init { output, force } => {
-            let value = serde_json::to_value(WstConfig::default())?;
-            let text = commented_toml(&WstConfig::json_schema(), &value, HEADER);
+            let backends = crate::run::backends();
+            let mut value = serde_json::to_value(WstConfig::default())?;
+            if let Some(serde_json::Value::Object(student)) = value.get_mut("student") {
+                student.extend(backends.default_sections());
+            }
+            let text = commented_toml(&backends.extend_schema(WstConfig::json_schema()), &value, HEADER);
             if output.as_os_str() == "-" {
                 print!("{text}");
             } else {
@@ -43,7 +47,7 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ConfigCommand::Check { path } => {
-            let cfg = WstConfig::from_toml_file(&path)?;
+            let cfg = crate::run::load_config(&path, &[])?;
             print!("{}", cfg.to_toml()?);
             eprintln!("{} is valid", path.display());
         }

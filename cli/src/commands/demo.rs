@@ -58,7 +58,8 @@ fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: 
     c.student.prompt.system = Some("Solve the math problem step by step. End with \"The answer is N.\"".into());
     c.student.prompt.template =
         "{{ query }}{% if instruction %}\n\nA tutor's advice (it may be wrong; use it only if it helps):\n{{ instruction }}{% endif %}".into();
-    c.student.llamacpp.n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    c.student.backends.insert("llamacpp".into(), serde_json::json!({ "n_threads": threads }));
     c.rewards = vec![RewardConfig { plugin: "math".into(), name: None, config: serde_json::json!({}) }];
     let data = |file: &str| DatasetConfig {
         path: out.join("data").join(file),

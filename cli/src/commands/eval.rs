@@ -71,7 +71,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         metric: if math { "accuracy".into() } else { "weighted_reward".into() },
         ..Default::default()
     };
-    let (student, _cache) = crate::run::student(cfg)?;
+    let student = crate::run::student(cfg)?;
     let sampling = InstructionSource::Teacher(wst_sdk::TeacherSampling { num_generations: 1, ..crate::run::teacher_sampling(cfg) });
     let mut report = Report::default();
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
@@ -121,7 +121,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     for spec in &plan.writers {
         let mut wcfg = cfg.clone();
         wcfg.student.spec = spec.clone();
-        let (writer, _) = crate::run::student(&wcfg)?;
+        let writer = crate::run::student(&wcfg)?;
         let p = wst_sdk::Pipeline::builder()
             .student_arc(student.clone())
             .student_prompt(cfg.student.prompt.clone())
@@ -147,7 +147,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = WstConfig::from_toml_file_with(&args.config, &args.set)?;
+    let cfg = crate::run::load_config(&args.config, &args.set)?;
     let final_dir = cfg.output.output_dir.join("final");
     let trained = args.teacher.clone().or_else(|| final_dir.join("config.json").is_file().then(|| final_dir.display().to_string()));
     if trained.is_none() {

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use wst_candle::CandleStudentConfig;
+use wst_llamacpp::LlamaCppConfig;
+use wst_openai::OpenAiConfig;
 use wst_sdk::config::StudentConfig;
 use wst_sdk::student::StudentPrompt;
 use wst_sdk::{Instruction, Query, SamplingParams, StudentRequest};
@@ -73,25 +76,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let spec = if args.student.ends_with(".gguf") && !args.student.contains(':') { format!("llamacpp:{}", args.student) } else { args.student.clone() };
     let mut config = StudentConfig { spec, cache_dir: args.cache_dir.clone(), ..Default::default() };
+    let mut openai: OpenAiConfig = config.backend_settings("openai")?;
     if !args.base_url.is_empty() {
-        config.openai.base_urls = args.base_url.clone();
+        openai.base_urls = args.base_url.clone();
     }
     if args.api_key_env.is_some() {
-        config.openai.api_key_env = args.api_key_env.clone();
+        openai.api_key_env = args.api_key_env.clone();
     }
+    let mut llamacpp: LlamaCppConfig = config.backend_settings("llamacpp")?;
     if let Some(t) = args.threads {
-        config.llamacpp.n_threads = t;
+        llamacpp.n_threads = t;
     }
     if let Some(c) = args.n_ctx {
-        config.llamacpp.n_ctx = c;
+        llamacpp.n_ctx = c;
     }
     if let Some(g) = args.n_gpu_layers {
-        config.llamacpp.n_gpu_layers = g;
+        llamacpp.n_gpu_layers = g;
     }
+    let mut candle: CandleStudentConfig = config.backend_settings("candle")?;
     if let Some(d) = &args.device {
-        config.candle.device = d.clone();
+        candle.device = d.clone();
     }
-    let (student, _cache) = crate::run::student_from(&config)?;
+    config.set_backend_settings("openai", &openai)?;
+    config.set_backend_settings("llamacpp", &llamacpp)?;
+    config.set_backend_settings("candle", &candle)?;
+    let student = crate::run::student_from(&config)?;
     let instruction = args.instruction.as_deref().map(Instruction::from);
     let messages = StudentPrompt::default().render(&Query::new("cli", args.prompt.clone()), instruction.as_ref())?;
     let params = SamplingParams {

@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let schema = match args.plugin {
-        None => WstConfig::json_schema(),
+        None => crate::run::backends().extend_schema(WstConfig::json_schema()),
         Some(p) => {
             let path = PluginSearchPath::new(&[]).find(&p)?;
             // Describing needs no instance, but loading does; a plugin whose config has required

@@ -63,7 +63,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
         None => Vec::new(),
     };
     let total = planned_steps(train.len(), &cfg.grpo);
-    let (student, _cache) = crate::run::student(cfg)?;
+    let student = crate::run::student(cfg)?;
     let pipeline = crate::run::pipeline(cfg, None, student)?;
     std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
     let resolved = toml::to_string_pretty(cfg).unwrap_or_default();
@@ -89,7 +89,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, run
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut cfg = WstConfig::from_toml_file_with(&args.config, &args.set)?;
+    let mut cfg = crate::run::load_config(&args.config, &args.set)?;
     if let Some(d) = args.output_dir {
         cfg.output.output_dir = d;
     }

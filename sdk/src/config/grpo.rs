@@ -117,11 +117,6 @@ impl GrpoConfig {
         let warmup = (self.warmup_ratio * total as f64).ceil() as usize;
         (0..mu).map(|pass| self.lr_scheduler_type.lr(self.learning_rate, step * mu + pass, total, warmup)).collect()
     }
-
-    /// The AdamW settings of this configuration.
-    pub fn adamw(&self) -> crate::teacher::optimizer::AdamWSettings {
-        crate::teacher::optimizer::AdamWSettings { beta1: self.adam_beta1, beta2: self.adam_beta2, eps: self.adam_epsilon, weight_decay: self.weight_decay }
-    }
 }
 
 /// Learning-rate schedules, as in transformers' `lr_scheduler_type`.

@@ -16,8 +16,9 @@ use crate::score::Weights;
 
 pub use commented::commented_toml;
 pub use grpo::{GrpoConfig, LrScheduler, WstSettings, ZeroStdGroups};
+pub use crate::types::Price;
 pub use models::{
-    CandleStudentConfig, DEFAULT_TEACHER_SYSTEM, LlamaCppConfig, LoraConfig, OpenAiConfig, Price, StudentConfig, TeacherConfig, TokenLimitField,
+    DEFAULT_TEACHER_SYSTEM, LoraConfig, StudentConfig, TeacherConfig,
 };
 
 /// Everything a WST run needs.
@@ -269,9 +270,10 @@ impl WstConfig {
         if !matches!(self.teacher.dtype.as_str(), "f32" | "bf16" | "f16" | "auto") {
             return bad("teacher.dtype", format!("expected f32, bf16, f16 or auto, got `{}`", self.teacher.dtype));
         }
-        let spec = &self.student.spec;
-        if !["openai:", "llamacpp:", "candle:"].iter().any(|p| spec.starts_with(p)) {
-            return bad("student.spec", format!("expected openai:MODEL, llamacpp:PATH.gguf or candle:PATH_OR_ID, got `{spec}`"));
+        // Which backends exist is the application's registry's business (`Backends::check`);
+        // the form `backend:model` is checked here.
+        if let Err(e) = self.student.spec.parse::<crate::student::StudentSpec>() {
+            return bad("student.spec", e.to_string());
         }
         if self.student.sampling.max_tokens == 0 {
             return bad("student.sampling.max_tokens", "must be at least 1".into());

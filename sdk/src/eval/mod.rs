@@ -23,7 +23,7 @@ use crate::score::mean_by_name;
 use crate::student::{ChatMessage, SamplingParams, Student, StudentPrompt, StudentRequest};
 use crate::teacher::TeacherSampling;
 use crate::template::Template;
-use crate::train::schedule::{hash_str, mix};
+use crate::types::{hash_str, mix};
 
 /// Where a method's instructions come from.
 #[derive(Clone)]

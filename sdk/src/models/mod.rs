@@ -7,6 +7,7 @@
 //! pass through unchanged.
 
 pub mod catalog;
+pub mod gguf;
 pub mod hub;
 mod pypi;
 

@@ -24,66 +24,7 @@ pub use fingerprint::file_fingerprint;
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
 pub use usage::{StudentUsage, UsageMeter};
-
-/// One chat message, as every chat API and chat template understands it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    /// The message text.
-    pub content: String,
-}
-
-impl ChatMessage {
-    /// A message with the given role.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
-    }
-    /// A `system` message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-    /// A `user` message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-    /// An `assistant` message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
-
-/// Sampling settings for one request; names follow the OpenAI API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct SamplingParams {
-    /// Softmax temperature; 0 means greedy.
-    pub temperature: f64,
-    /// Nucleus sampling mass (1.0 disables it).
-    pub top_p: f64,
-    /// Keep only the k most likely tokens (None disables it).
-    pub top_k: Option<usize>,
-    /// Maximum tokens generated per answer.
-    pub max_tokens: usize,
-    /// Seed for reproducible sampling; answer i of a request uses `seed + i` where a backend
-    /// samples answers one by one.
-    pub seed: Option<u64>,
-    /// Strings that end an answer (not included in it).
-    pub stop: Vec<String>,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        SamplingParams {
-            temperature: 0.7,
-            top_p: 1.0,
-            top_k: None,
-            max_tokens: 512,
-            seed: None,
-            stop: Vec::new(),
-        }
-    }
-}
+pub use crate::types::{ChatMessage, SamplingParams};
 
 /// A request for `n` answers to one conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

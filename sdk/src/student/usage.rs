@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::TokenUsage;
-use crate::config::Price;
+use crate::types::Price;
 
 /// Running totals of one Student's spending.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

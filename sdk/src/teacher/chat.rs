@@ -7,7 +7,7 @@ use tokenizers::Tokenizer;
 
 use crate::chat_template::ChatTemplate;
 use crate::error::{Error, Result};
-use crate::student::ChatMessage;
+use crate::types::ChatMessage;
 
 /// A tokenizer plus chat template and end-of-sequence ids.
 pub struct ChatTokenizer {

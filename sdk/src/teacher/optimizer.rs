@@ -26,6 +26,12 @@ pub struct AdamWSettings {
     pub weight_decay: f64,
 }
 
+impl From<&crate::config::GrpoConfig> for AdamWSettings {
+    fn from(g: &crate::config::GrpoConfig) -> Self {
+        AdamWSettings { beta1: g.adam_beta1, beta2: g.adam_beta2, eps: g.adam_epsilon, weight_decay: g.weight_decay }
+    }
+}
+
 /// Whether a parameter is exempt from weight decay: biases and normalisation weights, which
 /// transformers' Trainer also leaves out (decaying a norm's scale towards 0 only hurts).
 pub fn exempt_from_decay(name: &str) -> bool {

@@ -29,7 +29,8 @@ pub use callback::{Control, Phase, TrainerCallback};
 pub use checkpoint::TrainerState;
 pub use tokio_util::sync::CancellationToken;
 use log::{JsonlLog, Keep};
-use schedule::{Schedule, hash_str};
+use schedule::Schedule;
+use crate::types::{hash_str, mix};
 
 /// Everything `Pipeline::train` needs besides the pipeline.
 #[derive(Clone, Default)]
@@ -122,7 +123,7 @@ impl Pipeline {
         let schedule = Schedule::new(queries.len(), queries_per_step, g.max_steps, g.num_train_epochs, g.seed);
         let out = options.output.output_dir.clone();
         let ckpt_root = out.join("checkpoints");
-        let fingerprint = queries.iter().fold(0u64, |h, q| schedule::mix(&[h, hash_str(&q.id)]));
+        let fingerprint = queries.iter().fold(0u64, |h, q| mix(&[h, hash_str(&q.id)]));
 
         let mut state = TrainerState {
             step: 0,
@@ -320,7 +321,7 @@ impl Pipeline {
 
     async fn eval_during_training(&self, options: &TrainOptions, step: usize) -> Result<Value> {
         let g = &options.grpo;
-        let sampling = TeacherSampling { num_generations: 1, ..TeacherSampling::from_grpo(g, schedule::mix(&[g.seed, 0xE7A1])) };
+        let sampling = TeacherSampling { num_generations: 1, ..TeacherSampling::from_grpo(g, mix(&[g.seed, 0xE7A1])) };
         let settings = EvalSettings { student_samples: options.wst.student_samples, seed: g.seed, max_concurrency: options.wst.max_concurrency, ..Default::default() };
         let ins = crate::eval::instructions(self, &options.eval_queries, &InstructionSource::Teacher(sampling)).await?;
         let with = score_queries(self, &options.eval_queries, &ins, None, &settings).await?;

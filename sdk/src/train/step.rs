@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::TrainOptions;
 use super::checkpoint::TrainerState;
-use super::schedule::{hash_str, mix};
+use crate::types::{hash_str, mix};
 use crate::config::ZeroStdGroups;
 use crate::error::{Error, Result};
 use crate::grpo::{CompletionMetrics, RewardMetrics, advantages, wst_reward};

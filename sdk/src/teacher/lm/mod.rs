@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::grpo::{BatchSize, GrpoLoss};
 use crate::instruction::Instruction;
 use crate::query::Query;
-use crate::student::ChatMessage;
+use crate::types::ChatMessage;
 use crate::template::Template;
 
 /// Everything `LmTeacher` needs besides the checkpoint. GRPO settings are not among them: the

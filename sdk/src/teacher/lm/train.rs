@@ -128,7 +128,7 @@ impl Teacher for LmTeacher {
                 high += out.clip_ratio_high * out.tokens;
                 region += out.clip_ratio_region * out.tokens;
             }
-            let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm, g.adamw())?;
+            let grad_norm = self.optimizer.step(&grads, lr, g.max_grad_norm, g.into())?;
             self.inference = None;
             let t = tokens.max(1.0);
             metrics.push(StepMetrics {
