@@ -32,7 +32,7 @@ fn resolve(path: &Path) -> Result<std::path::PathBuf> {
         Some((f, rev)) if !rev.is_empty() && !rev.contains('/') => (f, rev),
         _ => (file, "main"),
     };
-    let repo = hf_hub::Repo::with_revision(format!("{org}/{name}"), hf_hub::RepoType::Dataset, revision.to_string());
+    let repo = crate::models::hub::dataset_repo(&format!("{org}/{name}"), revision);
     crate::models::hub::file(&repo, file).map_err(|e| bad(format!("hub download failed: {e}")))
 }
 

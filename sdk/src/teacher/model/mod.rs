@@ -1,19 +1,23 @@
 //! The Teacher's language model: configuration, checkpoint loading, the differentiable
 //! Llama-family decoder and its linear layers.
+//!
+//! Public: what an embedder or another backend needs to load and run a checkpoint (the
+//! configuration, the GGUF and safetensors readers, the decoder). The numerical internals
+//! (frozen-weight matmuls, the fused softmax, the shared-prefix batch, the recompute
+//! checkpoints, LoRA linears) are crate-private and may change without notice.
 
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod config;
-pub mod frozen;
+pub(crate) mod frozen;
 pub mod gguf;
-pub mod linear;
-pub mod shared;
-pub mod softmax;
+pub(crate) mod linear;
+pub(crate) mod shared;
+pub(crate) mod softmax;
 pub mod transformer;
 #[cfg(test)]
 mod testing;
 pub mod weights;
 
 pub use config::ModelConfig;
-pub use checkpoint::Checkpoints;
-pub use shared::SharedBatch;
 pub use transformer::{Decoder, KvCache, LeftPadded, WeightSource, attention_mask};
+pub(crate) use shared::SharedBatch;
