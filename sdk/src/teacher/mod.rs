@@ -143,19 +143,19 @@ pub trait Teacher: Send + std::any::Any {
     /// Saves what resuming training needs (weights being trained, optimiser state) into `dir`.
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         let _ = dir;
-        Err(crate::Error::Teacher("this Teacher cannot save checkpoints".into()))
+        Err(crate::error::Error::Teacher("this Teacher cannot save checkpoints".into()))
     }
 
     /// Restores what [`Teacher::save_checkpoint`] wrote.
     fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
         let _ = dir;
-        Err(crate::Error::Teacher("this Teacher cannot load checkpoints".into()))
+        Err(crate::error::Error::Teacher("this Teacher cannot load checkpoints".into()))
     }
 
     /// Saves the trained model for inference (a Hugging Face folder for model Teachers).
     fn save_pretrained(&self, dir: &Path) -> Result<()> {
         let _ = dir;
-        Err(crate::Error::Teacher("this Teacher cannot be saved".into()))
+        Err(crate::error::Error::Teacher("this Teacher cannot be saved".into()))
     }
 }
 
