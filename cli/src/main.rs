@@ -30,7 +30,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -95,11 +95,23 @@ fn init_logging(cli: &Cli) {
         .iter()
         .find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress::LogWriter);
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    // Bars are spans of `progress::TARGET`, drawn by tracing-indicatif; log lines go through its
+    // writer, which hides the bars while a line is printed. JSON logs and -q draw no bars.
+    let bars = tracing_indicatif::IndicatifLayer::new();
+    let writer = bars.get_stderr_writer();
+    let mut layers: Vec<Boxed> = Vec::new();
     match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => layers.push(tracing_subscriber::fmt::layer().with_writer(writer).with_filter(filter).boxed()),
+        LogFormat::Json => layers.push(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter).boxed()),
     }
+    if cli.log_format == LogFormat::Text && !cli.quiet {
+        layers.push(bars.with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() == progress::TARGET)).boxed());
+    }
+    tracing_subscriber::registry().with(layers).init();
 }
 
 fn main() -> std::process::ExitCode {

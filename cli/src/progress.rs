@@ -1,58 +1,70 @@
-//! Progress on the terminal: one `MultiProgress` for every bar of the process, and a log
-//! writer that hides the bars while a log line is printed, so the two never garble each other.
-//! Training progress is a [`TrainerCallback`]: the SDK reports, the command draws.
+//! Progress on the terminal through `tracing-indicatif`: every bar is a `tracing` span of the
+//! target [`TARGET`], drawn by the `IndicatifLayer` that `main` installs, and log lines go
+//! through that layer's writer, which hides the bars while a line is printed — so the two never
+//! garble each other. Training progress is a [`TrainerCallback`]: the SDK reports, the command
+//! draws.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::OnceLock;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressStyle;
 use serde_json::Value;
+use tracing_indicatif::span_ext::IndicatifSpanExt;
 use wst_sdk::train::{Control, Phase, TrainerCallback};
 
-/// The process's bars.
-pub fn bars() -> &'static MultiProgress {
-    static BARS: OnceLock<MultiProgress> = OnceLock::new();
-    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+/// The `tracing` target of progress-bar spans; only these get a bar.
+pub const TARGET: &str = "wst::progress";
+
+/// One progress bar: a span that the indicatif layer draws while it lives. A hidden bar (no
+/// terminal, `-q`, JSON logs, `--no-progress`) is a disabled span, and every call is a no-op.
+pub struct Bar {
+    span: tracing::Span,
 }
 
-/// A `tracing` writer for stderr that suspends the bars around each line.
-#[derive(Clone, Copy, Default)]
-pub struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        bars().suspend(|| std::io::stderr().write_all(buf))?;
-        Ok(buf.len())
+impl Bar {
+    /// A bar of `len` steps drawn with `template` (indicatif's template syntax), when `visible`.
+    pub fn new(visible: bool, len: u64, template: &str) -> Self {
+        if !visible {
+            return Bar { span: tracing::Span::none() };
+        }
+        let span = tracing::info_span!(target: TARGET, "progress");
+        span.pb_set_style(&ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        span.pb_set_length(len);
+        span.pb_start();
+        Bar { span }
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
-    }
-}
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
-    type Writer = LogWriter;
-    fn make_writer(&'a self) -> Self::Writer {
-        LogWriter
+    /// Sets the number of steps.
+    pub fn set_length(&self, len: u64) {
+        self.span.pb_set_length(len);
+    }
+
+    /// Sets how many steps are done.
+    pub fn set_position(&self, pos: u64) {
+        self.span.pb_set_position(pos);
+    }
+
+    /// Sets the text after the bar.
+    pub fn set_message(&self, msg: &str) {
+        self.span.pb_set_message(msg);
+    }
+
+    /// Restarts the ETA estimate (after a resume jumps the position).
+    pub fn reset_eta(&self) {
+        self.span.pb_reset_eta();
     }
 }
 
 /// A bar over training steps with ETA; its message names the phase inside the step and the
 /// last step's reward and Student scores.
 pub struct TrainBar {
-    bar: ProgressBar,
+    bar: Bar,
     last: std::sync::Mutex<String>,
 }
 
 impl TrainBar {
     /// A bar, drawn when `visible`.
     pub fn new(visible: bool) -> Self {
-        let bar = if visible { bars().add(ProgressBar::new(0)) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        let bar = Bar::new(visible, 0, "{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}");
         TrainBar { bar, last: std::sync::Mutex::new(String::new()) }
     }
 }
@@ -66,14 +78,14 @@ impl TrainerCallback for TrainBar {
 
     fn on_phase(&self, _step: usize, phase: Phase) {
         let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
-        self.bar.set_message(if last.is_empty() { phase.label().to_string() } else { format!("{} | {last}", phase.label()) });
+        self.bar.set_message(&if last.is_empty() { phase.label().to_string() } else { format!("{} | {last}", phase.label()) });
     }
 
     fn on_step_end(&self, step: usize, record: &Value) -> Control {
         let f = |k: &str| record[k].as_f64().unwrap_or(f64::NAN);
         let last = format!("reward {:+.3} | student {:.3} vs baseline {:.3}", f("reward"), f("wst/student_score"), f("wst/student_baseline"));
         self.bar.set_position(step as u64);
-        self.bar.set_message(last.clone());
+        self.bar.set_message(&last);
         if let Ok(mut l) = self.last.lock() {
             *l = last;
         }
@@ -82,9 +94,5 @@ impl TrainerCallback for TrainBar {
 
     fn on_checkpoint(&self, step: usize, dir: &Path) {
         tracing::info!(step, dir = %dir.display(), "checkpoint written");
-    }
-
-    fn on_train_end(&self, _summary: &wst_sdk::TrainSummary) {
-        self.bar.finish_and_clear();
     }
 }

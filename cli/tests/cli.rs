@@ -39,6 +39,35 @@ fn schema_validates_the_file_config_init_writes() {
     let mut wrong = as_json.clone();
     wrong["grpo"]["learning_rat"] = serde_json::json!(1e-5);
     assert!(!validator.is_valid(&wrong));
+    // Backend sections come from the backends' own settings types, and are as strict.
+    assert!(as_json["student"]["llamacpp"]["n_threads"].is_number(), "config init writes each backend's section");
+    let mut wrong = as_json.clone();
+    wrong["student"]["llamacpp"]["n_thread"] = serde_json::json!(2);
+    assert!(!validator.is_valid(&wrong));
+    let mut stray = as_json.clone();
+    stray["student"]["vllm"] = serde_json::json!({});
+    assert!(!validator.is_valid(&stray));
+}
+
+#[test]
+fn backend_sections_are_checked_by_their_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[student]\nspec = \"llamacpp:m.gguf\"\n[student.llamacpp]\nn_thread = 2\n", ["student.llamacpp", "n_thread"]),
+        ("[student]\nspec = \"vllm:qwen\"\n", ["student.spec", "no Student backend `vllm`"]),
+        ("[student.vllm]\nurl = \"http://x\"\n", ["student.vllm", "openai:MODEL"]),
+    ];
+    for (i, (text, wanted)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("run{i}.toml"));
+        std::fs::write(&path, format!("[[rewards]]\nplugin = \"math\"\n{text}")).unwrap();
+        let out = wst().args(["config", "check"]).arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("run{i}.toml")), "{err}");
+        for w in wanted {
+            assert!(err.contains(w), "{w} in {err}");
+        }
+    }
 }
 
 #[test]

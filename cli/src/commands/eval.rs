@@ -76,16 +76,12 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     let mut report = Report::default();
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
         eprintln!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
-        let bar = crate::progress::bars().add(indicatif::ProgressBar::new(queries.len() as u64));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(method.name.clone());
+        let bar = std::sync::Arc::new(crate::progress::Bar::new(true, queries.len() as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
+        bar.set_message(&method.name);
         let b = bar.clone();
         let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(move |done, _| b.set_position(done as u64)))), ..settings.clone() };
         let result = runtime.block_on(evaluate(pipeline, queries, &method, &settings));
-        bar.finish_and_clear();
+        drop(bar);
         let (row, outcomes) = result?;
         std::fs::create_dir_all(&plan.out)?;
         let mut text = String::new();
