@@ -21,10 +21,7 @@ pub fn backends() -> Backends {
 /// and the field).
 pub fn load_config(path: &Path, overrides: &[String]) -> anyhow::Result<WstConfig> {
     let cfg = WstConfig::from_toml_file_with(path, overrides)?;
-    backends().check(&cfg.student).map_err(|e| match e {
-        wst_sdk::Error::Config { location, message } => wst_sdk::Error::Config { location: format!("{}: {location}", path.display()), message },
-        other => other,
-    })?;
+    backends().check(&cfg.student).map_err(|e| e.in_file(&path.display().to_string()))?;
     Ok(cfg)
 }
 

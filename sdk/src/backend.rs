@@ -43,8 +43,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::student::{CachedStudent, ResponseCache, Student, StudentSpec};
 use crate::config::StudentConfig;
@@ -62,11 +62,12 @@ pub trait StudentBackend: Send + Sync + 'static {
     fn build(&self, model: &str, settings: Self::Settings) -> Result<Arc<dyn Student>>;
 }
 
-/// The type-erased form the registry keeps.
+/// The type-erased form the registry keeps; settings are read from the config by the typed side
+/// ([`StudentConfig::backend_settings`]), so they never cross the erasure.
 trait Erased: Send + Sync {
     fn model_hint(&self) -> &'static str;
-    fn settings(&self, section: Option<&serde_json::Value>, field: &str) -> Result<Box<dyn std::any::Any>>;
-    fn build(&self, model: &str, settings: Box<dyn std::any::Any>) -> Result<Arc<dyn Student>>;
+    fn check(&self, cfg: &StudentConfig) -> Result<()>;
+    fn build(&self, model: &str, cfg: &StudentConfig) -> Result<Arc<dyn Student>>;
     fn schema(&self) -> serde_json::Value;
     fn defaults(&self) -> serde_json::Value;
 }
@@ -77,16 +78,11 @@ impl<B: StudentBackend> Erased for Typed<B> {
     fn model_hint(&self) -> &'static str {
         self.0.model_hint()
     }
-    fn settings(&self, section: Option<&serde_json::Value>, field: &str) -> Result<Box<dyn std::any::Any>> {
-        let settings: B::Settings = match section {
-            None => B::Settings::default(),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| Error::Config { location: field.to_string(), message: e.to_string() })?,
-        };
-        Ok(Box::new(settings))
+    fn check(&self, cfg: &StudentConfig) -> Result<()> {
+        cfg.backend_settings::<B::Settings>(self.0.prefix()).map(drop)
     }
-    fn build(&self, model: &str, settings: Box<dyn std::any::Any>) -> Result<Arc<dyn Student>> {
-        let settings = settings.downcast::<B::Settings>().map_err(|_| Error::invalid("student backend", "settings of another backend"))?;
-        self.0.build(model, *settings)
+    fn build(&self, model: &str, cfg: &StudentConfig) -> Result<Arc<dyn Student>> {
+        self.0.build(model, cfg.backend_settings(self.0.prefix())?)
     }
     fn schema(&self) -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(B::Settings)).unwrap_or_default()
@@ -148,26 +144,27 @@ impl Backends {
         })
     }
 
+    /// The spec's backend, after checking every other `[student.<name>]` section.
+    fn checked(&self, cfg: &StudentConfig) -> Result<(StudentSpec, &Arc<dyn Erased>)> {
+        let spec: StudentSpec = cfg.spec.parse()?;
+        let backend = self.backend(&spec.backend, "student.spec")?;
+        for name in cfg.backends.keys().filter(|n| **n != spec.backend) {
+            self.backend(name, &format!("student.{name}"))?.check(cfg)?;
+        }
+        Ok((spec, backend))
+    }
+
     /// Checks a Student config without building anything: the spec names a registered backend
     /// and every `[student.<name>]` section belongs to one and reads as its settings.
     pub fn check(&self, cfg: &StudentConfig) -> Result<()> {
-        let spec: StudentSpec = cfg.spec.parse()?;
-        self.backend(&spec.backend, "student.spec")?;
-        for (name, section) in &cfg.backends {
-            let field = format!("student.{name}");
-            self.backend(name, &field)?.settings(Some(section), &field)?;
-        }
-        Ok(())
+        let (_, backend) = self.checked(cfg)?;
+        backend.check(cfg)
     }
 
     /// The Student `cfg` names, without the response cache.
     pub fn build_uncached(&self, cfg: &StudentConfig) -> Result<Arc<dyn Student>> {
-        self.check(cfg)?;
-        let spec: StudentSpec = cfg.spec.parse()?;
-        let backend = self.backend(&spec.backend, "student.spec")?;
-        let field = format!("student.{}", spec.backend);
-        let settings = backend.settings(cfg.backends.get(&spec.backend), &field)?;
-        backend.build(&spec.model, settings)
+        let (spec, backend) = self.checked(cfg)?;
+        backend.build(&spec.model, cfg)
     }
 
     /// The Student `cfg` names, wrapped in the response cache when `cache_dir` is set.

@@ -110,6 +110,15 @@ impl Error {
         Error::InvalidArgument { name, message: message.into() }
     }
 
+    /// A [`Error::Config`] located in `origin` (a file path): `origin: location`; other errors
+    /// are returned as they are.
+    pub fn in_file(self, origin: &str) -> Self {
+        match self {
+            Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
+            other => other,
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }

@@ -157,10 +157,7 @@ impl WstConfig {
 
     /// `self` after [`validate`](Self::validate), its errors located in `origin`.
     fn validated(self, origin: &str) -> Result<Self> {
-        self.validate().map_err(|e| match e {
-            Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
-            other => other,
-        })?;
+        self.validate().map_err(|e| e.in_file(origin))?;
         Ok(self)
     }
 

@@ -7,7 +7,8 @@ use candle_core::quantized::gguf_file::Content;
 
 use crate::error::{Error, Result};
 
-fn err(path: &Path, message: impl Into<String>) -> Error {
+/// An error about the GGUF file at `path`.
+pub(crate) fn err(path: &Path, message: impl Into<String>) -> Error {
     Error::Model { path: path.to_path_buf(), message: message.into() }
 }
 

@@ -10,14 +10,11 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 
 use super::config::{ModelConfig, RopeScaling};
-use crate::error::{Error, Result};
-use crate::models::gguf::guarded;
+use crate::error::Result;
+use crate::models::gguf::{err, guarded};
 pub use crate::models::gguf::read_content;
 use crate::teacher::chat::ChatTokenizer;
 
-fn err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Model { path: path.to_path_buf(), message: message.into() }
-}
 
 /// What a GGUF file holds, ready for [`crate::teacher::LmTeacher::from_parts`].
 pub struct GgufCheckpoint {
