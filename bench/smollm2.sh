@@ -12,11 +12,12 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import llama_cpp.serv
   python3 -m venv "$VENV"
   CMAKE_ARGS="-DGGML_NATIVE=OFF" "$VENV/bin/pip" install -q "llama-cpp-python[server]"
 fi
-# start_server PORT: llama-cpp-python's OpenAI-compatible server on 127.0.0.1:PORT serving $GGUF
-# (1 thread); sets SERVER to its pid and waits until it answers.
+# start_server PORT [MODEL] [THREADS]: llama-cpp-python's OpenAI-compatible server on
+# 127.0.0.1:PORT serving MODEL (default $GGUF) with THREADS threads (default 1); sets SERVER to
+# its pid and waits until it answers.
 start_server() {
-  OMP_WAIT_POLICY=passive "$VENV/bin/python" -m llama_cpp.server --model "$GGUF" --host 127.0.0.1 --port "$1" \
-    --n_threads 1 --n_ctx 2048 --model_alias SmolLM2-135M-Instruct >/tmp/wst-llamapy-server.log 2>&1 &
+  OMP_WAIT_POLICY=passive "$VENV/bin/python" -m llama_cpp.server --model "${2:-$GGUF}" --host 127.0.0.1 --port "$1" \
+    --n_threads "${3:-1}" --n_threads_batch "${3:-1}" --n_ctx 4096 --model_alias bench >/tmp/wst-llamapy-server.log 2>&1 &
   SERVER=$!
   trap 'kill $SERVER 2>/dev/null || true' EXIT
   for _ in $(seq 60); do curl -sf "http://127.0.0.1:$1/v1/models" >/dev/null && return 0; sleep 1; done

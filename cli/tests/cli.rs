@@ -165,6 +165,24 @@ fn shipped_configs_are_valid() {
     assert!(found >= 1, "no recipe found");
 }
 
+/// The shipped Teacher's config is the recipe it was trained with (which `wst demo` runs): the
+/// same Teacher, Student, prompts, sampling and GRPO settings, only the output folder differs.
+/// A recipe changed without retraining (or a Teacher shipped without its recipe) fails here.
+#[test]
+fn shipped_teacher_matches_the_recipe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |p: &str| -> toml::Table { toml::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap() };
+    let recipe = read("examples/gsm8k_weak_to_strong.toml");
+    let shipped = read("examples/teachers/gsm8k-smollm2/config.toml");
+    for section in ["teacher", "student", "rewards", "data", "grpo", "wst"] {
+        assert_eq!(recipe.get(section), shipped.get(section), "[{section}] differs between the recipe and the shipped Teacher's config");
+    }
+    let adapter: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(adapter["base_model_name_or_path"].as_str(), recipe["teacher"]["model"].as_str(), "the adapter's base is the recipe's Teacher");
+    assert_eq!(adapter["r"].as_i64(), recipe["teacher"]["lora"]["r"].as_integer());
+}
+
 #[test]
 fn exit_codes_tell_input_errors_from_runtime_errors() {
     let dir = tempfile::tempdir().unwrap();

