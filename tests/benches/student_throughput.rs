@@ -6,7 +6,9 @@
 //!
 //! Usage: cargo bench --profile dev -p wst-tests --bench student_throughput -- GGUF [BASE_URL]
 //! Env: WST_BENCH_THREADS (default 2), WST_BENCH_TOKENS (default 128), WST_BENCH_WIDE (also
-//! 32 and 64 concurrent answers with `max_sequences` 64).
+//! 32 and 64 concurrent answers with `max_sequences` 64), WST_BENCH_LONG (also 16 answers to
+//! few-shot-sized prompts of ~700 tokens, three waves in a row, with and without flash
+//! attention: the evaluation's CoT few-shot row).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +26,14 @@ const PROMPTS: [&str; 4] = [
     "Write a letter from a cat to its owner about breakfast.",
 ];
 
+/// A few-shot-sized preamble (~700 tokens) put before each prompt by the long-prompt rows.
+fn preamble() -> String {
+    let example = "Problem: A baker sells 12 loaves a day at 3 dollars each and spends 10 dollars a day on flour. \
+                   How much does she earn in a week?\nSolution: She sells 12 * 3 = 36 dollars a day. She keeps \
+                   36 - 10 = 26 dollars a day. In a week she earns 26 * 7 = 182 dollars. The answer is 182.\n\n";
+    example.repeat(8)
+}
+
 fn request(prompt: &str, n: usize, max_tokens: usize, seed: u64) -> StudentRequest {
     StudentRequest {
         messages: vec![ChatMessage::user(prompt)],
@@ -38,13 +48,13 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// Completion tokens per second for `answers` concurrent answers: one request of `answers`
 /// answers when there are at most four, else four-answer requests sent together.
-async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize) -> (u64, f64) {
+async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
     let per = answers.min(4);
     let t0 = Instant::now();
     let jobs: Vec<_> = (0..answers / per)
         .map(|i| {
             let s = s.clone();
-            let r = request(PROMPTS[i % PROMPTS.len()], per, max_tokens, 10 + i as u64);
+            let r = request(&format!("{prefix}{}", PROMPTS[i % PROMPTS.len()]), per, max_tokens, 10 + i as u64);
             tokio::spawn(async move { s.generate(&r).await.unwrap() })
         })
         .collect();
@@ -61,16 +71,25 @@ async fn main() {
     let gguf = args.first().expect("usage: student_throughput GGUF [BASE_URL]");
     let threads = env_usize("WST_BENCH_THREADS", 2);
     let max_tokens = env_usize("WST_BENCH_TOKENS", 128);
-    let mut setups = vec![("one request at a time (max_sequences 4)", 4, vec![16]), ("continuous batching (max_sequences 16)", 16, vec![1, 4, 16])];
+    let long = preamble();
+    let mut setups = vec![
+        ("one request at a time (max_sequences 4)", 4, false, vec![16], ""),
+        ("continuous batching (max_sequences 16)", 16, false, vec![1, 4, 16], ""),
+        ("continuous batching + flash attention (max_sequences 16)", 16, true, vec![1, 4, 16], ""),
+    ];
     if std::env::var("WST_BENCH_WIDE").is_ok() {
-        setups.push(("continuous batching (max_sequences 64)", 64, vec![16, 32, 64]));
+        setups.push(("continuous batching (max_sequences 64)", 64, false, vec![16, 32, 64], ""));
     }
-    for (label, max_sequences, counts) in setups {
-        let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 16384, max_sequences, ..Default::default() };
+    if std::env::var("WST_BENCH_LONG").is_ok() {
+        setups.push(("long prompts, continuous batching (max_sequences 16)", 16, false, vec![16, 16, 16], &long));
+        setups.push(("long prompts, continuous batching + flash attention (max_sequences 16)", 16, true, vec![16, 16, 16], &long));
+    }
+    for (label, max_sequences, flash_attention, counts, prefix) in setups {
+        let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 16384, max_sequences, flash_attention, ..Default::default() };
         let s = Arc::new(LlamaCppStudent::load(gguf, &cfg).unwrap());
         s.generate(&request(PROMPTS[0], 1, 8, 0)).await.unwrap();
         for answers in counts {
-            let (tokens, secs) = rate(&s, answers, max_tokens).await;
+            let (tokens, secs) = rate(&s, answers, max_tokens, prefix).await;
             println!("llamacpp-rs {label}, {answers} concurrent answers: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
         }
     }
