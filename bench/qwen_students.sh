@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . bench/smollm2.sh
 PORT=${PORT:-8767}
 # The test build (warm wherever the tests ran) includes the wst binary.
-cargo test -q --workspace --no-run 2>/dev/null
+cargo test -q --workspace --no-run
 WST="${CARGO_TARGET_DIR:-target}/debug/wst"
 for NAME in ${MODELS:-qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct}; do
   "$WST" models fetch "$NAME" >/dev/null

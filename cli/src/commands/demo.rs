@@ -45,10 +45,12 @@ pub struct Args {
 /// The experiment's recipe, which the shipped Teacher was trained with: the demo runs it
 /// shortened, so its prompts are the shipped Teacher's.
 const RECIPE: &str = include_str!("../../../examples/gsm8k_weak_to_strong.toml");
+/// Where [`RECIPE`] lives, for its error messages.
+const RECIPE_PATH: &str = "examples/gsm8k_weak_to_strong.toml";
 
 /// The demo's configuration: the experiment's recipe, shortened to fit 2 CPU cores in minutes.
 fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: usize) -> wst_sdk::Result<WstConfig> {
-    let mut c = WstConfig::from_toml_str(RECIPE, "examples/gsm8k_weak_to_strong.toml")?;
+    let mut c = WstConfig::from_toml_str(RECIPE, RECIPE_PATH)?;
     c.teacher.model = teacher.into();
     c.student.spec = format!("llamacpp:{student}");
     c.student.cache_dir = Some(out.join("cache"));
@@ -57,7 +59,7 @@ fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: 
     c.student.set_backend_settings("llamacpp", &llamacpp)?;
     c.data.train.path = out.join("data").join("gsm_symbolic_train.jsonl");
     let eval = c.data.eval.as_mut().ok_or_else(|| wst_sdk::Error::Config {
-        location: "examples/gsm8k_weak_to_strong.toml".into(),
+        location: RECIPE_PATH.into(),
         message: "the recipe has no [data.eval]".into(),
     })?;
     eval.path = out.join("data").join("gsm_symbolic_eval.jsonl");
