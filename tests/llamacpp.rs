@@ -65,56 +65,75 @@ async fn greedy_answers_agree_and_answer_i_matches_a_single_request_with_seed_pl
 }
 
 #[tokio::test]
-async fn a_small_context_decodes_in_waves() {
+async fn a_small_unified_context_decodes_in_waves() {
     let (_d, gguf) = tiny();
-    let cfg = LlamaCppConfig { n_ctx: 64, ..Default::default() };
+    let cfg = LlamaCppConfig { n_ctx: 64, kv_unified: true, ..Default::default() };
     let s = LlamaCppStudent::load(&gguf, &cfg).unwrap();
     let prompt = s.render(&request(1, 1.0, 1, 1).messages).unwrap();
     assert!(prompt.contains("<|im_start|>user\nhello world<|im_end|>") && prompt.ends_with("<|im_start|>assistant\n"), "{prompt:?}");
     let a = s.generate(&request(5, 1.0, 3, 16)).await.unwrap();
     assert_eq!(a.len(), 5);
     assert_eq!(texts(&a), texts(&s.generate(&request(5, 1.0, 3, 16)).await.unwrap()));
-    let tiny_ctx = LlamaCppStudent::load(&gguf, &LlamaCppConfig { n_ctx: 4, ..Default::default() }).unwrap();
+    let tiny_ctx = LlamaCppStudent::load(&gguf, &LlamaCppConfig { n_ctx: 4, kv_unified: true, ..Default::default() }).unwrap();
     let err = tiny_ctx.generate(&request(1, 1.0, 1, 4)).await.unwrap_err().to_string();
     assert!(err.contains("n_ctx is 4"), "{err}");
 }
 
+/// Per-answer streams: each answer gets n_ctx / max_sequences cells (llama.cpp rounds them up
+/// to 256); a prompt plus max_tokens that does not fit is refused, naming both settings,
+/// instead of being cut short.
+#[tokio::test]
+async fn an_answer_that_does_not_fit_its_stream_is_refused_not_truncated() {
+    let (_d, gguf) = tiny();
+    let s = LlamaCppStudent::load(&gguf, &LlamaCppConfig { n_ctx: 1024, max_sequences: 4, ..Default::default() }).unwrap();
+    let err = s.generate(&request(2, 1.0, 1, 300)).await.unwrap_err().to_string();
+    assert!(err.contains("each answer has 256 KV cells") && err.contains("n_ctx 1024") && err.contains("max_sequences 4") && err.contains("max_tokens is 300"), "{err}");
+    let ok = s.generate(&request(2, 1.0, 1, 200)).await.unwrap();
+    assert_eq!(ok.len(), 2);
+}
+
 /// Six requests of three answers in flight together on one continuously batched context give,
-/// answer for answer, what a context decoding one answer at a time gives.
+/// answer for answer, what a context decoding one answer at a time gives, in both KV layouts.
 #[tokio::test]
 async fn continuous_batching_gives_the_answers_of_sequential_decoding() {
     let (_d, gguf) = tiny();
-    let sequential = LlamaCppStudent::load(&gguf, &LlamaCppConfig { max_sequences: 1, ..Default::default() }).unwrap();
-    // Room for about two requests at a time: answers wait for KV cells and reuse freed sequences.
-    let batched = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig { max_sequences: 16, n_ctx: 160, ..Default::default() }).unwrap());
-    for temperature in [0.0, 1.0] {
-        let reqs: Vec<StudentRequest> = (0..6)
-            .map(|i| {
-                let mut r = request(3, temperature, 100 + i, 8 + 2 * i as usize);
-                r.messages = vec![ChatMessage::user(format!("hello {} world", "x ".repeat(i as usize)))];
-                r
-            })
-            .collect();
-        let jobs: Vec<_> = reqs
-            .iter()
-            .cloned()
-            .map(|r| {
-                let s = batched.clone();
-                tokio::spawn(async move { s.generate(&r).await })
-            })
-            .collect();
-        let mut together = Vec::new();
-        for j in jobs {
-            together.push(j.await.unwrap().unwrap());
-        }
-        for (r, got) in reqs.iter().zip(&together) {
-            let alone = sequential.generate(r).await.unwrap();
-            assert_eq!(texts(got), texts(&alone), "temperature {temperature}, {:?}", r.messages);
-            let tokens: Vec<u64> = got.iter().map(|a| a.usage.completion_tokens).collect();
-            assert_eq!(tokens, alone.iter().map(|a| a.usage.completion_tokens).collect::<Vec<_>>());
+    let sequential = LlamaCppStudent::load(&gguf, &LlamaCppConfig { max_sequences: 1, n_ctx: 2048, ..Default::default() }).unwrap();
+    // Unified, room for about two requests at a time: answers wait for KV cells and reuse
+    // freed sequences. Per-answer streams, 7 sequences for 18 answers: prompts are copied to
+    // the other answers of a wave, and freed sequences are reused with gaps between ids.
+    let unified = LlamaCppConfig { max_sequences: 16, n_ctx: 160, kv_unified: true, ..Default::default() };
+    let streams = LlamaCppConfig { max_sequences: 7, n_ctx: 7 * 256, ..Default::default() };
+    for cfg in [unified, streams] {
+        let batched = Arc::new(LlamaCppStudent::load(&gguf, &cfg).unwrap());
+        assert_eq!(batched.capabilities().max_concurrency, cfg.max_sequences);
+        for temperature in [0.0, 1.0] {
+            let reqs: Vec<StudentRequest> = (0..6)
+                .map(|i| {
+                    let mut r = request(3, temperature, 100 + i, 8 + 2 * i as usize);
+                    r.messages = vec![ChatMessage::user(format!("hello {} world", "x ".repeat(i as usize)))];
+                    r
+                })
+                .collect();
+            let jobs: Vec<_> = reqs
+                .iter()
+                .cloned()
+                .map(|r| {
+                    let s = batched.clone();
+                    tokio::spawn(async move { s.generate(&r).await })
+                })
+                .collect();
+            let mut together = Vec::new();
+            for j in jobs {
+                together.push(j.await.unwrap().unwrap());
+            }
+            for (r, got) in reqs.iter().zip(&together) {
+                let alone = sequential.generate(r).await.unwrap();
+                assert_eq!(texts(got), texts(&alone), "unified {}, temperature {temperature}, {:?}", cfg.kv_unified, r.messages);
+                let tokens: Vec<u64> = got.iter().map(|a| a.usage.completion_tokens).collect();
+                assert_eq!(tokens, alone.iter().map(|a| a.usage.completion_tokens).collect::<Vec<_>>());
+            }
         }
     }
-    assert_eq!(batched.capabilities().max_concurrency, 16);
 }
 
 #[test]

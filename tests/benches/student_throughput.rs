@@ -6,9 +6,11 @@
 //!
 //! Usage: cargo bench --profile dev -p wst-tests --bench student_throughput -- GGUF [BASE_URL]
 //! Env: WST_BENCH_THREADS (default 2), WST_BENCH_TOKENS (default 128), WST_BENCH_WIDE (also
-//! 32 and 64 concurrent answers with `max_sequences` 64), WST_BENCH_LONG (also 16 answers to
-//! few-shot-sized prompts of ~700 tokens, three waves in a row, with and without flash
-//! attention: the evaluation's CoT few-shot row).
+//! 32 and 64 concurrent answers with `max_sequences` 64), WST_BENCH_LONG (also few-shot-sized
+//! prompts of ~700 tokens: 16 answers three waves in a row, and 12 distinct prompts of four
+//! answers of unequal lengths queued at once, as the evaluation's CoT few-shot row sends them;
+//! per-answer KV streams against one unified cache, with and without flash attention),
+//! WST_BENCH_FILTER (only the rows whose label contains it).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,8 +44,35 @@ fn request(prompt: &str, n: usize, max_tokens: usize, seed: u64) -> StudentReque
     }
 }
 
+/// How a row loads the Student.
+enum Load {
+    /// Runs of this many concurrent answers, one after another.
+    Answers(Vec<usize>),
+    /// This many distinct four-answer requests sent at once.
+    Queued(usize),
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Completion tokens per second for `requests` distinct prompts of four answers sent together,
+/// request i writing up to between half and all of `max_tokens`, so they end at different times.
+async fn queued(s: &Arc<LlamaCppStudent>, requests: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
+    let t0 = Instant::now();
+    let jobs: Vec<_> = (0..requests)
+        .map(|i| {
+            let s = s.clone();
+            let limit = max_tokens / 2 + (i * 29) % (max_tokens / 2 + 1);
+            let r = request(&format!("{prefix}Task {i}: {}", PROMPTS[i % PROMPTS.len()]), 4, limit, 10 + i as u64);
+            tokio::spawn(async move { s.generate(&r).await.unwrap() })
+        })
+        .collect();
+    let mut tokens = 0;
+    for j in jobs {
+        tokens += j.await.unwrap().iter().map(|a| a.usage.completion_tokens).sum::<u64>();
+    }
+    (tokens, t0.elapsed().as_secs_f64())
 }
 
 /// Completion tokens per second for `answers` concurrent answers: one request of `answers`
@@ -72,25 +101,46 @@ async fn main() {
     let threads = env_usize("WST_BENCH_THREADS", 2);
     let max_tokens = env_usize("WST_BENCH_TOKENS", 128);
     let long = preamble();
+    // (label, max_sequences, flash attention, unified KV, concurrent answers per run or
+    // queued requests, preamble)
     let mut setups = vec![
-        ("one request at a time (max_sequences 4)", 4, false, vec![16], ""),
-        ("continuous batching (max_sequences 16)", 16, false, vec![1, 4, 16], ""),
-        ("continuous batching + flash attention (max_sequences 16)", 16, true, vec![1, 4, 16], ""),
+        ("one request at a time (max_sequences 4)", 4, false, false, Load::Answers(vec![16]), ""),
+        ("continuous batching (max_sequences 16)", 16, false, false, Load::Answers(vec![1, 4, 16]), ""),
+        ("continuous batching, unified KV (max_sequences 16)", 16, false, true, Load::Answers(vec![1, 4, 16]), ""),
+        ("continuous batching + flash attention (max_sequences 16)", 16, true, false, Load::Answers(vec![1, 4, 16]), ""),
     ];
     if std::env::var("WST_BENCH_WIDE").is_ok() {
-        setups.push(("continuous batching (max_sequences 64)", 64, false, vec![16, 32, 64], ""));
+        setups.push(("continuous batching (max_sequences 64)", 64, false, false, Load::Answers(vec![16, 32, 64]), ""));
     }
     if std::env::var("WST_BENCH_LONG").is_ok() {
-        setups.push(("long prompts, continuous batching (max_sequences 16)", 16, false, vec![16, 16, 16], &long));
-        setups.push(("long prompts, continuous batching + flash attention (max_sequences 16)", 16, true, vec![16, 16, 16], &long));
+        for (kv, unified) in [("per-answer KV", false), ("unified KV", true)] {
+            for (fa, flash) in [("", false), (" + flash attention", true)] {
+                let waves = format!("long prompts, continuous batching{fa}, {kv} (max_sequences 16)");
+                let queue = format!("12 queued few-shot requests, continuous batching{fa}, {kv} (max_sequences 16)");
+                setups.push((waves.leak(), 16, flash, unified, Load::Answers(vec![16, 16, 16]), long.as_str()));
+                setups.push((queue.leak(), 16, flash, unified, Load::Queued(12), long.as_str()));
+            }
+        }
     }
-    for (label, max_sequences, flash_attention, counts, prefix) in setups {
-        let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 16384, max_sequences, flash_attention, ..Default::default() };
+    let filter = std::env::var("WST_BENCH_FILTER").unwrap_or_default();
+    for (label, max_sequences, flash_attention, kv_unified, load, prefix) in setups {
+        if !label.contains(&filter) {
+            continue;
+        }
+        let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 16384, max_sequences, flash_attention, kv_unified, ..Default::default() };
         let s = Arc::new(LlamaCppStudent::load(gguf, &cfg).unwrap());
         s.generate(&request(PROMPTS[0], 1, 8, 0)).await.unwrap();
-        for answers in counts {
-            let (tokens, secs) = rate(&s, answers, max_tokens, prefix).await;
-            println!("llamacpp-rs {label}, {answers} concurrent answers: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
+        match load {
+            Load::Answers(counts) => {
+                for answers in counts {
+                    let (tokens, secs) = rate(&s, answers, max_tokens, prefix).await;
+                    println!("llamacpp-rs {label}, {answers} concurrent answers: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
+                }
+            }
+            Load::Queued(requests) => {
+                let (tokens, secs) = queued(&s, requests, max_tokens, prefix).await;
+                println!("llamacpp-rs {label}, {requests} requests x 4 answers: {tokens} tokens in {secs:.2} s = {:.1} tok/s", tokens as f64 / secs);
+            }
         }
     }
     let Some(url) = args.get(1) else { return };

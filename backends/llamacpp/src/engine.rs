@@ -1,10 +1,17 @@
 //! Continuous batching. One decoding thread owns one llama.cpp context and decodes every live
 //! sequence of every request together: each step feeds one token per running answer plus
 //! chunks of newly admitted prompts into a single batch, so concurrent requests share the
-//! matrix multiplications instead of taking turns. A request's answers join as a wave whose
-//! prompt tokens belong to all of its sequences (its KV cells are stored once); an answer that
-//! ends frees its sequence at once for the next request in line. Admission reserves KV cells
-//! for a wave's prompt and the longest answers it may write, so decoding never runs out of room.
+//! matrix multiplications instead of taking turns. A request's answers join as a wave that
+//! reads its prompt once; an answer that ends frees its sequence at once for the next request
+//! in line.
+//!
+//! Two KV layouts, as llama.cpp's server has. Per-answer streams (the default): every
+//! sequence owns `n_ctx / max_sequences` cells, so attention spans only its own prompt and
+//! answer; a wave's prompt is read into its first sequence and copied to the others. Unified:
+//! all sequences share `n_ctx` cells and a wave's prompt tokens belong to all its sequences
+//! (stored once), but every token attends over the whole used range of the cache, which long
+//! prompts of many requests fill; admission there reserves cells for a wave's prompt and its
+//! longest answers, so decoding never runs out of room.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -83,7 +90,7 @@ fn new_context<'m>(model: &'m LlamaModel, config: &LlamaCppConfig) -> std::resul
         .with_n_batch(config.n_batch)
         .with_n_ubatch(config.n_batch.min(512))
         .with_n_seq_max(sequences(config) as u32)
-        .with_kv_unified(true)
+        .with_kv_unified(config.kv_unified)
         .with_flash_attention_policy(if config.flash_attention {
             llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
         } else {
@@ -116,6 +123,9 @@ struct Wave {
     seqs: Vec<Sequence>,
     /// Prompt tokens already fed.
     fed: usize,
+    /// Whether every sequence holds the prompt's KV cells (per-answer streams read it into the
+    /// first sequence and copy it to the others once it has been decoded).
+    shared: bool,
 }
 
 struct Scheduler<'m> {
@@ -124,6 +134,8 @@ struct Scheduler<'m> {
     name: String,
     config: LlamaCppConfig,
     n_ctx: usize,
+    /// KV cells one answer may use: its stream's size, or the whole unified cache.
+    cells_per_answer: usize,
     requests: Vec<Option<Request>>,
     queue: VecDeque<usize>,
     waves: Vec<Wave>,
@@ -136,12 +148,16 @@ struct Scheduler<'m> {
 impl<'m> Scheduler<'m> {
     fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &LlamaCppConfig, name: &str) -> Self {
         let max_seq = sequences(config);
+        // The unified cache holds what was asked; llama.cpp rounds each stream up to 256 cells.
+        let n_ctx = config.n_ctx as usize;
+        let cells_per_answer = if config.kv_unified { n_ctx } else { ctx.n_ctx() as usize / max_seq };
         Scheduler {
             model,
             ctx,
             name: name.to_string(),
             config: config.clone(),
-            n_ctx: config.n_ctx as usize,
+            n_ctx,
+            cells_per_answer,
             requests: Vec::new(),
             queue: VecDeque::new(),
             waves: Vec::new(),
@@ -153,6 +169,21 @@ impl<'m> Scheduler<'m> {
 
     fn error(&self, message: String) -> Error {
         Error::Student { student: self.name.clone(), message }
+    }
+
+    /// Why a prompt of `len` tokens with `max_new` answer tokens is refused (never truncated).
+    fn too_long(&self, len: usize, max_new: usize) -> String {
+        let room = if self.config.kv_unified {
+            format!("student.llamacpp.n_ctx is {} (a unified cache)", self.config.n_ctx)
+        } else {
+            format!(
+                "each answer has {} KV cells (student.llamacpp.n_ctx {} shared by max_sequences {})",
+                self.cells_per_answer,
+                self.config.n_ctx,
+                sequences(&self.config)
+            )
+        };
+        format!("the prompt has {len} tokens and max_tokens is {max_new}, which do not fit: {room}; raise n_ctx or lower max_tokens")
     }
 
     /// Decodes until the job channel is closed and every accepted request is answered.
@@ -179,11 +210,11 @@ impl<'m> Scheduler<'m> {
             let _ = job.reply.send(Ok(Vec::new()));
             return;
         }
-        if len == 0 || len >= self.n_ctx {
-            let _ = job.reply.send(Err(self.error(format!("the prompt has {len} tokens; student.llamacpp.n_ctx is {}", self.n_ctx))));
+        let max_new = job.params.max_tokens.max(1);
+        if len == 0 || len + max_new - 1 > self.cells_per_answer {
+            let _ = job.reply.send(Err(self.error(self.too_long(len, max_new))));
             return;
         }
-        let max_new = job.params.max_tokens.min(self.n_ctx - len).max(1);
         let request = Request {
             base_seed: job.params.seed.unwrap_or_else(rand::random),
             prompt: job.prompt,
@@ -211,15 +242,24 @@ impl<'m> Scheduler<'m> {
     /// answers, admit waiting requests, feed prompt chunks, decode the batch.
     fn step(&mut self) -> Result<()> {
         self.batch.clear();
-        for wave in &mut self.waves {
+        self.share_prompts()?;
+        // Next tokens in sequence-id order: with per-answer streams llama.cpp decodes a run of
+        // consecutive ids as one micro-batch and splits the batch at every gap.
+        let mut next = Vec::new();
+        for (w, wave) in self.waves.iter_mut().enumerate() {
             let stop = &self.requests[wave.request].as_ref().map(|r| r.params.stop.clone()).unwrap_or_default();
-            for seq in wave.seqs.iter_mut().filter(|s| s.finish.is_none() && s.logits_at.is_some()) {
+            for (i, seq) in wave.seqs.iter_mut().enumerate().filter(|(_, s)| s.finish.is_none() && s.logits_at.is_some()) {
                 if let Some(token) = seq.advance(&self.ctx, self.model, stop) {
-                    seq.logits_at = Some(self.batch.n_tokens());
-                    self.batch.add(token, seq.pos, &[seq.slot], true).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
-                    seq.pos += 1;
+                    next.push((seq.slot, w, i, token));
                 }
             }
+        }
+        next.sort_unstable_by_key(|&(slot, ..)| slot);
+        for (slot, w, i, token) in next {
+            let seq = &mut self.waves[w].seqs[i];
+            seq.logits_at = Some(self.batch.n_tokens());
+            self.batch.add(token, seq.pos, &[slot], true).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
+            seq.pos += 1;
         }
         self.retire()?;
         self.admit();
@@ -229,6 +269,23 @@ impl<'m> Scheduler<'m> {
         }
         let n = self.batch.n_tokens();
         self.ctx.decode(&mut self.batch).map_err(|e| self.error(format!("decode of {n} tokens failed: {e}")))
+    }
+
+    /// Per-answer streams: copies a prompt decoded into a wave's first sequence to the others
+    /// (llama.cpp copies the stream before the next decode).
+    fn share_prompts(&mut self) -> Result<()> {
+        for wave in self.waves.iter_mut().filter(|w| !w.shared) {
+            let Some(r) = self.requests[wave.request].as_ref() else { continue };
+            if wave.fed < r.prompt.len() {
+                continue;
+            }
+            let src = wave.seqs[0].slot;
+            for seq in &wave.seqs[1..] {
+                self.ctx.copy_kv_cache_seq(src, seq.slot, None, None).map_err(|e| Error::Student { student: self.name.clone(), message: format!("KV cache copy: {e}") })?;
+            }
+            wave.shared = true;
+        }
+        Ok(())
     }
 
     /// Frees the sequences of finished answers and replies to completed requests.
@@ -245,12 +302,14 @@ impl<'m> Scheduler<'m> {
                 self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
                 self.free_slots.push(slot);
                 let Some(r) = self.requests[id].as_mut() else { continue };
-                self.reserved -= r.max_new;
+                if self.config.kv_unified {
+                    self.reserved -= r.max_new;
+                }
                 let answer = seq.answer;
                 r.answers[answer] = Some(seq.into_sample(r.prompt.len()));
             }
             if empty {
-                if let Some(r) = &self.requests[id] {
+                if let Some(r) = self.requests[id].as_ref().filter(|_| self.config.kv_unified) {
                     self.reserved -= r.prompt.len();
                 }
                 self.waves.swap_remove(w);
@@ -276,11 +335,13 @@ impl<'m> Scheduler<'m> {
                 self.queue.pop_front();
                 continue;
             };
-            let room = self.n_ctx.saturating_sub(self.reserved + r.prompt.len()) / r.max_new;
+            let room = if self.config.kv_unified { self.n_ctx.saturating_sub(self.reserved + r.prompt.len()) / r.max_new } else { usize::MAX };
             let g = (r.n - r.admitted).min(self.free_slots.len()).min(room);
             if g == 0 {
                 return;
             }
+            // Lowest free ids first, so running sequences stay consecutive.
+            self.free_slots.sort_unstable_by(|a, b| b.cmp(a));
             let n_vocab = self.model.vocab().n_tokens();
             let seqs = (0..g)
                 .map(|j| {
@@ -291,8 +352,10 @@ impl<'m> Scheduler<'m> {
                 })
                 .collect();
             r.admitted += g;
-            self.reserved += r.prompt.len() + g * r.max_new;
-            self.waves.push(Wave { request: id, seqs, fed: 0 });
+            if self.config.kv_unified {
+                self.reserved += r.prompt.len() + g * r.max_new;
+            }
+            self.waves.push(Wave { request: id, seqs, fed: 0, shared: self.config.kv_unified || g == 1 });
             if r.admitted == r.n {
                 self.queue.pop_front();
             }
@@ -309,7 +372,9 @@ impl<'m> Scheduler<'m> {
             if wave.fed == len || budget == 0 {
                 continue;
             }
-            let ids: Vec<i32> = wave.seqs.iter().map(|s| s.slot).collect();
+            // Unified: the prompt's cells belong to every sequence. Per-answer streams: to the
+            // first, copied to the others once decoded.
+            let ids: Vec<i32> = if self.config.kv_unified { wave.seqs.iter().map(|s| s.slot).collect() } else { vec![wave.seqs[0].slot] };
             let end = len.min(wave.fed + budget);
             for i in wave.fed..end {
                 let last = i + 1 == len;

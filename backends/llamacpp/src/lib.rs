@@ -97,8 +97,9 @@ impl LlamaCppStudent {
         let template = ChatTemplate::from_gguf(&path)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let name = format!("llamacpp:{stem}");
-        // The file's content and the settings that change answers; not the thread count or the
-        // batch size, which (with flash attention off) do not.
+        // The file's content and the settings that change what answers are drawn from; not the
+        // thread count, the batch size or the KV layout, which on f32 weights change no answer
+        // and on quantized weights only their rounding.
         let identity = format!(
             "llamacpp|{}|prompt=jinja|n_ctx={}|repeat_penalty={}|min_p={}|flash_attention={}",
             wst_sdk::student::file_fingerprint(&path)?,
