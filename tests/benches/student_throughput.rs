@@ -56,15 +56,14 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Completion tokens per second for `requests` distinct prompts of four answers sent together,
-/// request i writing up to between half and all of `max_tokens`, so they end at different times.
-async fn queued(s: &Arc<LlamaCppStudent>, requests: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
+/// Sends `requests` together; returns their completion tokens and the seconds until the last
+/// answer.
+async fn decode_all(s: &Arc<LlamaCppStudent>, requests: Vec<StudentRequest>) -> (u64, f64) {
     let t0 = Instant::now();
-    let jobs: Vec<_> = (0..requests)
-        .map(|i| {
+    let jobs: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
             let s = s.clone();
-            let limit = max_tokens / 2 + (i * 29) % (max_tokens / 2 + 1);
-            let r = request(&format!("{prefix}Task {i}: {}", PROMPTS[i % PROMPTS.len()]), 4, limit, 10 + i as u64);
             tokio::spawn(async move { s.generate(&r).await.unwrap() })
         })
         .collect();
@@ -75,23 +74,24 @@ async fn queued(s: &Arc<LlamaCppStudent>, requests: usize, max_tokens: usize, pr
     (tokens, t0.elapsed().as_secs_f64())
 }
 
-/// Completion tokens per second for `answers` concurrent answers: one request of `answers`
-/// answers when there are at most four, else four-answer requests sent together.
-async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
-    let per = answers.min(4);
-    let t0 = Instant::now();
-    let jobs: Vec<_> = (0..answers / per)
+/// `requests` distinct prompts of four answers sent together, request i writing up to between
+/// half and all of `max_tokens`, so they end at different times.
+async fn queued(s: &Arc<LlamaCppStudent>, requests: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
+    let reqs = (0..requests)
         .map(|i| {
-            let s = s.clone();
-            let r = request(&format!("{prefix}{}", PROMPTS[i % PROMPTS.len()]), per, max_tokens, 10 + i as u64);
-            tokio::spawn(async move { s.generate(&r).await.unwrap() })
+            let limit = max_tokens / 2 + (i * 29) % (max_tokens / 2 + 1);
+            request(&format!("{prefix}Task {i}: {}", PROMPTS[i % PROMPTS.len()]), 4, limit, 10 + i as u64)
         })
         .collect();
-    let mut tokens = 0;
-    for j in jobs {
-        tokens += j.await.unwrap().iter().map(|a| a.usage.completion_tokens).sum::<u64>();
-    }
-    (tokens, t0.elapsed().as_secs_f64())
+    decode_all(s, reqs).await
+}
+
+/// `answers` concurrent answers: one request of `answers` answers when there are at most
+/// four, else four-answer requests sent together.
+async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize, prefix: &str) -> (u64, f64) {
+    let per = answers.min(4);
+    let reqs = (0..answers / per).map(|i| request(&format!("{prefix}{}", PROMPTS[i % PROMPTS.len()]), per, max_tokens, 10 + i as u64)).collect();
+    decode_all(s, reqs).await
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

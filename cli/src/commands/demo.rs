@@ -28,11 +28,11 @@ pub struct Args {
     /// Output folder.
     #[arg(long, default_value = "wst-demo")]
     out: PathBuf,
-    /// Training steps.
-    #[arg(long, default_value_t = 4)]
+    /// Training steps (~100 s each on 2 cores).
+    #[arg(long, default_value_t = 3)]
     steps: usize,
-    /// Held-out problems evaluated.
-    #[arg(long, default_value_t = 12)]
+    /// Held-out problems evaluated (each of the five methods takes ~2 min for 12 on 2 cores).
+    #[arg(long, default_value_t = 10)]
     eval_queries: usize,
     /// The Student: a GGUF path or a catalog name (`wst models list`).
     #[arg(long, env = "WST_DEMO_STUDENT", default_value = "qwen2.5-coder-0.5b-instruct")]
