@@ -55,22 +55,28 @@ impl Bar {
 }
 
 /// A bar over training steps with ETA; its message names the phase inside the step and the
-/// last step's reward and Student scores.
+/// last step's reward and Student scores. Where stderr is no terminal (a log file, CI) and
+/// progress was asked for, each step prints one plain line instead, since no bar is drawn.
 pub struct TrainBar {
     bar: Bar,
     last: std::sync::Mutex<String>,
+    lines: bool,
+    total: std::sync::atomic::AtomicUsize,
 }
 
 impl TrainBar {
-    /// A bar, drawn when `visible`.
+    /// A bar, drawn when `visible` (as lines when stderr is not a terminal).
     pub fn new(visible: bool) -> Self {
+        use std::io::IsTerminal;
         let bar = Bar::new(visible, 0, "{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}");
-        TrainBar { bar, last: std::sync::Mutex::new(String::new()) }
+        let lines = visible && !std::io::stderr().is_terminal();
+        TrainBar { bar, last: std::sync::Mutex::new(String::new()), lines, total: 0.into() }
     }
 }
 
 impl TrainerCallback for TrainBar {
     fn on_train_begin(&self, step: usize, total_steps: usize) {
+        self.total.store(total_steps, std::sync::atomic::Ordering::Relaxed);
         self.bar.set_length(total_steps as u64);
         self.bar.set_position(step as u64);
         self.bar.reset_eta();
@@ -86,6 +92,10 @@ impl TrainerCallback for TrainBar {
         let last = format!("reward {:+.3} | student {:.3} vs baseline {:.3}", f("reward"), f("wst/student_score"), f("wst/student_baseline"));
         self.bar.set_position(step as u64);
         self.bar.set_message(&last);
+        if self.lines {
+            let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!("step {step}/{total}: {last} ({:.0} s)", f("time/step_secs"));
+        }
         if let Ok(mut l) = self.last.lock() {
             *l = last;
         }

@@ -130,9 +130,13 @@ fn train_survives_a_kill_then_eval_and_plot() {
     let logged = steps_logged(&metrics);
     assert!(logged.len() >= 2 && logged.len() < 6, "{logged:?}");
 
-    let resumed = wst().args(["train", "--no-progress", "--resume", "--config"]).arg(&cfg).output().unwrap();
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    // Progress on, stderr a pipe: no bar can be drawn, so each step is a line.
+    let resumed = wst().args(["train", "--resume", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{err}");
     assert_eq!(steps_logged(&metrics), (1..=6).collect::<Vec<_>>(), "each step logged once after the resume");
+    let lines = err.lines().filter(|l| l.starts_with("step ") && l.contains("/6: reward ")).count();
+    assert!(err.contains("step 6/6: reward ") && lines >= 6 - logged.len(), "{err}");
     assert!(out.join("final/model.safetensors").is_file());
     let kept: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(kept.len(), 2, "save_total_limit = 2: {kept:?}");
