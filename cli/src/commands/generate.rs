@@ -53,7 +53,8 @@ pub struct Args {
     /// CPU threads (llamacpp).
     #[arg(long, short = 't')]
     threads: Option<usize>,
-    /// Context size in tokens (llamacpp).
+    /// KV cells in all (llamacpp), split evenly between the answers decoded together, as
+    /// llama-server's `-c` with `-np`.
     #[arg(long, short = 'c', alias = "ctx-size")]
     n_ctx: Option<u32>,
     /// Layers offloaded to the GPU (llamacpp built with a GPU backend).
