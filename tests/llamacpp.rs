@@ -74,6 +74,14 @@ async fn a_small_unified_context_decodes_in_waves() {
     let a = s.generate(&request(5, 1.0, 3, 16)).await.unwrap();
     assert_eq!(a.len(), 5);
     assert_eq!(texts(&a), texts(&s.generate(&request(5, 1.0, 3, 16)).await.unwrap()));
+    // At the edge: a prompt plus max_tokens filling the context exactly is answered; one
+    // token more is refused at once (it used to be accepted and never admitted).
+    let p = a[0].usage.prompt_tokens as usize;
+    let (fits, over) = (request(1, 1.0, 3, 64 - p), request(1, 1.0, 3, 64 - p + 1));
+    let within = std::time::Duration::from_secs(60);
+    assert_eq!(tokio::time::timeout(within, s.generate(&fits)).await.expect("answered").unwrap().len(), 1);
+    let err = tokio::time::timeout(within, s.generate(&over)).await.expect("refused, not queued forever").unwrap_err().to_string();
+    assert!(err.contains("do not fit") && err.contains("n_ctx is 64"), "{err}");
     let tiny_ctx = LlamaCppStudent::load(&gguf, &LlamaCppConfig { n_ctx: 4, kv_unified: true, ..Default::default() }).unwrap();
     let err = tiny_ctx.generate(&request(1, 1.0, 1, 4)).await.unwrap_err().to_string();
     assert!(err.contains("n_ctx is 4"), "{err}");

@@ -211,7 +211,9 @@ impl<'m> Scheduler<'m> {
             return;
         }
         let max_new = job.params.max_tokens.max(1);
-        if len == 0 || len + max_new - 1 > self.cells_per_answer {
+        // A sequence holds its prompt and all but its last token; admission reserves
+        // `len + max_new` cells per answer, so that is what must fit.
+        if len == 0 || len + max_new > self.cells_per_answer {
             let _ = job.reply.send(Err(self.error(self.too_long(len, max_new))));
             return;
         }
