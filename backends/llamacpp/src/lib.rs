@@ -3,9 +3,11 @@
 //! Loads a GGUF file once and answers with the model's own chat template. Requests are decoded
 //! with continuous batching ([`engine`]): one thread owns one context, and every answer of
 //! every request in flight advances by one token per step in a single batch, up to
-//! `max_sequences` at once. The `n` answers of a request share its prompt's KV cells, and each
-//! has its own seeded sampler chain (repetition penalty, top-k, top-p, min-p, temperature), so
-//! answer i is the same whether it was decoded alone or beside other requests.
+//! `max_sequences` at once. Each answer has its own KV stream (a request's prompt is read
+//! once and copied to its other answers) and its own seeded sampler chain (repetition penalty,
+//! top-k, top-p, min-p, temperature): on f32 weights answer i is the same decoded alone or
+//! beside other requests; on quantized weights the kernels' rounding depends on the batch, so
+//! it can drift after some tokens, as in llama.cpp's server.
 //!
 //! ```no_run
 //! # async fn run() -> wst_sdk::Result<()> {
