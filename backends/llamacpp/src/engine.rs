@@ -140,7 +140,8 @@ struct Scheduler<'m> {
     queue: VecDeque<usize>,
     waves: Vec<Wave>,
     free_slots: Vec<i32>,
-    /// KV cells promised to admitted waves (prompts once, answers at their longest).
+    /// KV cells promised to admitted waves (prompts once, answers at their longest); only the
+    /// unified cache's admission reads it, since a stream has room for its answer by `accept`.
     reserved: usize,
     batch: LlamaBatch<'static>,
 }
@@ -304,14 +305,12 @@ impl<'m> Scheduler<'m> {
                 self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
                 self.free_slots.push(slot);
                 let Some(r) = self.requests[id].as_mut() else { continue };
-                if self.config.kv_unified {
-                    self.reserved -= r.max_new;
-                }
+                self.reserved -= r.max_new;
                 let answer = seq.answer;
                 r.answers[answer] = Some(seq.into_sample(r.prompt.len()));
             }
             if empty {
-                if let Some(r) = self.requests[id].as_ref().filter(|_| self.config.kv_unified) {
+                if let Some(r) = &self.requests[id] {
                     self.reserved -= r.prompt.len();
                 }
                 self.waves.swap_remove(w);
@@ -354,9 +353,7 @@ impl<'m> Scheduler<'m> {
                 })
                 .collect();
             r.admitted += g;
-            if self.config.kv_unified {
-                self.reserved += r.prompt.len() + g * r.max_new;
-            }
+            self.reserved += r.prompt.len() + g * r.max_new;
             self.waves.push(Wave { request: id, seqs, fed: 0, shared: self.config.kv_unified || g == 1 });
             if r.admitted == r.n {
                 self.queue.pop_front();
