@@ -550,3 +550,33 @@ fn truncated_completions_can_be_left_out_of_the_loss() {
     let alone = grpo_step(&mut LmTeacher::load(path, options()).unwrap(), &items, &masked).remove(0);
     assert!((half.loss - alone.loss).abs() < 1e-6 && (half.grad_norm - alone.grad_norm).abs() < 1e-5 * alone.grad_norm.max(1.0), "{half:?} vs {alone:?}");
 }
+
+#[test]
+fn an_instruction_prefix_primes_the_teacher_and_starts_every_instruction() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 4);
+    let q = [Query::new("a", "What is 12 + 30?"), Query::new("b", "Janet has 3 apples and buys 4 more, how many?")];
+    let prefix = "Be brief:";
+    let primed = TeacherOptions { teacher: TeacherConfig { instruction_prefix: prefix.into(), ..f32_teacher() }, ..Default::default() };
+    let mut plain = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap();
+    let mut t = LmTeacher::load(dir.path().to_str().unwrap(), primed).unwrap();
+    let a = t.sample(&q, &sampling(2, 5, 1.0)).unwrap();
+    let b = plain.sample(&q, &sampling(2, 5, 1.0)).unwrap();
+    for (s, p) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!(s.instruction.text.starts_with(prefix), "{:?}", s.instruction.text);
+        // The prefix is prompt (context), not completion: it follows the chat's assistant header.
+        let prompt = t.tokenizer().decode(&s.prompt_ids).unwrap();
+        assert!(prompt.ends_with(prefix), "{prompt:?}");
+        assert_eq!(prompt.strip_suffix(prefix), Some(plain.tokenizer().decode(&p.prompt_ids).unwrap().as_str()));
+        assert_eq!(s.logprobs.len(), s.completion_ids.len());
+    }
+    // Sampling log-probs are conditioned on the prefix: they equal a full forward over prompt_ids.
+    let flat: Vec<&TeacherSample> = a.iter().flatten().collect();
+    let (lp, _) = t.completion_logprobs(t.decoder(), &flat, 1.0).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    for (r, s) in flat.iter().enumerate() {
+        for (j, want) in s.logprobs.iter().enumerate() {
+            assert!((lp[r][j] - want).abs() < 1e-4, "row {r} token {j}: {} vs {want}", lp[r][j]);
+        }
+    }
+}

@@ -30,6 +30,10 @@ pub struct TeacherConfig {
     pub system_prompt: String,
     /// Jinja template of the Teacher's user message; variable: `query`.
     pub prompt_template: String,
+    /// Text every instruction starts with: the Teacher's reply is primed with it and continues
+    /// it (transformers' `continue_final_message`). It is part of the instruction the Student
+    /// sees and of the Teacher's prompt when training, so its tokens get no gradient. Empty: none.
+    pub instruction_prefix: String,
     /// Strings that end an instruction (cut from its text; generation stops there).
     pub stop: Vec<String>,
     /// Recompute each layer's activations during backward instead of keeping them all (peak
@@ -50,6 +54,7 @@ impl Default for TeacherConfig {
             lora: None,
             system_prompt: DEFAULT_TEACHER_SYSTEM.into(),
             prompt_template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
+            instruction_prefix: String::new(),
             stop: Vec::new(),
             gradient_checkpointing: true,
         }

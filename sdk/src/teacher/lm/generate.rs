@@ -7,8 +7,11 @@ impl LmTeacher {
     pub fn generate(&mut self, conversations: &[Vec<ChatMessage>], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         let n = sampling.num_generations.max(1);
         let mut prompts = Vec::with_capacity(conversations.len());
+        let prefix = self.options.teacher.instruction_prefix.as_str();
         for c in conversations {
-            let mut ids = self.tokenizer.encode(&self.tokenizer.render(c)?)?;
+            // The prefix is appended to the rendered chat, after the assistant header, so the
+            // Teacher continues it; stored in `prompt_ids`, it is context, not completion.
+            let mut ids = self.tokenizer.encode(&(self.tokenizer.render(c)? + prefix))?;
             let max = sampling.max_prompt_length.max(1);
             if ids.len() > max {
                 ids.drain(..ids.len() - max);
@@ -92,7 +95,7 @@ impl LmTeacher {
             }
             let truncated = !done[r];
             let text = self.tokenizer.decode(&completion)?;
-            let text = self.cut_at_stop(&text);
+            let text = format!("{prefix}{}", self.cut_at_stop(&text));
             out.last_mut().map(|g| {
                 g.push(TeacherSample {
                     instruction: Instruction::new(text.trim()),
