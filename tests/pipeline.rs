@@ -54,3 +54,18 @@ async fn missing_parts_are_clear_errors() {
     assert!(p.score(&query(), None, &[]).await.unwrap_err().to_string().contains("without a reward"));
     assert!(p.answer(&query(), None, 0).await.is_err());
 }
+
+#[tokio::test]
+async fn a_fixed_instruction_reaches_the_student_for_every_query() {
+    use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
+    let math = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
+    let p = Pipeline::builder().student(HintStudent::new("carry")).reward(math).build().unwrap();
+    let qs: Vec<Query> = (1..5).map(|i| Query::new(format!("q{i}"), format!("What is {i} + 10?")).with_gold((i + 10).to_string())).collect();
+    let settings = EvalSettings { student_samples: 2, ..Default::default() };
+    let fixed = |text: &str| EvalMethod { name: "fixed-instruction".into(), source: InstructionSource::Fixed(text.into()), prompt: None };
+    let helped = evaluate(&p, &qs, &fixed("Add, and carry the tens."), &settings).await.unwrap().0;
+    let unhelped = evaluate(&p, &qs, &fixed("Guess."), &settings).await.unwrap().0;
+    let direct = evaluate(&p, &qs, &EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &settings).await.unwrap().0;
+    assert_eq!((helped.value, unhelped.value, direct.value), (1.0, 0.0, 0.0));
+    assert_eq!(helped.per_query.len(), 4);
+}

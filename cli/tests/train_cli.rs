@@ -142,10 +142,10 @@ fn train_survives_a_kill_then_eval_and_plot() {
     assert_eq!(kept.len(), 2, "save_total_limit = 2: {kept:?}");
     assert!(out.join("plots/training.svg").is_file() && out.join("plots/training.png").is_file());
 
-    let eval = wst().args(["eval", "--k", "2", "--few-shot", "1", "--config"]).arg(&cfg).output().unwrap();
+    let eval = wst().args(["eval", "--k", "2", "--few-shot", "1", "--instruction", "Be brief.", "--config"]).arg(&cfg).output().unwrap();
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
     let table = String::from_utf8(eval.stdout).unwrap();
-    for row in ["| direct |", "| direct-cot-fewshot |", "| untrained-teacher |", "| trained-teacher |"] {
+    for row in ["| direct |", "| direct-cot-fewshot |", "| fixed-instruction |", "| untrained-teacher |", "| trained-teacher |"] {
         assert!(table.contains(row), "{table}");
     }
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("eval/results.json")).unwrap()).unwrap();

@@ -36,6 +36,10 @@ pub struct Args {
     /// Leave out the untrained Teacher.
     #[arg(long)]
     pub no_untrained: bool,
+    /// A fixed instruction given for every query, as its own row (`fixed-instruction`,
+    /// `fixed-instruction-2`, ...): the control for what a Teacher adds; repeatable.
+    #[arg(long)]
+    pub instruction: Vec<String>,
     /// Output folder (default: OUTPUT_DIR/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -49,6 +53,8 @@ pub struct Plan {
     /// Trained Teachers: (row name, model or adapter folder).
     pub trained: Vec<(String, String)>,
     pub writers: Vec<String>,
+    /// Fixed instructions, one row each.
+    pub fixed: Vec<String>,
     pub k: usize,
     pub limit: Option<usize>,
     pub few_shot: usize,
@@ -110,6 +116,11 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
             .collect();
         run(&base, EvalMethod { name: "direct-cot-fewshot".into(), source: InstructionSource::None, prompt: Some(few_shot_cot_prompt(&examples)) }, &queries)?;
     }
+    for (i, text) in plan.fixed.iter().enumerate() {
+        let name = if i == 0 { "fixed-instruction".to_string() } else { format!("fixed-instruction-{}", i + 1) };
+        eprintln!("{name}: {text:?}");
+        run(&base, EvalMethod { name, source: InstructionSource::Fixed(wst_sdk::Instruction::new(text.as_str())), prompt: None }, &queries)?;
+    }
     if plan.untrained {
         run(&base, EvalMethod { name: "untrained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
     }
@@ -152,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = Plan {
         trained: trained.into_iter().map(|t| ("trained-teacher".to_string(), t)).collect(),
         writers: args.writer.clone(),
+        fixed: args.instruction.clone(),
         k: args.k.unwrap_or(cfg.wst.student_samples),
         limit: args.limit,
         few_shot: args.few_shot,

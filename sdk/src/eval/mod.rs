@@ -32,6 +32,9 @@ pub enum InstructionSource {
     None,
     /// The pipeline's Teacher.
     Teacher(TeacherSampling),
+    /// The same instruction for every query: the control that tells what a Teacher adds beyond
+    /// one good fixed instruction (for example its `teacher.instruction_prefix`).
+    Fixed(Instruction),
     /// Another model used as the instruction writer (e.g. GPT-4o-mini), prompted like the Teacher.
     Writer {
         /// The writer model.
@@ -122,6 +125,7 @@ pub fn few_shot_cot_prompt(examples: &[(String, String)]) -> StudentPrompt {
 pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &InstructionSource) -> Result<Vec<Option<Instruction>>> {
     match source {
         InstructionSource::None => Ok(vec![None; queries.len()]),
+        InstructionSource::Fixed(instruction) => Ok(vec![Some(instruction.clone()); queries.len()]),
         InstructionSource::Teacher(sampling) => {
             let mut out = Vec::with_capacity(queries.len());
             let one = TeacherSampling { num_generations: 1, ..sampling.clone() };
