@@ -311,3 +311,33 @@ async fn callbacks_see_each_phase_and_can_save_and_stop() {
     assert_eq!(without_update(&events), without_update(&want.map(String::from)), "{events:#?}");
     assert!(out.path().join("checkpoints/checkpoint-1").is_dir(), "the save request wrote a checkpoint");
 }
+
+/// Notes whether `final/` was already written when the final evaluation began.
+struct ExportWatch {
+    out: std::path::PathBuf,
+    total: usize,
+    exported_before_eval: Mutex<Option<bool>>,
+}
+
+impl wst_sdk::train::TrainerCallback for ExportWatch {
+    fn on_phase(&self, step: usize, phase: wst_sdk::train::Phase) {
+        if step == self.total && phase == wst_sdk::train::Phase::Eval {
+            *self.exported_before_eval.lock().unwrap() = Some(self.out.join("final/config.json").is_file());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trained_teacher_is_exported_before_the_final_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 15);
+    let out = tempfile::tempdir().unwrap();
+    let cb = Arc::new(ExportWatch { out: out.path().to_path_buf(), total: 2, exported_before_eval: Mutex::new(None) });
+    let mut opts = options(out.path(), 2);
+    opts.eval_queries = queries(20..22);
+    opts.callbacks = vec![cb.clone()];
+    let s = pipeline(teacher(dir.path()), "x").train(&queries(1..3), opts).await.unwrap();
+    assert_eq!(s.steps_done, 2);
+    assert!(s.last_eval.is_some(), "the final evaluation ran");
+    assert_eq!(*cb.exported_before_eval.lock().unwrap(), Some(true), "final/ existed when the final evaluation began");
+}

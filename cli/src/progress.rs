@@ -82,7 +82,10 @@ impl TrainerCallback for TrainBar {
         self.bar.reset_eta();
     }
 
-    fn on_phase(&self, _step: usize, phase: Phase) {
+    fn on_phase(&self, step: usize, phase: Phase) {
+        if self.lines && phase == Phase::Eval {
+            eprintln!("step {step}: evaluating the Teacher on data.eval");
+        }
         let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
         self.bar.set_message(&if last.is_empty() { phase.label().to_string() } else { format!("{} | {last}", phase.label()) });
     }
@@ -98,6 +101,14 @@ impl TrainerCallback for TrainBar {
         }
         if let Ok(mut l) = self.last.lock() {
             *l = last;
+        }
+        Control::default()
+    }
+
+    fn on_eval(&self, step: usize, record: &Value) -> Control {
+        if self.lines {
+            let f = |k: &str| record[k].as_f64().unwrap_or(f64::NAN);
+            eprintln!("step {step}: eval student {:.3} vs baseline {:.3} on {} queries", f("eval/student_score"), f("eval/student_baseline"), record["eval/queries"]);
         }
         Control::default()
     }

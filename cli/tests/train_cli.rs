@@ -137,6 +137,9 @@ fn train_survives_a_kill_then_eval_and_plot() {
     assert_eq!(steps_logged(&metrics), (1..=6).collect::<Vec<_>>(), "each step logged once after the resume");
     let lines = err.lines().filter(|l| l.starts_with("step ") && l.contains("/6: reward ")).count();
     assert!(err.contains("step 6/6: reward ") && lines >= 6 - logged.len(), "{err}");
+    // The final evaluation on data.eval is announced and its result printed.
+    assert!(err.contains("step 6: evaluating the Teacher on data.eval") && err.contains("step 6: eval student "), "{err}");
+    assert!(std::fs::read_to_string(&metrics).unwrap().contains("eval/student_score"));
     assert!(out.join("final/model.safetensors").is_file());
     let kept: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(kept.len(), 2, "save_total_limit = 2: {kept:?}");
@@ -161,6 +164,24 @@ fn train_survives_a_kill_then_eval_and_plot() {
     for f in ["training.svg", "training.png", "pareto.svg", "pareto.png"] {
         assert!(dir.path().join("plots").join(f).is_file(), "{f}");
     }
+}
+
+#[test]
+fn no_eval_trains_and_exports_without_scoring_data_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 7);
+    let gguf = wst_tests::tiny::write_gguf(dir.path());
+    write_data(dir.path(), "train", 1..3);
+    write_data(dir.path(), "eval", 20..23);
+    let cfg = config(dir.path(), &gguf, 1);
+    let run = wst().args(["train", "--no-eval", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(!err.contains("evaluating"), "{err}");
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    assert_eq!(steps_logged(&dir.path().join("out/metrics.jsonl")), vec![1]);
+    assert!(!metrics.contains("eval/"), "{metrics}");
+    assert!(dir.path().join("out/final/config.json").is_file());
 }
 
 fn comparable(metrics: &Path) -> Vec<serde_json::Value> {

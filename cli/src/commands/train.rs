@@ -35,6 +35,10 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not evaluate on `data.eval` (neither every `output.eval_steps` nor after the last
+    /// step; TRL's `eval_strategy = "no"`): `wst eval` does the full comparison afterwards.
+    #[arg(long)]
+    pub no_eval: bool,
 }
 
 /// Stops the run cleanly (with a checkpoint) on the first Ctrl-C; a second one exits at once
@@ -55,13 +59,13 @@ pub fn ctrl_c_token(runtime: &tokio::runtime::Runtime) -> CancellationToken {
     token
 }
 
-/// Runs training as configured; returns the summary text. With `eval_at_end` false and no
-/// periodic evals (`output.eval_steps` 0) the Teacher is not scored on `data.eval` after the
-/// last step (the demo leaves that to its own, fuller comparison).
-pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, eval_at_end: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
+/// Runs training as configured; returns the summary text. With `evaluate` (and a `data.eval`
+/// split) the Teacher is scored there every `output.eval_steps` steps and after the last one;
+/// without, never (`--no-eval`, and the demo, which runs its own fuller comparison).
+pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, evaluate: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
     let train = load_queries(&cfg.data.train).context("loading data.train")?;
     let eval = match &cfg.data.eval {
-        Some(e) if eval_at_end || cfg.output.eval_steps > 0 => load_queries(e).context("loading data.eval")?,
+        Some(e) if evaluate => load_queries(e).context("loading data.eval")?,
         _ => Vec::new(),
     };
     let total = planned_steps(train.len(), &cfg.grpo);
@@ -99,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.grpo.max_steps = Some(m);
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let summary = train(&cfg, args.resume, args.overwrite, !args.no_progress, true, &runtime)?;
+    let summary = train(&cfg, args.resume, args.overwrite, !args.no_progress, !args.no_eval, &runtime)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if summary.interrupted {
         eprintln!("stopped at step {}/{}; continue with `wst train --config {} --resume`", summary.steps_done, summary.total_steps, args.config.display());

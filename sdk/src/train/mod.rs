@@ -248,6 +248,14 @@ impl Pipeline {
             self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
         }
         if !summary.interrupted {
+            // Export first: the final evaluation can take long, and a run stopped or failing
+            // there must still leave the trained Teacher in `final/`.
+            let final_dir = out.join("final");
+            let fd = final_dir.clone();
+            match self.with_teacher(move |t| t.save_pretrained(&fd)).await {
+                Ok(()) => summary.final_dir = Some(final_dir),
+                Err(e) => tracing::warn!("the trained Teacher was not exported: {e}"),
+            }
             if !options.eval_queries.is_empty() {
                 options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Eval));
                 let e = self.eval_during_training(&options, state.step).await?;
@@ -256,12 +264,6 @@ impl Pipeline {
                     cb.on_eval(state.step, &e);
                 });
                 summary.last_eval = Some(e);
-            }
-            let final_dir = out.join("final");
-            let fd = final_dir.clone();
-            match self.with_teacher(move |t| t.save_pretrained(&fd)).await {
-                Ok(()) => summary.final_dir = Some(final_dir),
-                Err(e) => tracing::warn!("the trained Teacher was not exported: {e}"),
             }
         }
         metrics_log.sync()?;
