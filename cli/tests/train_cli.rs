@@ -148,6 +148,8 @@ fn train_survives_a_kill_then_eval_and_plot() {
     let eval = wst().args(["eval", "--k", "2", "--few-shot", "1", "--instruction", "Be brief.", "--config"]).arg(&cfg).output().unwrap();
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
     let table = String::from_utf8(eval.stdout).unwrap();
+    let log = String::from_utf8_lossy(&eval.stderr);
+    assert!(log.contains("fixed-instruction: 3/3 queries") && log.contains("trained-teacher: 3/3 queries"), "progress lines in a log: {log}");
     for row in ["| direct |", "| direct-cot-fewshot |", "| fixed-instruction |", "| untrained-teacher |", "| trained-teacher |"] {
         assert!(table.contains(row), "{table}");
     }

@@ -85,7 +85,17 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         let bar = std::sync::Arc::new(crate::progress::Bar::new(true, queries.len() as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
         bar.set_message(&method.name);
         let b = bar.clone();
-        let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(move |done, _| b.set_position(done as u64)))), ..settings.clone() };
+        // No bar is drawn into a log file: there, every tenth of the queries is a line.
+        let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let name = method.name.clone();
+        let every = queries.len().div_ceil(10).max(1);
+        let progress = move |done: usize, total: usize| {
+            b.set_position(done as u64);
+            if lines && (done % every == 0 || done == total) {
+                eprintln!("{name}: {done}/{total} queries");
+            }
+        };
+        let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(progress))), ..settings.clone() };
         let result = runtime.block_on(evaluate(pipeline, queries, &method, &settings));
         drop(bar);
         let (row, outcomes) = result?;
