@@ -54,6 +54,13 @@ impl Bar {
     }
 }
 
+/// Whether progress asked for (`visible`) goes out as plain lines: where stderr is no terminal
+/// (a log file, CI), no bar is drawn, so long phases print a line now and then instead.
+pub fn as_lines(visible: bool) -> bool {
+    use std::io::IsTerminal;
+    visible && !std::io::stderr().is_terminal()
+}
+
 /// A bar over training steps with ETA; its message names the phase inside the step and the
 /// last step's reward and Student scores. Where stderr is no terminal (a log file, CI) and
 /// progress was asked for, each step prints one plain line instead, since no bar is drawn.
@@ -67,10 +74,8 @@ pub struct TrainBar {
 impl TrainBar {
     /// A bar, drawn when `visible` (as lines when stderr is not a terminal).
     pub fn new(visible: bool) -> Self {
-        use std::io::IsTerminal;
         let bar = Bar::new(visible, 0, "{spinner} step {pos}/{len} [{elapsed_precise} < {eta_precise}] {wide_msg}");
-        let lines = visible && !std::io::stderr().is_terminal();
-        TrainBar { bar, last: std::sync::Mutex::new(String::new()), lines, total: 0.into() }
+        TrainBar { bar, last: std::sync::Mutex::new(String::new()), lines: as_lines(visible), total: 0.into() }
     }
 }
 

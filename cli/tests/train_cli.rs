@@ -17,6 +17,15 @@ fn write_data(dir: &Path, name: &str, range: std::ops::Range<i64>) {
     std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
 }
 
+/// A tiny Llama model (seeded) as a GGUF in `dir`, with train and eval splits; returns the GGUF.
+fn tiny_run(dir: &Path, seed: u64, train: std::ops::Range<i64>, eval: std::ops::Range<i64>) -> std::path::PathBuf {
+    wst_tests::tiny::write_model(dir, wst_tests::tiny::Arch::Llama, seed);
+    let gguf = wst_tests::tiny::write_gguf(dir);
+    write_data(dir, "train", train);
+    write_data(dir, "eval", eval);
+    gguf
+}
+
 fn config(dir: &Path, gguf: &Path, steps: usize) -> std::path::PathBuf {
     let plugins = wst_tests::plugin_path("wst_reward_math").parent().unwrap().to_path_buf();
     let text = format!(
@@ -105,10 +114,7 @@ fn generate_prints_seeded_answers() {
 #[test]
 fn train_survives_a_kill_then_eval_and_plot() {
     let dir = tempfile::tempdir().unwrap();
-    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 5);
-    let gguf = wst_tests::tiny::write_gguf(dir.path());
-    write_data(dir.path(), "train", 1..7);
-    write_data(dir.path(), "eval", 20..23);
+    let gguf = tiny_run(dir.path(), 5, 1..7, 20..23);
     let cfg = config(dir.path(), &gguf, 6);
     let out = dir.path().join("out");
     let metrics = out.join("metrics.jsonl");
@@ -171,18 +177,16 @@ fn train_survives_a_kill_then_eval_and_plot() {
 #[test]
 fn no_eval_trains_and_exports_without_scoring_data_eval() {
     let dir = tempfile::tempdir().unwrap();
-    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 7);
-    let gguf = wst_tests::tiny::write_gguf(dir.path());
-    write_data(dir.path(), "train", 1..3);
-    write_data(dir.path(), "eval", 20..23);
+    let gguf = tiny_run(dir.path(), 7, 1..3, 20..23);
     let cfg = config(dir.path(), &gguf, 1);
     let run = wst().args(["train", "--no-eval", "--config"]).arg(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{err}");
     assert!(!err.contains("evaluating"), "{err}");
-    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
-    assert_eq!(steps_logged(&dir.path().join("out/metrics.jsonl")), vec![1]);
-    assert!(!metrics.contains("eval/"), "{metrics}");
+    let metrics = dir.path().join("out/metrics.jsonl");
+    assert_eq!(steps_logged(&metrics), vec![1]);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(!text.contains("eval/"), "{text}");
     assert!(dir.path().join("out/final/config.json").is_file());
 }
 
@@ -203,10 +207,7 @@ fn comparable(metrics: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn sigkill_at_random_moments_loses_nothing_but_the_unfinished_step() {
     let dir = tempfile::tempdir().unwrap();
-    wst_tests::tiny::write_model(dir.path(), wst_tests::tiny::Arch::Llama, 6);
-    let gguf = wst_tests::tiny::write_gguf(dir.path());
-    write_data(dir.path(), "train", 1..9);
-    write_data(dir.path(), "eval", 20..22);
+    let gguf = tiny_run(dir.path(), 6, 1..9, 20..22);
     let steps = 6;
 
     let straight_dir = dir.path().join("straight");

@@ -80,13 +80,13 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     let student = crate::run::student(cfg)?;
     let sampling = InstructionSource::Teacher(wst_sdk::TeacherSampling { num_generations: 1, ..crate::run::teacher_sampling(cfg) });
     let mut report = Report::default();
+    // No bar is drawn into a log file: there, every tenth of a method's queries is a line.
+    let lines = crate::progress::as_lines(true);
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
         eprintln!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
         let bar = std::sync::Arc::new(crate::progress::Bar::new(true, queries.len() as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
         bar.set_message(&method.name);
         let b = bar.clone();
-        // No bar is drawn into a log file: there, every tenth of the queries is a line.
-        let lines = !std::io::IsTerminal::is_terminal(&std::io::stderr());
         let name = method.name.clone();
         let every = queries.len().div_ceil(10).max(1);
         let progress = move |done: usize, total: usize| {
