@@ -117,6 +117,7 @@ fn init_logging(cli: &Cli) {
 fn main() -> std::process::ExitCode {
     wst_sdk::alloc::keep_freed_memory();
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     init_logging(&cli);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), args = ?std::env::args().skip(1).collect::<Vec<_>>(), "wst");
     let result = match cli.command {

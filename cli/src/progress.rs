@@ -54,11 +54,35 @@ impl Bar {
     }
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Silences progress and status lines for the whole process: `-q` means only errors reach
+/// stderr, and the bars (drawn by the logging layer) are not the only progress there is.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints a status line (what a command is doing) to stderr, unless `-q`.
+macro_rules! status {
+    ($($arg:tt)*) => {
+        if !$crate::progress::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+pub(crate) use status;
+
 /// Whether progress asked for (`visible`) goes out as plain lines: where stderr is no terminal
-/// (a log file, CI), no bar is drawn, so long phases print a line now and then instead.
+/// (a log file, CI), no bar is drawn, so long phases print a line now and then instead. Never
+/// under `-q`.
 pub fn as_lines(visible: bool) -> bool {
     use std::io::IsTerminal;
-    visible && !std::io::stderr().is_terminal()
+    visible && !quiet() && !std::io::stderr().is_terminal()
 }
 
 /// A bar over training steps with ETA; its message names the phase inside the step and the

@@ -190,6 +190,25 @@ fn no_eval_trains_and_exports_without_scoring_data_eval() {
     assert!(dir.path().join("out/final/config.json").is_file());
 }
 
+#[test]
+fn quiet_leaves_only_errors_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_run(dir.path(), 8, 1..3, 20..22);
+    let cfg = config(dir.path(), &gguf, 1);
+    // stderr is a pipe, where progress would go out as lines: -q silences them and the status lines.
+    let train = wst().args(["-q", "train", "--no-eval", "--config"]).arg(&cfg).output().unwrap();
+    assert!(train.status.success(), "{}", String::from_utf8_lossy(&train.stderr));
+    assert_eq!(String::from_utf8_lossy(&train.stderr), "", "wst -q train");
+    assert!(String::from_utf8_lossy(&train.stdout).contains("steps_done"), "the summary still goes to stdout");
+    let eval = wst().args(["-q", "eval", "--k", "1", "--few-shot", "0", "--instruction", "Be brief.", "--config"]).arg(&cfg).output().unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert_eq!(String::from_utf8_lossy(&eval.stderr), "", "wst -q eval");
+    assert!(String::from_utf8_lossy(&eval.stdout).contains("| trained-teacher |"));
+    // An error still reaches stderr under -q.
+    let bad = wst().args(["-q", "eval", "--config"]).arg(dir.path().join("missing.toml")).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("missing.toml"));
+}
+
 fn comparable(metrics: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(metrics)
         .unwrap()

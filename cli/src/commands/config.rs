@@ -43,13 +43,13 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("{} exists; pass --force to overwrite it", output.display());
                 }
                 std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
-                eprintln!("wrote {}", output.display());
+                crate::progress::status!("wrote {}", output.display());
             }
         }
         ConfigCommand::Check { path } => {
             let cfg = crate::run::load_config(&path, &[])?;
             print!("{}", cfg.to_toml()?);
-            eprintln!("{} is valid", path.display());
+            crate::progress::status!("{} is valid", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -99,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = config(&out, &teacher, &student, args.steps, args.eval_queries)?;
     cfg.validate()?;
     std::fs::write(out.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
-    eprintln!(
+    crate::progress::status!(
         "wst demo → {}\n  Teacher: {} ({teacher})\n  Student: llama.cpp {} ({student})\n  train: {} steps × {} queries × G={} instructions × K={} answers; eval: {} held-out problems × K={}",
         out.display(),
         args.teacher,

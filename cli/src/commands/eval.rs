@@ -83,7 +83,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     // No bar is drawn into a log file: there, every tenth of a method's queries is a line.
     let lines = crate::progress::as_lines(true);
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
-        eprintln!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
+        crate::progress::status!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
         let bar = std::sync::Arc::new(crate::progress::Bar::new(true, queries.len() as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
         bar.set_message(&method.name);
         let b = bar.clone();
@@ -128,7 +128,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     }
     for (i, text) in plan.fixed.iter().enumerate() {
         let name = if i == 0 { "fixed-instruction".to_string() } else { format!("fixed-instruction-{}", i + 1) };
-        eprintln!("{name}: {text:?}");
+        crate::progress::status!("{name}: {text:?}");
         run(&base, EvalMethod { name, source: InstructionSource::Fixed(wst_sdk::Instruction::new(text.as_str())), prompt: None }, &queries)?;
     }
     if plan.untrained {
@@ -183,6 +183,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let report = evaluate_all(&cfg, &plan, &runtime)?;
     print!("{}", report.to_markdown());
-    eprintln!("wrote {}/results.{{json,md,csv}}", plan.out.display());
+    crate::progress::status!("wrote {}/results.{{json,md,csv}}", plan.out.display());
     Ok(ExitCode::SUCCESS)
 }

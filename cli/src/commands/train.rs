@@ -85,7 +85,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, eva
         cancel: Some(ctrl_c_token(runtime)),
         max_steps_this_run: None,
     };
-    eprintln!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
+    crate::progress::status!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
     let summary = runtime.block_on(pipeline.train(&train, options))?;
     // A missing font must not fail a finished training run: say so and go on.
     if let Err(e) = crate::commands::plot::plot_metrics(&cfg.output.output_dir.join("metrics.jsonl"), &cfg.output.output_dir.join("plots")) {
