@@ -55,6 +55,14 @@ fn register_font() -> bool {
     })
 }
 
+/// An axis range around the data `[lo, hi]`: 5% either side, plus, above, a band of 7% of the
+/// data's span per legend entry (`legend`), so the legend in the upper corner covers no point.
+/// A flat series gets ±0.5.
+fn pad(lo: f64, hi: f64, legend: usize) -> (f64, f64) {
+    let (span, margin) = if (hi - lo).abs() < 1e-9 { (1.0, 0.5) } else { (hi - lo, 0.05 * (hi - lo)) };
+    (lo - margin, hi + margin + 0.07 * legend as f64 * span)
+}
+
 /// One line series: a name and (x, y) points.
 type Series = (String, Vec<(f64, f64)>);
 
@@ -74,8 +82,7 @@ where
     if !x0.is_finite() {
         anyhow::bail!("nothing to plot for {title}");
     }
-    let pad = |a: f64, b: f64| if (b - a).abs() < 1e-9 { (a - 0.5, b + 0.5) } else { (a - 0.05 * (b - a), b + 0.05 * (b - a)) };
-    let ((x0, x1), (y0, y1)) = (pad(x0, x1), pad(y0, y1));
+    let ((x0, x1), (y0, y1)) = (pad(x0, x1, 0), pad(y0, y1, series.len()));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
@@ -98,7 +105,12 @@ where
             s.label(name.clone()).legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw().map_err(|e| anyhow::anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
@@ -197,6 +209,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_axis_leaves_a_band_above_the_data_for_the_legend() {
+        let close = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12;
+        // Data from -0.6 to 1.0 (span 1.6): 0.08 either side, plus 3 × 0.112 above for three entries.
+        assert!(close(pad(-0.6, 1.0, 0), (-0.68, 1.08)));
+        assert!(close(pad(-0.6, 1.0, 3), (-0.68, 1.416)));
+        assert!(close(pad(2.0, 2.0, 0), (1.5, 2.5)));
+        assert!(close(pad(2.0, 2.0, 2), (1.5, 2.64)));
+    }
 
     #[test]
     fn the_frontier_keeps_only_undominated_points() {
