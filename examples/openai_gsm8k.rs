@@ -43,6 +43,7 @@ async fn main() -> wst_sdk::Result<()> {
             system: wst_sdk::config::DEFAULT_TEACHER_SYSTEM.into(),
             template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
             params: SamplingParams { temperature: 0.7, max_tokens: 200, seed: Some(0), ..Default::default() },
+            prefix: String::new(),
         },
         prompt: None,
     };

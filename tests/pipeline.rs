@@ -69,3 +69,57 @@ async fn a_fixed_instruction_reaches_the_student_for_every_query() {
     assert_eq!((helped.value, unhelped.value, direct.value), (1.0, 0.0, 0.0));
     assert_eq!(helped.per_query.len(), 4);
 }
+
+/// An instruction writer that says "carry" about each query, slowly, and records how many of
+/// its requests were in flight at once.
+struct SlowWriter {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl wst_sdk::Student for SlowWriter {
+    fn name(&self) -> &str {
+        "slow-writer"
+    }
+    async fn generate(&self, request: &wst_sdk::StudentRequest) -> wst_sdk::Result<Vec<wst_sdk::StudentSample>> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let user = request.messages.last().expect("a user message").content.clone();
+        // Later queries answer sooner, so a writer row that kept completion order would be shuffled.
+        let wait = 40 - 8 * user.chars().filter(char::is_ascii_digit).count().min(4) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(vec![wst_sdk::StudentSample {
+            text: format!(" carry the tens of {user} "),
+            finish_reason: wst_sdk::student::FinishReason::Stop,
+            usage: Default::default(),
+        }])
+    }
+}
+
+#[tokio::test]
+async fn a_writer_gets_its_requests_at_once_and_its_instructions_follow_the_prefix_in_query_order() {
+    use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
+    let math = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
+    let p = Pipeline::builder().student(HintStudent::new("carry")).reward(math).build().unwrap();
+    let qs: Vec<Query> = [1, 22, 333, 4444].iter().map(|i| Query::new(format!("q{i}"), format!("{i} + 10")).with_gold((i + 10).to_string())).collect();
+    let writer = Arc::new(SlowWriter { in_flight: Default::default(), most: Default::default() });
+    let method = EvalMethod {
+        name: "writer".into(),
+        source: InstructionSource::Writer {
+            model: writer.clone(),
+            system: "Write advice.".into(),
+            template: "{{ query }}".into(),
+            params: Default::default(),
+            prefix: "Be brief:".into(),
+        },
+        prompt: None,
+    };
+    let settings = EvalSettings { student_samples: 1, max_concurrency: 3, ..Default::default() };
+    let (row, outcomes) = evaluate(&p, &qs, &method, &settings).await.unwrap();
+    assert_eq!(writer.most.load(Ordering::SeqCst), 3, "at most max_concurrency writer requests, and that many, in flight");
+    let texts: Vec<_> = outcomes.iter().map(|o| o.instruction.clone().unwrap()).collect();
+    assert_eq!(texts, qs.iter().map(|q| format!("Be brief: carry the tens of {}", q.text)).collect::<Vec<_>>());
+    assert_eq!(row.value, 1.0);
+}

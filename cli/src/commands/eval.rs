@@ -21,7 +21,8 @@ pub struct Args {
     /// The trained Teacher (default: OUTPUT_DIR/final when it exists).
     #[arg(long)]
     pub teacher: Option<String>,
-    /// Another instruction writer, as a Student spec (e.g. openai:gpt-4o-mini); repeatable.
+    /// Another instruction writer, as a Student spec (e.g. openai:gpt-4o-mini), prompted and
+    /// sampled like the Teacher, its text after `teacher.instruction_prefix`; repeatable.
     #[arg(long)]
     pub writer: Vec<String>,
     /// Student answers per query (default: wst.student_samples).
@@ -149,7 +150,16 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
             model: writer,
             system: cfg.teacher.system_prompt.clone(),
             template: cfg.teacher.prompt_template.clone(),
-            params: SamplingParams { temperature: cfg.grpo.temperature.min(1.0), max_tokens: cfg.grpo.max_completion_length, seed: Some(cfg.grpo.seed), ..Default::default() },
+            // Sampled like the Teacher (chat APIs cap temperature), cut at the Teacher's stops.
+            params: SamplingParams {
+                temperature: cfg.grpo.temperature.min(1.0),
+                top_p: cfg.grpo.top_p,
+                top_k: cfg.grpo.top_k,
+                max_tokens: cfg.grpo.max_completion_length,
+                seed: Some(cfg.grpo.seed),
+                stop: cfg.teacher.stop.clone(),
+            },
+            prefix: cfg.teacher.instruction_prefix.clone(),
         };
         run(&p, EvalMethod { name: format!("writer:{spec}"), source, prompt: None }, &queries)?;
     }

@@ -45,6 +45,9 @@ pub enum InstructionSource {
         template: String,
         /// Its sampling settings.
         params: SamplingParams,
+        /// Text every instruction starts with (the Teacher's `instruction_prefix`), so that a
+        /// writer's row differs from a primed Teacher's only in who writes the rest.
+        prefix: String,
     },
 }
 
@@ -121,8 +124,9 @@ pub fn few_shot_cot_prompt(examples: &[(String, String)]) -> StudentPrompt {
     StudentPrompt { system: None, template: t }
 }
 
-/// The instructions of `source` for `queries` (None for direct prompting).
-pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &InstructionSource) -> Result<Vec<Option<Instruction>>> {
+/// The instructions of `source` for `queries` (None for direct prompting); a writer gets up to
+/// `max_concurrency` requests at once, so a batching backend or an API serves them together.
+pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &InstructionSource, max_concurrency: usize) -> Result<Vec<Option<Instruction>>> {
     match source {
         InstructionSource::None => Ok(vec![None; queries.len()]),
         InstructionSource::Fixed(instruction) => Ok(vec![Some(instruction.clone()); queries.len()]),
@@ -137,21 +141,36 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
             }
             Ok(out)
         }
-        InstructionSource::Writer { model, system, template, params } => {
+        InstructionSource::Writer { model, system, template, params, prefix } => {
             let t = Template::strict("writer.template", template.clone())?;
-            let mut out = Vec::with_capacity(queries.len());
-            for q in queries {
-                let user = t.render(minijinja::context! { query => q.text.as_str() })?;
-                let request = StudentRequest {
-                    messages: vec![ChatMessage::system(system.clone()), ChatMessage::user(user)],
-                    n: 1,
-                    params: SamplingParams { seed: params.seed.map(|s| mix(&[s, hash_str(&q.id)])), ..params.clone() },
-                };
-                let text = model.generate(&request).await?.into_iter().next().map(|a| a.text).unwrap_or_default();
-                out.push(Some(Instruction::new(text)));
-            }
-            Ok(out)
+            let requests = queries
+                .iter()
+                .map(|q| {
+                    let user = t.render(minijinja::context! { query => q.text.as_str() })?;
+                    Ok(StudentRequest {
+                        messages: vec![ChatMessage::system(system.clone()), ChatMessage::user(user)],
+                        n: 1,
+                        params: SamplingParams { seed: params.seed.map(|s| mix(&[s, hash_str(&q.id)])), ..params.clone() },
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let jobs = requests.iter().map(|r| async move {
+                let text = model.generate(r).await?.into_iter().next().map(|a| a.text).unwrap_or_default();
+                Ok::<_, Error>(Some(Instruction::new(with_prefix(prefix, text.trim()))))
+            });
+            let results: Vec<Result<Option<Instruction>>> = futures::stream::iter(jobs).buffered(max_concurrency.max(1)).collect().await;
+            results.into_iter().collect()
         }
+    }
+}
+
+/// `prefix` followed by `text`, a space between them unless one already ends or starts with
+/// whitespace.
+fn with_prefix(prefix: &str, text: &str) -> String {
+    if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) || text.starts_with(char::is_whitespace) {
+        format!("{prefix}{text}")
+    } else {
+        format!("{prefix} {text}")
     }
 }
 
@@ -215,7 +234,7 @@ pub async fn evaluate(pipeline: &Pipeline, queries: &[Query], method: &EvalMetho
     if queries.is_empty() {
         return Err(Error::invalid("queries", "nothing to evaluate"));
     }
-    let ins = instructions(pipeline, queries, &method.source).await?;
+    let ins = instructions(pipeline, queries, &method.source, settings.max_concurrency).await?;
     let outcomes = score_queries(pipeline, queries, &ins, method.prompt.as_ref(), settings).await?;
     let per_query: Vec<f64> = outcomes.iter().map(|o| o.mean).collect();
     let (value, ci_low, ci_high) = bootstrap_ci(&per_query, settings.bootstrap_resamples, 0.95, settings.seed);
