@@ -156,7 +156,7 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
                 .collect::<Result<Vec<_>>>()?;
             let jobs = requests.iter().map(|r| async move {
                 let text = model.generate(r).await?.into_iter().next().map(|a| a.text).unwrap_or_default();
-                Ok::<_, Error>(Some(Instruction::new(with_prefix(prefix, text.trim()))))
+                Ok::<_, Error>(Some(Instruction::new(with_prefix(prefix, &text))))
             });
             let results: Vec<Result<Option<Instruction>>> = futures::stream::iter(jobs).buffered(max_concurrency.max(1)).collect().await;
             results.into_iter().collect()
@@ -164,10 +164,11 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
     }
 }
 
-/// `prefix` followed by `text`, a space between them unless one already ends or starts with
-/// whitespace.
+/// `prefix` followed by the trimmed `text`, a space between them unless the prefix already ends
+/// with whitespace (a writer does not continue the prefix as a primed Teacher does).
 fn with_prefix(prefix: &str, text: &str) -> String {
-    if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) || text.starts_with(char::is_whitespace) {
+    let text = text.trim();
+    if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) {
         format!("{prefix}{text}")
     } else {
         format!("{prefix} {text}")
