@@ -35,7 +35,7 @@ async fn main() -> wst_sdk::Result<()> {
     })?;
     let settings = EvalSettings { student_samples: 1, metric: "weighted_reward".into(), ..Default::default() };
     let (row, _) = evaluate(&pipeline, &queries, &EvalMethod { name: format!("direct w={w}"), source: InstructionSource::None, prompt: None }, &settings).await?;
-    let report = Report { methods: vec![row] };
+    let report = Report { methods: vec![row], ..Default::default() };
     report.write(std::path::Path::new(&format!("hh-eval-w{w}")))?;
     print!("{}", report.to_markdown());
     Ok(())

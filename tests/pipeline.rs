@@ -123,3 +123,38 @@ async fn a_writer_gets_its_requests_at_once_and_its_instructions_follow_the_pref
     assert_eq!(texts, qs.iter().map(|q| format!("Be brief: carry the tens of {}", q.text)).collect::<Vec<_>>());
     assert_eq!(row.value, 1.0);
 }
+
+/// A Student that answers like [`HintStudent`] but fails, every time, for queries that say "boom".
+struct FailsOnBoom(HintStudent);
+
+#[async_trait::async_trait]
+impl wst_sdk::Student for FailsOnBoom {
+    fn name(&self) -> &str {
+        "fails-on-boom"
+    }
+    async fn generate(&self, request: &wst_sdk::StudentRequest) -> wst_sdk::Result<Vec<wst_sdk::StudentSample>> {
+        if request.messages.iter().any(|m| m.content.contains("boom")) {
+            return Err(wst_sdk::Error::invalid("student", "boom: this query always fails"));
+        }
+        self.0.generate(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_permanently_failing_query_is_left_out_and_counted_not_fatal() {
+    use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
+    let math = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
+    let p = Pipeline::builder().student(FailsOnBoom(HintStudent::new("carry"))).reward(math).build().unwrap();
+    let mut qs: Vec<Query> = (1..11).map(|i| Query::new(format!("q{i}"), format!("What is {i} + 10?")).with_gold((i + 10).to_string())).collect();
+    qs[3].text.push_str(" boom");
+    let fixed = EvalMethod { name: "fixed".into(), source: InstructionSource::Fixed("carry".into()), prompt: None };
+    let settings = EvalSettings { student_samples: 2, ..Default::default() };
+    let (row, outcomes) = evaluate(&p, &qs, &fixed, &settings).await.unwrap();
+    assert_eq!((row.value, row.n_queries, outcomes.len()), (1.0, 9, 9));
+    assert_eq!(row.failed_queries.keys().collect::<Vec<_>>(), ["q4"]);
+    assert!(row.failed_queries["q4"].contains("boom"));
+    // Beyond max_failed_fraction (1 of 10 is 0.1; 2 of 10 is not), the method fails, naming why.
+    qs[6].text.push_str(" boom");
+    let err = evaluate(&p, &qs, &fixed, &settings).await.unwrap_err().to_string();
+    assert!(err.contains("2 of 10 queries failed") && err.contains("boom"), "{err}");
+}

@@ -26,12 +26,14 @@ pub fn artifact_dir() -> PathBuf {
 /// `cdylib` files, so the tests build them once with `cargo build`.
 pub const PLUGIN_PACKAGES: &[&str] = &[
     "wst-reward-length",
+    "wst-reward-cost",
     "wst-reward-format",
     "wst-reward-math",
     "wst-reward-model",
     "wst-test-plugin-panics",
     "wst-test-plugin-wrong-abi",
     "wst-test-plugin-missing-symbol",
+    "wst-test-plugin-abi-v1",
 ];
 
 /// Builds every plugin package once per test process, into the same target folder.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
-use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, Progress, Report, evaluate, few_shot_cot_prompt};
+use wst_sdk::eval::{BestFixed, EvalMethod, EvalSettings, InstructionSource, Progress, Report, evaluate, few_shot_cot_prompt, read_instruction_menu, select_instruction};
 use wst_sdk::{Query, SamplingParams};
 
 /// Arguments of `wst eval`.
@@ -41,6 +41,20 @@ pub struct Args {
     /// `fixed-instruction-2`, ...): the control for what a Teacher adds; repeatable.
     #[arg(long)]
     pub instruction: Vec<String>,
+    /// A menu of fixed instructions, one per line (`name: text` names a row `fixed:name`): each
+    /// is a row, and the best of them is chosen on training queries first (`--select-on`) and
+    /// every row is compared to it.
+    #[arg(long)]
+    pub instruction_file: Option<PathBuf>,
+    /// Training queries (the first N of data.train) on which the best menu instruction is chosen;
+    /// 0 chooses none.
+    #[arg(long, default_value_t = 40)]
+    pub select_on: usize,
+    /// Query metadata field that groups correlated queries (e.g. `template`): every interval
+    /// is also given by resampling whole groups. The field must be listed in
+    /// data.eval.fields.metadata.
+    #[arg(long)]
+    pub cluster_by: Option<String>,
     /// Output folder (default: OUTPUT_DIR/eval).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -56,6 +70,12 @@ pub struct Plan {
     pub writers: Vec<String>,
     /// Fixed instructions, one row each.
     pub fixed: Vec<String>,
+    /// Named fixed instructions from a menu, one row each; the best is chosen on training data.
+    pub menu: Vec<(String, wst_sdk::Instruction)>,
+    /// Training queries to choose the menu's best on (0: none).
+    pub select_on: usize,
+    /// Metadata field that clusters queries.
+    pub cluster_by: Option<String>,
     pub k: usize,
     pub limit: Option<usize>,
     pub few_shot: usize,
@@ -70,17 +90,17 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
     if let Some(n) = plan.limit {
         queries.truncate(n);
     }
-    let math = cfg.rewards.iter().any(|r| r.plugin.contains("math"));
     let settings = EvalSettings {
         student_samples: plan.k,
         seed: cfg.grpo.seed,
         max_concurrency: cfg.wst.max_concurrency,
-        metric: if math { "accuracy".into() } else { "weighted_reward".into() },
+        cluster_by: plan.cluster_by.clone(),
         ..Default::default()
     };
     let student = crate::run::student(cfg)?;
     let sampling = InstructionSource::Teacher(wst_sdk::TeacherSampling { num_generations: 1, ..crate::run::teacher_sampling(cfg) });
     let mut report = Report::default();
+    let mut failed_methods: Vec<String> = Vec::new();
     // No bar is drawn into a log file: there, every tenth of a method's queries is a line.
     let lines = crate::progress::as_lines(true);
     let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
@@ -99,7 +119,18 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(progress))), ..settings.clone() };
         let result = runtime.block_on(evaluate(pipeline, queries, &method, &settings));
         drop(bar);
-        let (row, outcomes) = result?;
+        // One method failing loses neither the methods before it nor those after it.
+        let (row, outcomes) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: failed: {e}", method.name);
+                failed_methods.push(format!("{}: {e}", method.name));
+                return Ok(());
+            }
+        };
+        if !row.failed_queries.is_empty() {
+            eprintln!("{}: {} of {} queries failed and were left out", row.name, row.failed_queries.len(), queries.len());
+        }
         std::fs::create_dir_all(&plan.out)?;
         let mut text = String::new();
         for o in &outcomes {
@@ -108,6 +139,8 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         }
         std::fs::write(plan.out.join(format!("outcomes-{}.jsonl", row.name.replace([':', '/'], "_"))), text)?;
         report.methods.push(row);
+        // Written after every method, so a stop loses at most the method under way.
+        report.write(&plan.out)?;
         Ok(())
     };
 
@@ -126,6 +159,29 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
             })
             .collect();
         run(&base, EvalMethod { name: "direct-cot-fewshot".into(), source: InstructionSource::None, prompt: Some(few_shot_cot_prompt(&examples)) }, &queries)?;
+    }
+    let mut best_fixed = None;
+    if !plan.menu.is_empty() && plan.select_on > 0 {
+        // Chosen on training queries only: the held-out split never decides the baseline.
+        let mut train = load_queries(&cfg.data.train).context("loading data.train to choose the best fixed instruction")?;
+        train.truncate(plan.select_on);
+        crate::progress::status!("choosing the best of {} fixed instructions on {} training queries (K = {})", plan.menu.len(), train.len(), plan.k);
+        let train_settings = EvalSettings { cluster_by: None, ..settings.clone() };
+        let selection = runtime.block_on(select_instruction(&base, &train, &plan.menu, &train_settings))?;
+        selection.report.write(&plan.out.join("selection"))?;
+        let (name, instruction) = &plan.menu[selection.best];
+        let value = selection.report.methods[selection.best].value;
+        crate::progress::status!("best fixed instruction on training data: {name} ({value:.4}): {:?}", instruction.text);
+        best_fixed = Some(BestFixed {
+            method: name.clone(),
+            instruction: instruction.text.clone(),
+            chosen_on: format!("data.train (first {} queries, K = {})", train.len(), plan.k),
+            value,
+        });
+    }
+    for (name, instruction) in &plan.menu {
+        crate::progress::status!("{name}: {:?}", instruction.text);
+        run(&base, EvalMethod { name: name.clone(), source: InstructionSource::Fixed(instruction.clone()), prompt: None }, &queries)?;
     }
     for (i, text) in plan.fixed.iter().enumerate() {
         let name = if i == 0 { "fixed-instruction".to_string() } else { format!("fixed-instruction-{}", i + 1) };
@@ -167,9 +223,15 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runt
         let p = crate::run::pipeline(cfg, Some(t), student.clone())?;
         run(&p, EvalMethod { name: name.clone(), source: sampling.clone(), prompt: None }, &queries)?;
     }
+    report.best_fixed = best_fixed;
     report.relate_to("direct");
-    report.compare_to(&["direct", "untrained-teacher"], settings.bootstrap_resamples, cfg.grpo.seed);
+    let mut references = vec!["direct".to_string(), "untrained-teacher".to_string()];
+    references.extend(report.best_fixed.as_ref().map(|b| b.method.clone()));
+    report.compare_to(&references.iter().map(String::as_str).collect::<Vec<_>>(), settings.bootstrap_resamples, cfg.grpo.seed);
     report.write(&plan.out)?;
+    if !failed_methods.is_empty() {
+        anyhow::bail!("{} method(s) failed (the others' results are in {}): {}", failed_methods.len(), plan.out.display(), failed_methods.join("; "));
+    }
     Ok(report)
 }
 
@@ -184,6 +246,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         trained: trained.into_iter().map(|t| ("trained-teacher".to_string(), t)).collect(),
         writers: args.writer.clone(),
         fixed: args.instruction.clone(),
+        menu: match &args.instruction_file {
+            Some(f) => read_instruction_menu(f)?,
+            None => Vec::new(),
+        },
+        select_on: args.select_on,
+        cluster_by: args.cluster_by.clone(),
         k: args.k.unwrap_or(cfg.wst.student_samples),
         limit: args.limit,
         few_shot: args.few_shot,

@@ -1,5 +1,7 @@
-//! `wst plot`: reward and accuracy over training steps (from `metrics.jsonl`), and the
-//! helpful/harmless Pareto frontier across weight settings (from several `results.json`).
+//! `wst plot`: reward and accuracy over training steps (from `metrics.jsonl`), and Pareto plots
+//! of any two values or measures of evaluated rows (from one or more `results.json`): the
+//! helpful/harmless frontier across weight settings, or accuracy against Student tokens with
+//! the frontier of the fixed instructions.
 //! SVG and PNG; text needs a TrueType font (`WST_FONT`, or a system DejaVu/Liberation font).
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,13 @@ pub struct Args {
     /// Reward value on the y axis of the Pareto plot.
     #[arg(long, default_value = "harmless/score")]
     y: String,
+    /// Lower x is better (`--x completion_tokens`: fewer Student tokens); else higher is.
+    #[arg(long)]
+    minimise_x: bool,
+    /// Draw the frontier of the rows whose name starts with this (e.g. `fixed` for the fixed
+    /// instructions), so a Teacher's point can be read against it; default: every row.
+    #[arg(long)]
+    frontier_of: Option<String>,
     /// Output folder.
     #[arg(long, short, default_value = "plots")]
     out: PathBuf,
@@ -165,7 +174,32 @@ pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     front
 }
 
-fn plot_pareto(files: &[PathBuf], x: &str, y: &str, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// A row's value `key`: a reward value's mean, else a measure's (`completion_tokens`,
+/// `truncated`), else the headline when `key` is `value`.
+fn lookup(m: &Value, key: &str) -> Option<f64> {
+    m["values"][key].as_f64().or_else(|| m["measures"][key]["value"].as_f64()).or_else(|| (key == "value").then(|| m["value"].as_f64()).flatten())
+}
+
+/// The frontier of `points` with y maximised and x maximised, or minimised with `minimise_x`.
+fn frontier(points: &[(f64, f64)], minimise_x: bool) -> Vec<(f64, f64)> {
+    if !minimise_x {
+        return pareto_frontier(points);
+    }
+    let flipped: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (-x, y)).collect();
+    let mut f: Vec<(f64, f64)> = pareto_frontier(&flipped).into_iter().map(|(x, y)| (-x, y)).collect();
+    f.sort_by(|a, b| a.0.total_cmp(&b.0));
+    f
+}
+
+struct ParetoSpec<'a> {
+    x: &'a str,
+    y: &'a str,
+    minimise_x: bool,
+    frontier_of: Option<&'a str>,
+}
+
+fn plot_pareto(files: &[PathBuf], spec: &ParetoSpec<'_>, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let (x, y) = (spec.x, spec.y);
     let mut by_method: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for f in files {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
@@ -173,17 +207,25 @@ fn plot_pareto(files: &[PathBuf], x: &str, y: &str, out: &Path) -> anyhow::Resul
         let methods = v["methods"].as_array().with_context(|| format!("{}: no `methods` array", f.display()))?;
         for m in methods {
             let name = m["name"].as_str().unwrap_or("?").to_string();
-            let (Some(px), Some(py)) = (m["values"][x].as_f64(), m["values"][y].as_f64()) else {
-                anyhow::bail!("{}: method `{name}` has no values `{x}` and `{y}`", f.display());
+            let (Some(px), Some(py)) = (lookup(m, x), lookup(m, y)) else {
+                anyhow::bail!("{}: method `{name}` has no value or measure `{x}` and `{y}`", f.display());
             };
             by_method.entry(name).or_default().push((px, py));
         }
     }
-    let all: Vec<(f64, f64)> = by_method.values().flatten().copied().collect();
+    let candidates: Vec<(f64, f64)> =
+        by_method.iter().filter(|(n, _)| spec.frontier_of.is_none_or(|p| n.starts_with(p))).flat_map(|(_, p)| p.iter().copied()).collect();
+    if candidates.is_empty() {
+        anyhow::bail!("no row's name starts with `{}`: nothing to draw a frontier of", spec.frontier_of.unwrap_or_default());
+    }
     let mut series: Vec<Series> = by_method.into_iter().collect();
-    let front = pareto_frontier(&all);
+    let front = frontier(&candidates, spec.minimise_x);
+    let label = match spec.frontier_of {
+        Some(p) => format!("Pareto frontier of the {p}* rows"),
+        None => "Pareto frontier".into(),
+    };
     let files_out = render(out, "pareto_points", &format!("{y} vs {x}"), x, y, &series, false)?;
-    series.push(("Pareto frontier".into(), front));
+    series.push((label, front));
     let mut more = render(out, "pareto", &format!("Pareto frontier: {y} vs {x}"), x, y, &series, true)?;
     more.extend(files_out);
     Ok(more)
@@ -198,7 +240,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         written.extend(plot_metrics(m, &args.out)?);
     }
     if !args.pareto.is_empty() {
-        written.extend(plot_pareto(&args.pareto, &args.x, &args.y, &args.out)?);
+        let spec = ParetoSpec { x: &args.x, y: &args.y, minimise_x: args.minimise_x, frontier_of: args.frontier_of.as_deref() };
+        written.extend(plot_pareto(&args.pareto, &spec, &args.out)?);
     }
     for f in written {
         println!("{}", f.display());
@@ -224,5 +267,9 @@ mod tests {
     fn the_frontier_keeps_only_undominated_points() {
         let pts = [(0.1, 0.9), (0.5, 0.5), (0.4, 0.4), (0.9, 0.1), (0.5, 0.2)];
         assert_eq!(pareto_frontier(&pts), vec![(0.1, 0.9), (0.5, 0.5), (0.9, 0.1)]);
+        // Fewer tokens is better: (100 tokens, 0.3) and (300, 0.5) are undominated; (250, 0.3)
+        // is dominated by (100, 0.3), and (400, 0.45) by (300, 0.5).
+        let tokens = [(300.0, 0.5), (100.0, 0.3), (250.0, 0.3), (400.0, 0.45)];
+        assert_eq!(frontier(&tokens, true), vec![(100.0, 0.3), (300.0, 0.5)]);
     }
 }

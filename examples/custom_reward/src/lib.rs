@@ -54,7 +54,7 @@ mod tests {
     use super::*;
 
     fn input(answer: &str) -> RewardInput {
-        RewardInput { query: "q".into(), instruction: None, answer: answer.into(), gold: None, metadata: Default::default() }
+        RewardInput { query: "q".into(), answer: answer.into(), ..Default::default() }
     }
 
     #[test]

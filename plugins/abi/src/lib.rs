@@ -43,7 +43,10 @@ use serde::{Deserialize, Serialize};
 #[doc(hidden)]
 pub mod __private;
 
-/// The ABI version this crate speaks. Bumped on any change to symbols, signatures or JSON shapes.
+/// The ABI version this crate speaks. Bumped on any change to symbols or signatures, and on any
+/// change to the JSON shapes that a plugin built before could not read. Adding an optional field
+/// to [`RewardInput`] is not such a change: plugins ignore fields they do not know (so a plugin
+/// must not read its input with `deny_unknown_fields`).
 pub const ABI_VERSION: u32 = 1;
 
 /// `extern "C" fn() -> u32`: the plugin's ABI version. Checked before anything else.
@@ -106,6 +109,15 @@ pub struct RewardInput {
     /// The query's free metadata.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Tokens the Student spent on this answer, as its backend counted them (llama.cpp and
+    /// candle count exactly; an OpenAI-compatible server's `usage` is split evenly over the
+    /// choices of one request). `None` from hosts older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    /// Why the answer ended: `stop` (the model finished), `length` (cut by `max_tokens`), or
+    /// what the server said. `None` from hosts older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
 }
 
 /// What a plugin says about itself.

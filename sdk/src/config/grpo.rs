@@ -43,11 +43,15 @@ pub struct GrpoConfig {
     /// Upper clip range (DAPO's clip-higher); unset means equal to `epsilon`.
     pub epsilon_high: Option<f64>,
     /// How per-token losses are averaged: grpo | bnpo | dr_grpo | dapo (TRL default dapo).
+    /// Every type is normalised over the whole generation batch, so `bnpo` equals `dapo` here;
+    /// TRL's `bnpo` normalises per micro-batch instead, and differs when micro-batches hold
+    /// different numbers of tokens.
     pub loss_type: LossType,
     /// How rewards are scaled after centring: group | batch | none. With group-mean centring
     /// (`wst.centring`, the default) WST's baseline s cancels whatever the scaling.
     pub scale_rewards: ScaleRewards,
-    /// Maximum tokens in one instruction.
+    /// Maximum tokens in one instruction (512, as TRL 1.16's GRPOConfig and wst's Teacher
+    /// sampling defaults).
     pub max_completion_length: usize,
     /// Leave instructions cut at `max_completion_length` out of the loss (TRL's
     /// `mask_truncated_completions`): their reward judges a text the Teacher did not finish.

@@ -251,6 +251,9 @@ impl WstConfig {
         if self.wst.max_concurrency == 0 {
             return bad("wst.max_concurrency", "must be at least 1".into());
         }
+        if let Some(message) = crate::grpo::centring_conflict(self.wst.centring, g.scale_rewards) {
+            return bad("wst.centring", message);
+        }
         if self.rewards.is_empty() {
             return bad("rewards", "at least one [[rewards]] entry is needed".into());
         }
@@ -349,6 +352,11 @@ mod tests {
         assert!(err.contains("grpo.per_device_train_batch_size") && err.contains("(8)") && err.contains("(3)"), "{err}");
         let err = WstConfig::from_toml_str("[student]\nspec = \"gpt4\"\n", "run.toml").unwrap_err().to_string();
         assert!(err.contains("student.spec"), "{err}");
+        // The paper's uncentred r with the default per-group scaling is refused before any
+        // model loads; with batch scaling it is valid.
+        let err = WstConfig::from_toml_str("[wst]\ncentring = \"none\"\n", "run.toml").unwrap_err().to_string();
+        assert!(err.contains("wst.centring") && err.contains("scale_rewards"), "{err}");
+        assert!(WstConfig::from_toml_str("[wst]\ncentring = \"none\"\n[grpo]\nscale_rewards = \"batch\"\n", "run.toml").is_ok());
     }
 
     #[test]

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-pub use bootstrap::{bootstrap_ci, paired_bootstrap_ci};
-pub use report::{MethodResult, PairedDifference, Report};
+pub use bootstrap::{bootstrap_ci, cluster_bootstrap_ci, paired_bootstrap_ci};
+pub use report::{BestFixed, COMPLETION_TOKENS, ClusterInterval, Measure, MethodResult, PairedDifference, Report, TRUNCATED};
 
 use crate::error::{Error, Result};
 use crate::instruction::Instruction;
 use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::score::mean_by_name;
-use crate::student::{ChatMessage, SamplingParams, Student, StudentPrompt, StudentRequest};
+use crate::student::{ChatMessage, FinishReason, SamplingParams, Student, StudentPrompt, StudentRequest};
 use crate::teacher::TeacherSampling;
 use crate::template::Template;
 use crate::types::{hash_str, mix};
@@ -72,10 +72,19 @@ pub struct EvalSettings {
     pub seed: u64,
     /// Student requests in flight at once.
     pub max_concurrency: usize,
-    /// Name of the metric in the report.
+    /// Name of the metric in the report; empty names it from the rewards' weights (the one
+    /// weighted value, such as `accuracy`, or `weighted_reward`).
     pub metric: String,
+    /// Query metadata field that groups correlated queries (e.g. `template`: variants of one
+    /// GSM-Symbolic template). When set, every interval is also computed by resampling whole
+    /// groups, and a query without the field is an error.
+    pub cluster_by: Option<String>,
     /// Bootstrap resamples.
     pub bootstrap_resamples: usize,
+    /// Largest share of queries that may fail (the Student or a reward still failing after the
+    /// backend's retries) and be left out of a method, counted in its row; beyond it the method
+    /// fails with the first error.
+    pub max_failed_fraction: f64,
     /// Told `(queries done, queries)` as each query's answers are scored, to draw progress.
     #[serde(skip)]
     pub progress: Option<Progress>,
@@ -93,7 +102,16 @@ impl std::fmt::Debug for Progress {
 
 impl Default for EvalSettings {
     fn default() -> Self {
-        EvalSettings { student_samples: 10, seed: 0, max_concurrency: 8, metric: "accuracy".into(), bootstrap_resamples: 2000, progress: None }
+        EvalSettings {
+            student_samples: 10,
+            seed: 0,
+            max_concurrency: 8,
+            metric: String::new(),
+            cluster_by: None,
+            bootstrap_resamples: 2000,
+            max_failed_fraction: 0.1,
+            progress: None,
+        }
     }
 }
 
@@ -110,6 +128,39 @@ pub struct QueryOutcome {
     pub mean: f64,
     /// Mean of each named reward value over the K answers.
     pub values: BTreeMap<String, f64>,
+    /// Completion tokens of each of the K answers.
+    #[serde(default)]
+    pub completion_tokens: Vec<u64>,
+    /// How many of the K answers were cut by `max_tokens`.
+    #[serde(default)]
+    pub truncated: usize,
+    /// The query's cluster (its `cluster_by` metadata value), when the evaluation is clustered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+impl QueryOutcome {
+    /// Mean completion tokens over the K answers.
+    pub fn mean_tokens(&self) -> f64 {
+        self.completion_tokens.iter().sum::<u64>() as f64 / self.completion_tokens.len().max(1) as f64
+    }
+
+    /// Share of the K answers cut by `max_tokens`.
+    pub fn truncated_share(&self) -> f64 {
+        self.truncated as f64 / self.completion_tokens.len().max(1) as f64
+    }
+}
+
+/// The cluster of `q` under `field` (a string or number in its metadata).
+fn cluster_of(q: &Query, field: &str) -> Result<String> {
+    match q.metadata.get(field) {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(v @ serde_json::Value::Number(_)) => Ok(v.to_string()),
+        _ => Err(Error::invalid(
+            "cluster_by",
+            format!("query `{}` has no metadata field `{field}` to cluster by (list it in data.eval.fields.metadata)", q.id),
+        )),
+    }
 }
 
 /// A chain-of-thought few-shot Student prompt from worked examples (query, solution).
@@ -175,18 +226,33 @@ fn with_prefix(prefix: &str, text: &str) -> String {
     }
 }
 
-/// Scores K answers per query for already chosen instructions.
+/// The outcomes of the queries that could be scored, and the ones left out.
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    /// One outcome per scored query, in query order.
+    pub outcomes: Vec<QueryOutcome>,
+    /// (query id, error) of each query left out.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Scores K answers per query for already chosen instructions. A query whose answers or scores
+/// fail is left out and listed, up to `settings.max_failed_fraction` of the queries; beyond it
+/// the whole call fails with the first error.
 pub async fn score_queries(
     pipeline: &Pipeline,
     queries: &[Query],
     instructions: &[Option<Instruction>],
     prompt: Option<&StudentPrompt>,
     settings: &EvalSettings,
-) -> Result<Vec<QueryOutcome>> {
+) -> Result<Scored> {
     if queries.len() != instructions.len() {
         return Err(Error::invalid("instructions", "one instruction (or None) per query"));
     }
     let k = settings.student_samples.max(1);
+    let clusters = match &settings.cluster_by {
+        Some(field) => queries.iter().map(|q| cluster_of(q, field).map(Some)).collect::<Result<Vec<_>>>()?,
+        None => vec![None; queries.len()],
+    };
     let prompt = prompt.cloned().unwrap_or_else(|| pipeline.student_prompt().clone());
     let request = |q: &Query, ins: &Option<Instruction>| -> Result<StudentRequest> {
         let params = SamplingParams { seed: Some(mix(&[settings.seed, hash_str(&q.id)])), ..pipeline.student_sampling().clone() };
@@ -205,6 +271,7 @@ pub async fn score_queries(
     let jobs = queries.iter().zip(instructions).enumerate().map(|(i, (q, ins))| {
         let ready = bulk.get_mut(i).and_then(Option::take);
         let request = request(q, ins);
+        let cluster = clusters[i].clone();
         async move {
             let answers = match ready {
                 Some(a) => a?,
@@ -222,12 +289,40 @@ pub async fn score_queries(
                 mean: totals.iter().sum::<f64>() / totals.len().max(1) as f64,
                 scores: totals,
                 values,
+                completion_tokens: answers.iter().map(|a| a.usage.completion_tokens).collect(),
+                truncated: answers.iter().filter(|a| a.finish_reason == FinishReason::Length).count(),
+                cluster,
             })
         }
     });
     let jobs: Vec<_> = jobs.collect();
     let results: Vec<Result<QueryOutcome>> = futures::stream::iter(jobs).buffered(settings.max_concurrency.max(1)).collect().await;
-    results.into_iter().collect()
+    let mut scored = Scored::default();
+    let mut first = None;
+    for (q, r) in queries.iter().zip(results) {
+        match r {
+            Ok(o) => scored.outcomes.push(o),
+            Err(e) => {
+                tracing::warn!(query = %q.id, "left out of the evaluation: {e}");
+                scored.failed.push((q.id.clone(), e.to_string()));
+                first.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first {
+        if scored.failed.len() as f64 > settings.max_failed_fraction * queries.len() as f64 || scored.outcomes.is_empty() {
+            return Err(Error::invalid(
+                "eval",
+                format!(
+                    "{} of {} queries failed, more than max_failed_fraction = {} allows; first error: {e}",
+                    scored.failed.len(),
+                    queries.len(),
+                    settings.max_failed_fraction
+                ),
+            ));
+        }
+    }
+    Ok(scored)
 }
 
 /// Evaluates one method on `queries`.
@@ -236,21 +331,126 @@ pub async fn evaluate(pipeline: &Pipeline, queries: &[Query], method: &EvalMetho
         return Err(Error::invalid("queries", "nothing to evaluate"));
     }
     let ins = instructions(pipeline, queries, &method.source, settings.max_concurrency).await?;
-    let outcomes = score_queries(pipeline, queries, &ins, method.prompt.as_ref(), settings).await?;
-    let per_query: Vec<f64> = outcomes.iter().map(|o| o.mean).collect();
-    let (value, ci_low, ci_high) = bootstrap_ci(&per_query, settings.bootstrap_resamples, 0.95, settings.seed);
-    let values = mean_by_name(outcomes.iter().map(|o| &o.values));
-    let result = MethodResult {
-        name: method.name.clone(),
-        metric: format!("{}@K={}", settings.metric, settings.student_samples.max(1)),
-        value,
-        ci_low,
-        ci_high,
-        n_queries: queries.len(),
+    let scored = score_queries(pipeline, queries, &ins, method.prompt.as_ref(), settings).await?;
+    let mut row = summarise(pipeline, &method.name, &scored.outcomes, settings);
+    row.failed_queries = scored.failed.into_iter().collect();
+    Ok((row, scored.outcomes))
+}
+
+/// The name of the headline metric: the setting's, else the one weighted value (`accuracy`,
+/// `math/accuracy`) when it is weighted 1, else `weighted_reward`.
+pub fn metric_name(pipeline: &Pipeline, settings: &EvalSettings) -> String {
+    if !settings.metric.is_empty() {
+        return settings.metric.clone();
+    }
+    let weights = pipeline.reward.as_ref().map(|r| r.weights().0.clone()).unwrap_or_default();
+    match weights.iter().next() {
+        Some((name, w)) if weights.len() == 1 && *w == 1.0 => name.clone(),
+        _ => "weighted_reward".into(),
+    }
+}
+
+/// A method's row from its per-query outcomes: the headline (the weighted reward) and the
+/// measures (tokens, truncation, and each weighted value when several are weighted).
+fn summarise(pipeline: &Pipeline, name: &str, outcomes: &[QueryOutcome], settings: &EvalSettings) -> MethodResult {
+    let (resamples, seed) = (settings.bootstrap_resamples, settings.seed);
+    let clusters: BTreeMap<String, String> = outcomes.iter().filter_map(|o| Some((o.id.clone(), o.cluster.clone()?))).collect();
+    let headline = Measure::new(outcomes.iter().map(|o| (o.id.clone(), o.mean)).collect(), &clusters, resamples, seed);
+    let mut measures = BTreeMap::new();
+    let per = |f: &dyn Fn(&QueryOutcome) -> f64| -> BTreeMap<String, f64> { outcomes.iter().map(|o| (o.id.clone(), f(o))).collect() };
+    measures.insert(COMPLETION_TOKENS.to_string(), Measure::new(per(&|o| o.mean_tokens()), &clusters, resamples, seed));
+    measures.insert(TRUNCATED.to_string(), Measure::new(per(&|o| o.truncated_share()), &clusters, resamples, seed));
+    let weighted: Vec<String> = pipeline.reward.as_ref().map(|r| r.weights().0.keys().cloned().collect()).unwrap_or_default();
+    if weighted.len() > 1 {
+        for value in weighted {
+            let by_query = per(&|o| o.values.get(&value).copied().unwrap_or(f64::NAN));
+            if by_query.values().all(|v| v.is_finite()) {
+                measures.insert(value.clone(), Measure::new(by_query, &clusters, resamples, seed));
+            }
+        }
+    }
+    MethodResult {
+        name: name.to_string(),
+        metric: format!("{}@K={}", metric_name(pipeline, settings), settings.student_samples.max(1)),
+        value: headline.value,
+        ci_low: headline.ci_low,
+        ci_high: headline.ci_high,
+        by_cluster: headline.by_cluster,
+        n_queries: outcomes.len(),
         relative_improvement: None,
-        values,
-        per_query: outcomes.iter().map(|o| (o.id.clone(), o.mean)).collect(),
+        values: mean_by_name(outcomes.iter().map(|o| &o.values)),
+        per_query: headline.per_query,
         paired: Default::default(),
-    };
-    Ok((result, outcomes))
+        measures,
+        clusters,
+        failed_queries: Default::default(),
+    }
+}
+
+/// What [`select_instruction`] found: the winner and every candidate's row.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Index of the chosen candidate.
+    pub best: usize,
+    /// One row per candidate, in the candidates' order, with its headline value.
+    pub report: Report,
+}
+
+/// Evaluates each of `candidates` (name, fixed instruction) on `queries` and picks the one with
+/// the highest headline value (the weighted reward; ties go to the earlier candidate). Give it
+/// training queries only: a fixed instruction chosen on the evaluation split would flatter the
+/// baseline a Teacher is compared to.
+pub async fn select_instruction(pipeline: &Pipeline, queries: &[Query], candidates: &[(String, Instruction)], settings: &EvalSettings) -> Result<Selection> {
+    if candidates.is_empty() {
+        return Err(Error::invalid("instructions", "no candidate instruction to choose from"));
+    }
+    let mut report = Report::default();
+    for (name, instruction) in candidates {
+        let method = EvalMethod { name: name.clone(), source: InstructionSource::Fixed(instruction.clone()), prompt: None };
+        report.methods.push(evaluate(pipeline, queries, &method, settings).await?.0);
+    }
+    let mut best = 0;
+    for (i, m) in report.methods.iter().enumerate() {
+        if m.value > report.methods[best].value {
+            best = i;
+        }
+    }
+    Ok(Selection { best, report })
+}
+
+/// Reads a menu of fixed instructions: one per line, `#` comments and blank lines skipped. A
+/// line `name: text` whose name is lower-case letters, digits, `-`, `_` or `.` names its row
+/// `fixed:name`; any other line is all instruction text, its row `fixed:N` (N its position).
+pub fn read_instruction_menu(path: &std::path::Path) -> Result<Vec<(String, Instruction)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut menu: Vec<(String, Instruction)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let named = line.split_once(": ").filter(|(n, t)| {
+            let mut c = n.chars();
+            c.next().is_some_and(|f| f.is_ascii_lowercase() || f.is_ascii_digit())
+                && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-_.".contains(ch))
+                && !t.trim().is_empty()
+        });
+        let (name, instruction) = match named {
+            Some((n, t)) => (format!("fixed:{n}"), t.trim()),
+            None => (format!("fixed:{}", menu.len() + 1), line),
+        };
+        if let Some((_, earlier)) = menu.iter().find(|(n, _)| *n == name) {
+            return Err(Error::Dataset {
+                path: path.to_path_buf(),
+                line: i + 1,
+                field: "name".into(),
+                message: format!("`{name}` names two instructions (also {:?})", earlier.text),
+            });
+        }
+        menu.push((name, Instruction::new(instruction)));
+    }
+    if menu.is_empty() {
+        return Err(Error::Dataset { path: path.to_path_buf(), line: 0, field: "<file>".into(), message: "no instruction in the menu".into() });
+    }
+    Ok(menu)
 }

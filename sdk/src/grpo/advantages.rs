@@ -61,8 +61,20 @@ pub fn compute_advantages(rewards: &[f64], group_size: usize, scale: ScaleReward
     advantages(rewards, group_size, scale, Centring::GroupMean)
 }
 
+/// Why `centring` and `scale` cannot go together, if they cannot: uncentred rewards divided by
+/// each group's spread turn a group whose instructions scored alike (spread 0) into advantages
+/// of about 10⁴·r that swamp the batch.
+pub fn centring_conflict(centring: Centring, scale: ScaleRewards) -> Option<String> {
+    (centring == Centring::None && scale == ScaleRewards::Group).then(|| {
+        "centring = \"none\" keeps r = mean − s itself, and grpo.scale_rewards = \"group\" would divide it by each group's spread: a group whose instructions all scored alike (spread 0) would get advantages of about 10⁴·r and swamp the batch. Use grpo.scale_rewards = \"batch\" (r divided by the batch's spread) or \"none\"".to_string()
+    })
+}
+
 /// Computes advantages for `rewards` (consecutive groups of `group_size`), centred as `centring` says.
 pub fn advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards, centring: Centring) -> Result<Advantages> {
+    if let Some(message) = centring_conflict(centring, scale) {
+        return Err(Error::invalid("wst.centring", message));
+    }
     if group_size < 2 {
         return Err(Error::invalid("num_generations", format!("GRPO needs at least 2 completions per group, got {group_size}")));
     }
@@ -155,9 +167,15 @@ mod tests {
         let g1 = advantages(&[0.3, -0.1], 2, ScaleRewards::None, Centring::GroupMean).unwrap();
         let g2 = advantages(&[0.1, -0.3], 2, ScaleRewards::None, Centring::GroupMean).unwrap();
         close(&g1.advantages, &g2.advantages);
-        // Scaled by the group's std (√0.08 = 0.28284271): 0.3 / (0.28284271 + 1e-4).
-        let s = advantages(&[0.3, -0.1], 2, ScaleRewards::Group, Centring::None).unwrap();
-        close(&s.advantages, &[0.3 / (0.08f64.sqrt() + 1e-4), -0.1 / (0.08f64.sqrt() + 1e-4)]);
+        // Scaled by the batch's std: r = [0.3, −0.1, 0.2, 0.2] has mean 0.15 and unbiased
+        // variance (0.0225 + 0.0625 + 0.0025 + 0.0025) / 3 = 0.03, so each r / (√0.03 + 1e-4).
+        let s = advantages(&[0.3, -0.1, 0.2, 0.2], 2, ScaleRewards::Batch, Centring::None).unwrap();
+        let d = 0.03f64.sqrt() + 1e-4;
+        close(&s.advantages, &[0.3 / d, -0.1 / d, 0.2 / d, 0.2 / d]);
+        // Uncentred rewards over a group's spread would blow a zero-spread group up to ~10⁴·r:
+        // refused, with the settings that work named.
+        let err = advantages(&[0.2, 0.2], 2, ScaleRewards::Group, Centring::None).unwrap_err().to_string();
+        assert!(err.contains("scale_rewards = \"batch\"") && err.contains("10⁴"), "{err}");
         // A group where every instruction beat the Student alone still carries a signal.
         let up = advantages(&[0.2, 0.2], 2, ScaleRewards::None, Centring::None).unwrap();
         close(&up.advantages, &[0.2, 0.2]);

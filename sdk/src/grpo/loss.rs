@@ -5,8 +5,9 @@
 //! as TRL's `loss_type` says, always over the whole optimisation batch ([`BatchSize`]), so
 //! splitting it into micro-batches to save memory never changes the objective: `grpo` per
 //! sequence then over the batch's sequences, `bnpo` and `dapo` over the batch's completion
-//! tokens (TRL's `bnpo` averages per device batch; wst trains on one, where the two agree),
-//! `dr_grpo` over sequences × max_completion_length.
+//! tokens, `dr_grpo` over sequences × max_completion_length. So wst's `bnpo` is `dapo`: TRL's
+//! `bnpo` averages over each micro-batch's tokens and then divides by the accumulation steps,
+//! which weighs a token of a short micro-batch more; wst keeps the whole-batch average.
 
 use candle_core::{D, DType, Tensor};
 use schemars::JsonSchema;

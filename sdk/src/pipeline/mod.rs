@@ -172,6 +172,8 @@ impl Pipeline {
                 answer: a.text.clone(),
                 gold: query.gold.clone(),
                 metadata: query.metadata.clone(),
+                completion_tokens: Some(a.usage.completion_tokens),
+                finish_reason: Some(a.finish_reason.as_str().to_string()),
             })
             .collect();
         tokio::task::spawn_blocking(move || reward.score(&inputs))

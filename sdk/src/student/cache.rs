@@ -41,11 +41,14 @@ pub struct ResponseCache {
     path: PathBuf,
     index: Mutex<HashMap<String, (u64, usize)>>,
     file: Mutex<File>,
+    skipped: usize,
 }
 
 impl ResponseCache {
     /// Opens (or creates) the cache in `dir`. A last line cut short by a kill is dropped with a
-    /// warning; any other unreadable line is an error naming the file and line.
+    /// warning; any other unreadable line (a fragment another process left when it was killed
+    /// mid-append, before later appends) is skipped and counted, with a warning naming the file
+    /// and the first such line: its answer is asked for again, nothing else is lost.
     pub fn open(dir: impl AsRef<Path>) -> Result<Arc<Self>> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -55,24 +58,34 @@ impl ResponseCache {
         // Another process may be appending: read and repair under its lock.
         file.lock().map_err(io)?;
         let scanned = Self::scan(&path, &file);
-        let repaired = scanned.and_then(|(index, keep, len, ends_in_newline)| {
-            if keep < len {
-                file.set_len(keep).map_err(io)?;
-            } else if len > 0 && !ends_in_newline {
+        let repaired = scanned.and_then(|scan| {
+            if scan.keep < scan.len {
+                file.set_len(scan.keep).map_err(io)?;
+            } else if scan.len > 0 && !scan.ends_in_newline {
                 file.write_all(b"\n").map_err(io)?;
             }
-            Ok(index)
+            Ok(scan)
         });
         file.unlock().map_err(io)?;
-        Ok(Arc::new(ResponseCache { index: Mutex::new(repaired?), file: Mutex::new(file), path }))
+        let scan = repaired?;
+        if let Some(line) = scan.first_skipped {
+            tracing::warn!(path = %path.display(), first_line = line, skipped = scan.skipped, "skipping unreadable cache lines (fragments of interrupted writes); their answers will be asked for again");
+        }
+        Ok(Arc::new(ResponseCache { index: Mutex::new(scan.index), file: Mutex::new(file), path, skipped: scan.skipped }))
     }
 
-    /// Indexes the file line by line: (index, bytes to keep, file length, ends in a newline).
-    fn scan(path: &Path, file: &File) -> Result<(HashMap<String, (u64, usize)>, u64, u64, bool)> {
+    /// Unreadable lines skipped when the cache was opened.
+    pub fn skipped_lines(&self) -> usize {
+        self.skipped
+    }
+
+    /// Indexes the file line by line.
+    fn scan(path: &Path, file: &File) -> Result<Scan> {
         let io = |e: std::io::Error| Error::io(path, e);
         let mut reader = BufReader::new(file.try_clone().map_err(io)?);
         reader.seek(SeekFrom::Start(0)).map_err(io)?;
         let (mut index, mut offset, mut line_no, mut keep) = (HashMap::new(), 0u64, 0usize, None);
+        let (mut skipped, mut first_skipped) = (0usize, None);
         let mut line = Vec::new();
         let mut last_newline = true;
         loop {
@@ -94,13 +107,15 @@ impl ResponseCache {
                         keep = Some(offset);
                     }
                     Err(err) => {
-                        return Err(Error::Dataset { path: path.to_path_buf(), line: line_no, field: "<row>".into(), message: format!("unreadable cache entry: {err}") });
+                        tracing::debug!(path = %path.display(), line = line_no, "unreadable cache line: {err}");
+                        skipped += 1;
+                        first_skipped.get_or_insert(line_no);
                     }
                 }
             }
             offset += n as u64;
         }
-        Ok((index, keep.unwrap_or(offset), offset, last_newline))
+        Ok(Scan { index, keep: keep.unwrap_or(offset), len: offset, ends_in_newline: last_newline, skipped, first_skipped })
     }
 
     /// The cache file.
@@ -147,7 +162,7 @@ impl ResponseCache {
         let offset = {
             let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
             f.lock().map_err(io)?;
-            let written = f.seek(SeekFrom::End(0)).and_then(|end| f.write_all(&line).map(|_| end));
+            let written = append_line(&mut f, &line);
             f.unlock().map_err(io)?;
             written.map_err(io)?
         };
@@ -176,6 +191,58 @@ impl ResponseCache {
         let digest = Sha256::digest(&json);
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// What [`ResponseCache::scan`] found.
+struct Scan {
+    /// Key → (offset, length) of each readable line.
+    index: HashMap<String, (u64, usize)>,
+    /// Bytes to keep (less than `len` when the last line was cut short).
+    keep: u64,
+    /// The file's length.
+    len: u64,
+    /// Whether the file ends in a newline.
+    ends_in_newline: bool,
+    /// Unreadable lines skipped, and the first one's number.
+    skipped: usize,
+    first_skipped: Option<usize>,
+}
+
+/// Appends `line` to `f` (opened for appending, its lock held) on a line of its own: after a
+/// fragment that a killed writer left without a newline, a newline comes first. A failed write
+/// (a full disk) is rolled back, so it leaves no fragment either. Returns where `line` starts.
+fn append_line(f: &mut File, line: &[u8]) -> std::io::Result<u64> {
+    let end = f.seek(SeekFrom::End(0))?;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    if end > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::Start(end - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            bytes.push(b'\n');
+        }
+    }
+    let start = end + bytes.len() as u64;
+    bytes.extend_from_slice(line);
+    if let Err(e) = f.write_all(&bytes) {
+        // Best effort: the write error is what the caller needs to hear about.
+        let _ = f.set_len(end);
+        return Err(e);
+    }
+    Ok(start)
+}
+
+/// `indices` (ascending) split into runs of consecutive values.
+fn contiguous_runs(indices: &[usize]) -> Vec<&[usize]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=indices.len() {
+        if i == indices.len() || indices[i] != indices[i - 1] + 1 {
+            runs.push(&indices[start..i]);
+            start = i;
+        }
+    }
+    runs
 }
 
 /// A Student whose answers go through a [`ResponseCache`].
@@ -243,11 +310,14 @@ impl Student for CachedStudent {
             return Ok(out.into_iter().flatten().collect());
         }
         if self.inner.capabilities().native_n {
-            // One request for the missing ones; contiguous runs keep the seeds of a full request.
-            let answers = self.fetch(request, missing[0], missing.len()).await?;
-            for (&i, a) in missing.iter().zip(answers) {
-                self.cache.put(keys[i].clone(), &name, a.clone())?;
-                out[i] = Some(a);
+            // One request per contiguous run of missing answers, so answer i keeps seed + i
+            // (one request for gaps 1 and 3 would give answer 3 the seed of answer 2).
+            for run in contiguous_runs(&missing) {
+                let answers = self.fetch(request, run[0], run.len()).await?;
+                for (&i, a) in run.iter().zip(answers) {
+                    self.cache.put(keys[i].clone(), &name, a.clone())?;
+                    out[i] = Some(a);
+                }
             }
         } else {
             // One request per answer, each cached as soon as it arrives, so a failure of one
@@ -388,7 +458,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_line_cut_by_a_kill_is_dropped_and_a_corrupt_line_is_an_error() {
+    async fn a_line_cut_by_a_kill_is_dropped_and_a_corrupt_line_is_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let inner = Arc::new(SeedEcho { native_n: true, calls: AtomicUsize::new(0), fail: vec![] });
         let s = CachedStudent::new(inner, ResponseCache::open(dir.path()).unwrap());
@@ -400,9 +470,44 @@ mod tests {
         assert_eq!(c.len(), 2);
         c.put("k".into(), "echo", StudentSample { text: "x".into(), finish_reason: FinishReason::Stop, usage: TokenUsage::default() }).unwrap();
         assert_eq!(ResponseCache::open(dir.path()).unwrap().len(), 3, "appends after the cut land on their own line");
-        std::fs::write(&path, format!("not json\n{good}")).unwrap();
-        let err = ResponseCache::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("responses.jsonl:1"), "{err}");
+        // A fragment in the middle (a writer killed mid-append, then later appends from
+        // another process) is skipped and counted; every whole line still reads.
+        std::fs::write(&path, format!("not json\n{good}{{\"key\":\"torn\"\n")).unwrap();
+        let c = ResponseCache::open(dir.path()).unwrap();
+        assert_eq!((c.len(), c.skipped_lines()), (2, 2));
+    }
+
+    #[test]
+    fn an_append_after_a_torn_fragment_starts_on_its_own_line_and_every_later_open_reads_it() {
+        // A process killed mid-append leaves a fragment with no newline while another process
+        // still holds the file open; that process's next appends must not be glued to it.
+        let dir = tempfile::tempdir().unwrap();
+        let c = ResponseCache::open(dir.path()).unwrap();
+        let sample = |t: &str| StudentSample { text: t.into(), finish_reason: FinishReason::Stop, usage: TokenUsage::default() };
+        c.put("a".into(), "echo", sample("first")).unwrap();
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(CACHE_FILE)).unwrap();
+        f.write_all(b"{\"key\":\"killed\",\"stud").unwrap();
+        c.put("b".into(), "echo", sample("after the fragment")).unwrap();
+        c.put("c".into(), "echo", sample("later still")).unwrap();
+        assert_eq!(c.get("b").unwrap().unwrap().text, "after the fragment");
+        let reopened = ResponseCache::open(dir.path()).unwrap();
+        assert_eq!((reopened.len(), reopened.skipped_lines()), (3, 1));
+        assert_eq!(reopened.get("c").unwrap().unwrap().text, "later still");
+    }
+
+    #[tokio::test]
+    async fn gaps_that_are_not_contiguous_keep_each_answers_own_seed() {
+        // Answers 0 and 2 are cached; 1 and 3 are missing. One request for both gaps would give
+        // answer 3 the seed of answer 2, a duplicate within K.
+        let dir = tempfile::tempdir().unwrap();
+        let inner = Arc::new(SeedEcho { native_n: true, calls: AtomicUsize::new(0), fail: vec![] });
+        let cache = ResponseCache::open(dir.path()).unwrap();
+        for i in [0usize, 2] {
+            let text = format!("seed={}", 100 + i);
+            cache.put(ResponseCache::key("echo", &request(4), i), "echo", StudentSample { text, finish_reason: FinishReason::Stop, usage: TokenUsage::default() }).unwrap();
+        }
+        let s = CachedStudent::new(inner, cache);
+        assert_eq!(texts(&s.generate(&request(4)).await.unwrap()), ["seed=100", "seed=101", "seed=102", "seed=103"]);
     }
 
     /// Same name, another model (say two different `model-Q4_K_M.gguf` files): no shared answers.

@@ -49,6 +49,17 @@ pub enum FinishReason {
     Other(String),
 }
 
+impl FinishReason {
+    /// The name OpenAI's API uses (`stop`, `length`, or the server's own word).
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Other(s) => s,
+        }
+    }
+}
+
 /// Tokens spent on one answer (prompt tokens are counted once per request by most servers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {

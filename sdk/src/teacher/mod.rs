@@ -62,7 +62,17 @@ impl TeacherSampling {
 
 impl Default for TeacherSampling {
     fn default() -> Self {
-        TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: 256, max_prompt_length: 512, seed: 42 }
+        // The same defaults as `GrpoConfig`, so a Teacher samples alike in and out of training.
+        let g = crate::config::GrpoConfig::default();
+        TeacherSampling {
+            num_generations: g.num_generations,
+            temperature: g.temperature,
+            top_p: g.top_p,
+            top_k: g.top_k,
+            max_completion_length: g.max_completion_length,
+            max_prompt_length: g.max_prompt_length,
+            seed: 42,
+        }
     }
 }
 

@@ -326,8 +326,8 @@ impl Pipeline {
         let sampling = TeacherSampling { num_generations: 1, ..TeacherSampling::from_grpo(g, mix(&[g.seed, 0xE7A1])) };
         let settings = EvalSettings { student_samples: options.wst.student_samples, seed: g.seed, max_concurrency: options.wst.max_concurrency, ..Default::default() };
         let ins = crate::eval::instructions(self, &options.eval_queries, &InstructionSource::Teacher(sampling), settings.max_concurrency).await?;
-        let with = score_queries(self, &options.eval_queries, &ins, None, &settings).await?;
-        let without = score_queries(self, &options.eval_queries, &vec![None; options.eval_queries.len()], None, &settings).await?;
+        let with = score_queries(self, &options.eval_queries, &ins, None, &settings).await?.outcomes;
+        let without = score_queries(self, &options.eval_queries, &vec![None; options.eval_queries.len()], None, &settings).await?.outcomes;
         let mean = |o: &[crate::eval::QueryOutcome]| o.iter().map(|x| x.mean).sum::<f64>() / o.len().max(1) as f64;
         Ok(json!({"step": step, "eval/student_score": mean(&with), "eval/student_baseline": mean(&without), "eval/queries": with.len()}))
     }
