@@ -106,6 +106,20 @@ async fn errors_500_malformed_json_truncated_bodies_and_hangs_are_retried() {
 }
 
 #[tokio::test]
+async fn credentials_in_a_base_url_never_reach_errors_or_debug_output() {
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::error(400, "bad request", None, &[])).await;
+    let url = server.base_url().replace("http://", "http://alice:hunter2@");
+    let s = OpenAiStudent::new("m", &config(&[url])).unwrap();
+    let err = s.generate(&request(1, None)).await.unwrap_err().to_string();
+    assert!(err.contains("bad request") && err.contains("***@127.0.0.1") && !err.contains("hunter2"), "{err}");
+    assert!(!format!("{s:?}").contains("hunter2"));
+    // A server that cannot be reached: reqwest's own error names the URL too.
+    let gone = OpenAiStudent::new("m", &OpenAiConfig { max_retries: 0, ..config(&["http://alice:hunter2@127.0.0.1:9/v1".into()]) }).unwrap();
+    let err = gone.generate(&request(1, None)).await.unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
 async fn permanent_errors_fail_at_once_with_the_servers_message() {
     for (reply, expect) in [
         (Reply::error(401, "Incorrect API key provided", Some("invalid_api_key"), &[]), "Incorrect API key provided"),

@@ -99,6 +99,14 @@ pub enum Error {
         /// The first failure's message.
         first: String,
     },
+    /// A value could not be written as JSON or TOML (nothing is written in its place).
+    #[error("cannot serialise {what}: {message}")]
+    Serialize {
+        /// What was being written (a file name or a record).
+        what: String,
+        /// The serialiser's message.
+        message: String,
+    },
     /// A run was interrupted (Ctrl-C) after saving its state.
     #[error("interrupted")]
     Interrupted,
@@ -117,6 +125,11 @@ impl Error {
             Error::Config { location, message } => Error::Config { location: format!("{origin}: {location}"), message },
             other => other,
         }
+    }
+
+    /// Shorthand for [`Error::Serialize`].
+    pub fn serialize(what: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Serialize { what: what.into(), message: message.to_string() }
     }
 
     /// Shorthand for [`Error::Io`].

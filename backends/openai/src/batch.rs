@@ -133,7 +133,7 @@ async fn with_retries(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest
                     return Err(s.error(format!("{what}: {message} (gave up after {} attempts)", attempt + 1)));
                 }
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt, cfg.backoff_base_secs, cfg.backoff_max_secs));
-                tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "{what}: retrying: {message}");
+                tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "{what}: retrying: {}", crate::redact_userinfo(&message));
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

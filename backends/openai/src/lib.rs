@@ -64,7 +64,7 @@ impl std::fmt::Debug for OpenAiStudent {
         // Never the key itself.
         f.debug_struct("OpenAiStudent")
             .field("model", &self.model)
-            .field("urls", &self.urls)
+            .field("urls", &self.urls.iter().map(|u| redact_userinfo(u)).collect::<Vec<_>>())
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -125,8 +125,9 @@ impl OpenAiStudent {
         })
     }
 
+    /// An error of this Student; credentials in URLs (`https://user:pass@host`) are redacted.
     pub(crate) fn error(&self, message: String) -> Error {
-        Error::Student { student: self.name.clone(), message }
+        Error::Student { student: self.name.clone(), message: redact_userinfo(&message) }
     }
 
     pub(crate) fn name_str(&self) -> &str {
@@ -149,14 +150,12 @@ impl OpenAiStudent {
     /// The Chat Completions body of `request` with `n` answers and `seed`.
     pub(crate) fn body<'a>(&'a self, request: &'a StudentRequest, n: usize, seed: Option<u64>) -> wire::ChatRequest<'a> {
         let p = &request.params;
+        let openai = self.urls.iter().all(|u| u.contains("api.openai.com") || u.contains(".openai.azure.com"));
         let (new_name, old_name) = match self.config.token_limit_field {
             TokenLimitField::MaxCompletionTokens => (true, false),
             TokenLimitField::MaxTokens => (false, true),
             TokenLimitField::Both => (true, true),
-            TokenLimitField::Auto => {
-                let openai = self.urls.iter().all(|u| u.contains("api.openai.com") || u.contains(".openai.azure.com"));
-                (openai, !openai)
-            }
+            TokenLimitField::Auto => (openai, !openai),
         };
         wire::ChatRequest {
             model: &self.model,
@@ -168,7 +167,9 @@ impl OpenAiStudent {
             max_tokens: old_name.then_some(p.max_tokens),
             seed,
             stop: &p.stop,
-            top_k: p.top_k,
+            // OpenAI and Azure reject `top_k` with a 400 (that would abort a writer row):
+            // sent only to the servers that read it (vLLM, SGLang, llama.cpp).
+            top_k: p.top_k.filter(|_| !openai),
         }
     }
 
@@ -218,7 +219,7 @@ impl OpenAiStudent {
                         return Err(self.error(format!("{url}: {message} (gave up after {} attempts)", attempt + 1)));
                     }
                     let wait = retry_after.unwrap_or_else(|| backoff(attempt, self.config.backoff_base_secs, self.config.backoff_max_secs));
-                    tracing::warn!(student = %self.name, url = %url, attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying: {message}");
+                    tracing::warn!(student = %self.name, url = %redact_userinfo(url), attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying: {}", redact_userinfo(&message));
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -325,6 +326,27 @@ fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
+/// `text` with the user information of every URL in it (`https://user:secret@host/v1`)
+/// replaced by `***`, so a key put in a base URL never reaches a log line or an error.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail.find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == ')' || c == '"' || c == '\'').unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn snippet(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
     let s = s.trim();
@@ -390,5 +412,36 @@ impl Student for OpenAiStudent {
         }
         answers.truncate(want);
         Ok(answers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn userinfo_is_redacted_wherever_a_url_appears() {
+        assert_eq!(redact_userinfo("https://bob:s3cret@example.com/v1: HTTP 500"), "https://***@example.com/v1: HTTP 500");
+        assert_eq!(
+            redact_userinfo("error sending request for url (http://k@127.0.0.1:9/v1/chat/completions)"),
+            "error sending request for url (http://***@127.0.0.1:9/v1/chat/completions)"
+        );
+        assert_eq!(redact_userinfo("https://example.com/v1 and http://a:b@c/x"), "https://example.com/v1 and http://***@c/x");
+        // An @ in the path is not user information.
+        assert_eq!(redact_userinfo("https://example.com/users/@me"), "https://example.com/users/@me");
+    }
+
+    #[test]
+    fn top_k_goes_only_to_servers_that_read_it() {
+        use wst_sdk::{ChatMessage, SamplingParams, StudentRequest};
+        let request = StudentRequest { messages: vec![ChatMessage::user("hi")], n: 1, params: SamplingParams { top_k: Some(20), ..Default::default() } };
+        let body = |url: &str| {
+            let cfg = super::OpenAiConfig { base_urls: vec![url.into()], api_key_env: None, ..Default::default() };
+            let s = super::OpenAiStudent::new("m", &cfg).unwrap();
+            serde_json::to_value(s.body(&request, 1, None)).unwrap()
+        };
+        assert!(body("https://api.openai.com/v1").get("top_k").is_none());
+        assert!(body("https://x.openai.azure.com/openai/v1").get("top_k").is_none());
+        assert_eq!(body("http://127.0.0.1:8000/v1")["top_k"], 20);
     }
 }

@@ -72,7 +72,7 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, eva
     let student = crate::run::student(cfg)?;
     let pipeline = crate::run::pipeline(cfg, None, student)?;
     std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
-    let resolved = toml::to_string_pretty(cfg).unwrap_or_default();
+    let resolved = toml::to_string_pretty(cfg).context("writing the resolved config as TOML")?;
     std::fs::write(cfg.output.output_dir.join("config.toml"), resolved).context("writing the resolved config")?;
     let options = TrainOptions {
         grpo: cfg.grpo.clone(),

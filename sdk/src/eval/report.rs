@@ -356,7 +356,7 @@ impl Report {
     /// Writes `results.json`, `results.md` and `results.csv` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Teacher(format!("report: {e}")))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::serialize("results.json", e))?;
         for (name, text) in [("results.json", json), ("results.md", self.to_markdown()), ("results.csv", self.to_csv())] {
             let p = dir.join(name);
             let tmp = dir.join(format!(".{name}.tmp"));

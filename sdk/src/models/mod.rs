@@ -94,7 +94,8 @@ fn verified(model: &CatalogModel, path: &Path, cache: &Path) -> Result<Option<Pa
         return Ok(None);
     }
     std::fs::create_dir_all(record.parent().unwrap_or(cache)).map_err(|e| Error::io(cache, e))?;
-    std::fs::write(&record, serde_json::to_string_pretty(&want).unwrap_or_default()).map_err(|e| Error::io(&record, e))?;
+    let text = serde_json::to_string_pretty(&want).map_err(|e| Error::serialize(record.display().to_string(), e))?;
+    std::fs::write(&record, text).map_err(|e| Error::io(&record, e))?;
     Ok(Some(path.to_path_buf()))
 }
 

@@ -56,7 +56,7 @@ pub fn save(root: &Path, teacher: &dyn Teacher, state: &TrainerState, keep: Opti
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     teacher.save_checkpoint(&tmp.join(TEACHER_DIR))?;
     let p = tmp.join(STATE_FILE);
-    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Teacher(format!("trainer state: {e}")))?;
+    let json = serde_json::to_string_pretty(state).map_err(|e| Error::serialize("trainer_state.json", e))?;
     std::fs::write(&p, json).map_err(|e| Error::io(&p, e))?;
     sync_tree(&tmp)?;
     let old = root.join(format!(".checkpoint-{}.old", state.step));

@@ -35,17 +35,34 @@ impl JsonlLog {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let text = match keep {
-            Keep::Nothing => String::new(),
-            _ => std::fs::read_to_string(path).unwrap_or_default(),
+        let bytes = match keep {
+            Keep::Nothing => Vec::new(),
+            _ => match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                // Never rewrite a log that could not be read: that would empty it.
+                Err(e) => return Err(Error::io(path, e)),
+            },
         };
+        // The readable prefix: whole UTF-8 JSON lines up to the first that is not (a line cut
+        // by a kill, possibly inside a multibyte character).
+        let lines_read: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect();
+        let readable: Vec<(&str, Value)> = lines_read
+            .iter()
+            .map_while(|l| std::str::from_utf8(l).ok().and_then(|t| serde_json::from_str::<Value>(t).ok().map(|v| (t, v))))
+            .collect();
+        if readable.len() < lines_read.len() {
+            tracing::warn!(path = %path.display(), readable = readable.len(), unreadable = lines_read.len() - readable.len(), "keeping the readable lines of a log; the rest was cut by an interrupted write");
+        }
         let kept: Vec<&str> = match keep {
             Keep::Nothing => Vec::new(),
-            Keep::Lines(n) => text.lines().filter(|l| !l.trim().is_empty()).take(n).collect(),
-            Keep::UpToStep(limit) => text
-                .lines()
-                .filter(|l| serde_json::from_str::<Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= limit))
-                .collect(),
+            Keep::Lines(n) => {
+                if readable.len() < n {
+                    tracing::warn!(path = %path.display(), expected = n, found = readable.len(), "the log holds fewer readable lines than the checkpoint recorded");
+                }
+                readable.iter().take(n).map(|(t, _)| *t).collect()
+            }
+            Keep::UpToStep(limit) => readable.iter().filter(|(_, v)| v["step"].as_u64().is_some_and(|s| s as usize <= limit)).map(|(t, _)| *t).collect(),
         };
         let lines = kept.len();
         let kept: String = kept.iter().map(|l| format!("{l}\n")).collect();
@@ -95,4 +112,28 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Dataset { path: path.into(), line: i + 1, field: "<row>".into(), message: e.to_string() }))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_inside_a_multibyte_character_loses_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("completions.jsonl");
+        let whole = "{\"step\":1,\"answer\":\"größer\"}\n{\"step\":2,\"answer\":\"€ 5\"}\n";
+        let mut bytes = whole.as_bytes().to_vec();
+        let third = "{\"step\":3,\"answer\":\"€ 7\"}".as_bytes();
+        // Cut after the first byte of "€" (3 bytes in UTF-8).
+        let cut = third.iter().position(|&b| b == 0xE2).unwrap() + 1;
+        bytes.extend_from_slice(&third[..cut]);
+        std::fs::write(&path, &bytes).unwrap();
+        let log = JsonlLog::open(&path, Keep::Lines(2)).unwrap();
+        assert_eq!(log.lines(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+        std::fs::write(&path, &bytes).unwrap();
+        let log = JsonlLog::open(&path, Keep::UpToStep(5)).unwrap();
+        assert_eq!(log.lines(), 2, "the readable prefix is kept");
+    }
 }

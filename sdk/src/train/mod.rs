@@ -269,9 +269,10 @@ impl Pipeline {
         metrics_log.sync()?;
         let total = self.student.usage().since(&usage_start);
         let p = out.join("train_summary.json");
-        let mut s = serde_json::to_value(&summary).map_err(|e| Error::Teacher(e.to_string()))?;
-        s["student_usage_this_run"] = serde_json::to_value(&total).unwrap_or_default();
-        std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default()).map_err(|e| Error::io(&p, e))?;
+        let mut s = serde_json::to_value(&summary).map_err(|e| Error::serialize("the training summary", e))?;
+        s["student_usage_this_run"] = serde_json::to_value(&total).map_err(|e| Error::serialize("the Student's usage", e))?;
+        let text = serde_json::to_string_pretty(&s).map_err(|e| Error::serialize(p.display().to_string(), e))?;
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
         options.callbacks.iter().for_each(|c| c.on_train_end(&summary));
         Ok(summary)
     }

@@ -17,13 +17,18 @@ impl LmTeacher {
         }
         let path = dir.join("model.safetensors");
         write_safetensors(&out, &path)?;
-        let copied: Vec<&str> = ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
-            .into_iter()
-            .filter(|f| {
-                let src = self.source_dir.join(f);
-                src.is_file() && (src == dir.join(f) || std::fs::copy(&src, dir.join(f)).is_ok())
-            })
-            .collect();
+        // A file the source has must arrive: a failed copy is an error, not a file left out.
+        let mut copied: Vec<&str> = Vec::new();
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            let src = self.source_dir.join(f);
+            if !src.is_file() {
+                continue;
+            }
+            if src != dir.join(f) {
+                std::fs::copy(&src, dir.join(f)).map_err(|e| Error::io(dir.join(f), e))?;
+            }
+            copied.push(f);
+        }
         // A GGUF source has no such files: write them from what was read.
         let write = |name: &str, text: String| -> Result<()> {
             let p = dir.join(name);
@@ -32,10 +37,10 @@ impl LmTeacher {
         if !copied.contains(&"config.json") {
             let c = &self.decoder.config;
             let arch = if c.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
-            let mut v = serde_json::to_value(c).map_err(|e| Error::Teacher(e.to_string()))?;
+            let mut v = serde_json::to_value(c).map_err(|e| Error::serialize("config.json", e))?;
             v["architectures"] = serde_json::json!([arch]);
             v["torch_dtype"] = "float32".into();
-            write("config.json", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+            write("config.json", serde_json::to_string_pretty(&v).map_err(|e| Error::serialize("config.json", e))?)?;
         }
         if !copied.contains(&"tokenizer.json") {
             if let Some(tj) = &self.tokenizer_json {
@@ -62,7 +67,8 @@ impl LmTeacher {
             "base_model_name_or_path": self.spec,
         });
         let p = dir.join("adapter_config.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| Error::io(&p, e))
+        let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::serialize("adapter_config.json", e))?;
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
     }
 
     /// Saves what resuming training needs: trainable weights (at full precision: the f32
