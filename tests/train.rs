@@ -193,7 +193,7 @@ async fn a_stop_request_writes_a_checkpoint_and_resume_refuses_other_data() {
     assert!(out.path().join("checkpoints/checkpoint-0/trainer_state.json").is_file());
     let other = queries(10..14);
     let err = pipeline(teacher(dir.path()), "x").train(&other, TrainOptions { resume: true, ..options(out.path(), 4) }).await.unwrap_err().to_string();
-    assert!(err.contains("other data"), "{err}");
+    assert!(err.contains("would change the experiment") && err.contains("data: 4 queries"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

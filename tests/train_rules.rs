@@ -238,3 +238,59 @@ async fn duplicate_ids_and_greedy_sampling_are_refused() {
     let err = train(student, &queries(2), options(out.path(), g, wst(ZeroStdGroups::Keep))).await.0.unwrap_err().to_string();
     assert!(err.contains("grpo.temperature") && err.contains("zero spread"), "{err}");
 }
+
+#[tokio::test]
+async fn resume_refuses_a_changed_experiment_naming_the_setting_unless_allowed() {
+    let qs = queries(2);
+    let student: Arc<dyn Student> = Arc::new(HintStudent::new("hint"));
+    let out = tempfile::tempdir().unwrap();
+    train(student.clone(), &qs, options(out.path(), grpo(1), wst(ZeroStdGroups::Keep))).await.0.unwrap();
+    let resume = |g: GrpoConfig, w: WstSettings| TrainOptions { resume: true, ..options(out.path(), g, w) };
+    // K changed: refused, naming the setting and both values.
+    let k3 = WstSettings { student_samples: 3, ..wst(ZeroStdGroups::Keep) };
+    let err = train(student.clone(), &qs, resume(grpo(2), k3.clone())).await.0.unwrap_err().to_string();
+    assert!(err.contains("wst.student_samples: 2 → 3") && err.contains("--allow-changes"), "{err}");
+    // A query's text changed (same ids): refused as a change of the data.
+    let mut edited = qs.clone();
+    edited[1].text.push_str(" Show your work.");
+    let err = train(student.clone(), &edited, resume(grpo(2), wst(ZeroStdGroups::Keep))).await.0.unwrap_err().to_string();
+    assert!(err.contains("data: 2 queries, sha256:"), "{err}");
+    assert_eq!(metrics(out.path()).len(), 1, "a refused resume leaves the run as it was");
+    // More steps (max_steps) is not a change of the experiment.
+    train(student.clone(), &qs, resume(grpo(2), wst(ZeroStdGroups::Keep))).await.0.unwrap();
+    assert_eq!(metrics(out.path()).len(), 2);
+    // Allowed, the changed run goes on.
+    let o = TrainOptions { allow_changes: true, ..resume(grpo(3), k3) };
+    train(student, &qs, o).await.0.unwrap();
+    assert_eq!(metrics(out.path()).len(), 3);
+}
+
+#[tokio::test]
+async fn a_refused_run_leaves_the_earlier_config_and_a_finished_run_is_not_deleted_by_resume() {
+    let qs = queries(2);
+    let student: Arc<dyn Student> = Arc::new(HintStudent::new("hint"));
+    let out = tempfile::tempdir().unwrap();
+    let with_config = |text: &str, o: TrainOptions| TrainOptions { config_toml: Some(text.into()), ..o };
+    train(student.clone(), &qs, with_config("# run one", options(out.path(), grpo(1), wst(ZeroStdGroups::Keep)))).await.0.unwrap();
+    let err = train(student.clone(), &qs, with_config("# run two", options(out.path(), grpo(1), wst(ZeroStdGroups::Keep)))).await.0.unwrap_err();
+    assert!(err.to_string().contains("earlier run"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.path().join("config.toml")).unwrap(), "# run one", "the refused run wrote nothing");
+    // No checkpoint left, but a trained Teacher's folder: --resume must not delete it.
+    std::fs::remove_dir_all(out.path().join("checkpoints")).unwrap();
+    std::fs::create_dir_all(out.path().join("final")).unwrap();
+    std::fs::write(out.path().join("final/model.safetensors"), "weights").unwrap();
+    let err = train(student.clone(), &qs, TrainOptions { resume: true, ..options(out.path(), grpo(1), wst(ZeroStdGroups::Keep)) }).await.0.unwrap_err().to_string();
+    assert!(err.contains("nothing to resume") && err.contains("final"), "{err}");
+    assert!(out.path().join("final/model.safetensors").is_file());
+    // --overwrite removes everything of the earlier run, TensorBoard events and plots included.
+    for d in ["runs", "plots", "eval"] {
+        std::fs::create_dir_all(out.path().join(d)).unwrap();
+        std::fs::write(out.path().join(d).join("old"), "x").unwrap();
+    }
+    let o = TrainOptions { overwrite_output_dir: true, ..with_config("# run three", options(out.path(), grpo(1), wst(ZeroStdGroups::Keep))) };
+    train(student, &qs, o).await.0.unwrap();
+    for d in ["runs/old", "plots/old", "eval/old", "final/model.safetensors"] {
+        assert!(!out.path().join(d).exists(), "{d} is left from the earlier run");
+    }
+    assert_eq!(std::fs::read_to_string(out.path().join("config.toml")).unwrap(), "# run three");
+}

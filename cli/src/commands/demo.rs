@@ -115,7 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     // The demo's folder is its own: each run starts over. No end-of-training eval: the
     // comparison below scores the trained Teacher on the same problems.
-    let summary = crate::commands::train::train(&cfg, false, true, true, false, &runtime)?;
+    let start = crate::commands::train::Start { overwrite: true, ..Default::default() };
+    let summary = crate::commands::train::train(&cfg, start, true, false, &runtime)?;
     if summary.interrupted {
         eprintln!("stopped at step {}; `wst train --config {} --resume` continues", summary.steps_done, out.join("config.toml").display());
         return Err(wst_sdk::Error::Interrupted.into());

@@ -19,6 +19,10 @@ pub struct Args {
     /// Continue from the newest checkpoint in the output folder.
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// With --resume: continue even when the data or a setting that changes the experiment
+    /// differs from the checkpoint's (each change is logged); without it such a resume is refused.
+    #[arg(long, requires = "resume")]
+    pub allow_changes: bool,
     /// Start over in an output folder that holds an earlier run, removing its logs,
     /// checkpoints and final model (HF's `overwrite_output_dir`).
     #[arg(long)]
@@ -59,10 +63,21 @@ pub fn ctrl_c_token(runtime: &tokio::runtime::Runtime) -> CancellationToken {
     token
 }
 
+/// How a run treats an output folder that holds an earlier run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    /// Continue from its newest checkpoint.
+    pub resume: bool,
+    /// Remove it and start over.
+    pub overwrite: bool,
+    /// Resume even when the experiment changed.
+    pub allow_changes: bool,
+}
+
 /// Runs training as configured; returns the summary text. With `evaluate` (and a `data.eval`
 /// split) the Teacher is scored there every `output.eval_steps` steps and after the last one;
 /// without, never (`--no-eval`, and the demo, which runs its own fuller comparison).
-pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, evaluate: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
+pub fn train(cfg: &WstConfig, start: Start, progress: bool, evaluate: bool, runtime: &tokio::runtime::Runtime) -> anyhow::Result<wst_sdk::TrainSummary> {
     let train = load_queries(&cfg.data.train).context("loading data.train")?;
     let eval = match &cfg.data.eval {
         Some(e) if evaluate => load_queries(e).context("loading data.eval")?,
@@ -71,16 +86,16 @@ pub fn train(cfg: &WstConfig, resume: bool, overwrite: bool, progress: bool, eva
     let total = planned_steps(train.len(), &cfg.grpo);
     let student = crate::run::student(cfg)?;
     let pipeline = crate::run::pipeline(cfg, None, student)?;
-    std::fs::create_dir_all(&cfg.output.output_dir).with_context(|| format!("creating {}", cfg.output.output_dir.display()))?;
     let resolved = toml::to_string_pretty(cfg).context("writing the resolved config as TOML")?;
-    std::fs::write(cfg.output.output_dir.join("config.toml"), resolved).context("writing the resolved config")?;
     let options = TrainOptions {
         grpo: cfg.grpo.clone(),
         wst: cfg.wst.clone(),
         output: cfg.output.clone(),
         eval_queries: eval,
-        resume,
-        overwrite_output_dir: overwrite,
+        resume: start.resume,
+        overwrite_output_dir: start.overwrite,
+        allow_changes: start.allow_changes,
+        config_toml: Some(resolved),
         callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))],
         cancel: Some(ctrl_c_token(runtime)),
         max_steps_this_run: None,
@@ -103,7 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.grpo.max_steps = Some(m);
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    let summary = train(&cfg, args.resume, args.overwrite, !args.no_progress, !args.no_eval, &runtime)?;
+    let start = Start { resume: args.resume, overwrite: args.overwrite, allow_changes: args.allow_changes };
+    let summary = train(&cfg, start, !args.no_progress, !args.no_eval, &runtime)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if summary.interrupted {
         eprintln!("stopped at step {}/{}; continue with `wst train --config {} --resume`", summary.steps_done, summary.total_steps, args.config.display());

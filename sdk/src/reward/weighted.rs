@@ -80,6 +80,11 @@ impl WeightedReward {
         &self.weights
     }
 
+    /// The combined rewards' names, in order.
+    pub fn reward_names(&self) -> Vec<String> {
+        self.rewards.iter().map(|r| r.name().to_string()).collect()
+    }
+
     /// Scores every input with every reward and combines the values.
     pub fn score(&self, inputs: &[RewardInput]) -> Result<Vec<WeightedScore>> {
         let prefixed = self.rewards.len() > 1;

@@ -138,6 +138,12 @@ pub trait Teacher: Send + std::any::Any {
     /// `sampling.num_generations` instructions for each query, in query order.
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>>;
 
+    /// What makes this Teacher the one it is (its model, prompts, adapter settings), recorded in
+    /// checkpoints so that `--resume` with another Teacher is refused. Empty: not recorded.
+    fn identity(&self) -> String {
+        String::new()
+    }
+
     /// Gets ready to train with `grpo` before the first step (and before a checkpoint is
     /// restored): a model Teacher keeps a frozen reference of its initial weights when β > 0.
     fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
@@ -172,6 +178,9 @@ pub trait Teacher: Send + std::any::Any {
 impl<T: Teacher + ?Sized> Teacher for Box<T> {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         (**self).sample(queries, sampling)
+    }
+    fn identity(&self) -> String {
+        (**self).identity()
     }
     fn prepare_training(&mut self, grpo: &GrpoConfig) -> Result<()> {
         (**self).prepare_training(grpo)

@@ -31,6 +31,12 @@ pub struct TrainerState {
     /// that a resumed run drops exactly what came after it (`None` in older checkpoints).
     #[serde(default)]
     pub log_lines: Option<(usize, usize)>,
+    /// What the experiment was, setting by setting (`data`, `grpo.num_generations`,
+    /// `wst.student_samples`, `rewards`, `student`, `teacher`, ...; values as text, long ones
+    /// hashed): a resume that would change any of them is refused, naming it (empty in older
+    /// checkpoints, which are not checked).
+    #[serde(default)]
+    pub experiment: BTreeMap<String, String>,
 }
 
 const STATE_FILE: &str = "trainer_state.json";

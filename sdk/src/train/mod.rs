@@ -6,6 +6,7 @@
 
 pub mod callback;
 pub mod checkpoint;
+mod experiment;
 pub mod log;
 pub mod schedule;
 mod step;
@@ -54,6 +55,12 @@ pub struct TrainOptions {
     pub callbacks: Vec<Arc<dyn TrainerCallback>>,
     /// Cancel it (e.g. on Ctrl-C) to stop after the current step, with a checkpoint.
     pub cancel: Option<CancellationToken>,
+    /// The run's configuration as TOML, written to `OUTPUT_DIR/config.toml` once the output
+    /// folder is known to be this run's (never over an earlier run's refused folder).
+    pub config_toml: Option<String>,
+    /// Resume even when the data or a setting that changes the experiment differs from the
+    /// checkpoint's (each change is logged); without it such a resume is refused, naming them.
+    pub allow_changes: bool,
     /// Stop after this many steps of this call (for tests of kill-and-resume); None runs to the end.
     pub max_steps_this_run: Option<usize>,
 }
@@ -124,6 +131,8 @@ impl Pipeline {
         let out = options.output.output_dir.clone();
         let ckpt_root = out.join("checkpoints");
         let fingerprint = queries.iter().fold(0u64, |h, q| mix(&[h, hash_str(&q.id)]));
+        let teacher_identity = self.with_teacher(|t| Ok(t.identity())).await?;
+        let experiment = experiment::describe(self, teacher_identity, queries, &options)?;
 
         let mut state = TrainerState {
             step: 0,
@@ -134,6 +143,7 @@ impl Pipeline {
             baselines: BTreeMap::new(),
             num_tokens: 0,
             log_lines: None,
+            experiment: experiment.clone(),
         };
         // Before any checkpoint is restored, so a KL reference holds the initial weights.
         let grpo = g.clone();
@@ -142,18 +152,43 @@ impl Pipeline {
         if let Some((_, dir)) = &latest {
             let dir = dir.clone();
             let loaded = self.with_teacher(move |t| checkpoint::load(&dir, t)).await?;
-            if loaded.data_fingerprint != fingerprint || loaded.seed != g.seed || loaded.queries_per_step != queries_per_step {
-                return Err(Error::Config {
-                    location: out.display().to_string(),
-                    message: "the checkpoint was written for other data, seed or batch size; resume with the same configuration".into(),
-                });
+            if loaded.experiment.is_empty() {
+                // A checkpoint from before experiments were recorded: the ids, seed and batch size.
+                if loaded.data_fingerprint != fingerprint || loaded.seed != g.seed || loaded.queries_per_step != queries_per_step {
+                    return Err(Error::Config {
+                        location: out.display().to_string(),
+                        message: "the checkpoint was written for other data, seed or batch size; resume with the same configuration".into(),
+                    });
+                }
+            } else {
+                let changed = experiment::changes(&loaded.experiment, &experiment);
+                if !changed.is_empty() {
+                    if !options.allow_changes {
+                        return Err(Error::Config {
+                            location: out.display().to_string(),
+                            message: format!(
+                                "resuming would change the experiment the checkpoint belongs to ({}); resume with the same data and settings, or allow the changes (`wst train --resume --allow-changes`)",
+                                changed.join("; ")
+                            ),
+                        });
+                    }
+                    for c in &changed {
+                        tracing::warn!(change = %c, "resuming with a changed experiment (allowed)");
+                    }
+                }
             }
-            state = TrainerState { total_steps: schedule.total_steps, ..loaded };
+            state = TrainerState { total_steps: schedule.total_steps, experiment: experiment.clone(), ..loaded };
             tracing::info!(step = state.step, "resumed from checkpoint");
         }
         let resumed_from = state.step;
         if latest.is_none() {
             self.claim_output_dir(&out, options.resume, options.overwrite_output_dir)?;
+        }
+        // Only once the folder is ours: a refused run must not overwrite the earlier run's config.
+        if let Some(text) = &options.config_toml {
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            let p = out.join("config.toml");
+            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
         }
         let (keep_metrics, keep_completions) = match (&latest, state.log_lines) {
             (None, _) => (Keep::Nothing, Keep::Nothing),
@@ -286,20 +321,34 @@ impl Pipeline {
             Ok(m) => m.len() > 0,
             Err(_) => false,
         };
-        let earlier: Vec<std::path::PathBuf> =
-            ["metrics.jsonl", "completions.jsonl", "checkpoints", "final", "train_summary.json"].iter().map(|f| out.join(f)).filter(|p| non_empty(p)).collect();
-        if earlier.is_empty() {
+        // Everything a run writes, so that a run started over leaves nothing of the earlier one
+        // (TensorBoard events of two runs in one `runs/` would read as one).
+        let earlier: Vec<std::path::PathBuf> = ["metrics.jsonl", "completions.jsonl", "checkpoints", "final", "train_summary.json", "runs", "plots", "eval", "config.toml"]
+            .iter()
+            .map(|f| out.join(f))
+            .filter(|p| non_empty(p))
+            .collect();
+        let names = || earlier.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect::<Vec<_>>().join(", ");
+        if earlier.is_empty() || earlier.iter().all(|p| p.ends_with("config.toml")) {
             return Ok(());
         }
-        // `resume` without a checkpoint: the earlier run stopped before its first one, so
-        // nothing of it could be resumed; its logs are dropped and training starts over.
-        if !overwrite && !resume {
+        let finished = earlier.iter().any(|p| p.ends_with("final") || p.ends_with("train_summary.json") || p.ends_with("eval"));
+        if resume && !overwrite && finished {
+            // Nothing can be resumed, and a trained Teacher or its results are not ours to
+            // delete unasked.
             return Err(Error::Config {
                 location: out.display().to_string(),
-                message: format!(
-                    "the output folder holds an earlier run ({}); resume it (--resume), start over (--overwrite, which removes it) or choose another output_dir",
-                    earlier.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect::<Vec<_>>().join(", ")
-                ),
+                message: format!("nothing to resume: the output folder holds an earlier run ({}) but no checkpoint; start over with --overwrite (which removes it) or choose another output_dir", names()),
+            });
+        }
+        if resume && !overwrite {
+            // Killed before its first checkpoint: its logs describe steps no checkpoint holds,
+            // so the run starts over without them.
+            tracing::warn!(folder = %out.display(), files = %names(), "no checkpoint to resume: the earlier run stopped before its first one; starting over without its logs");
+        } else if !overwrite {
+            return Err(Error::Config {
+                location: out.display().to_string(),
+                message: format!("the output folder holds an earlier run ({}); resume it (--resume), start over (--overwrite, which removes it) or choose another output_dir", names()),
             });
         }
         for p in earlier {

@@ -9,6 +9,17 @@ impl Teacher for LmTeacher {
         self.generate(&convs, sampling)
     }
 
+    /// The model as given, and every `[teacher]` setting but the device (prompts, prefix,
+    /// stops, dtype, LoRA).
+    fn identity(&self) -> String {
+        let t = &self.options.teacher;
+        let settings = serde_json::json!({
+            "dtype": t.dtype, "lora": t.lora, "system_prompt": t.system_prompt, "prompt_template": t.prompt_template,
+            "instruction_prefix": t.instruction_prefix, "stop": t.stop, "seed": self.options.seed,
+        });
+        format!("{} {settings}", self.spec)
+    }
+
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         self.save_training_state(dir)
     }
