@@ -338,3 +338,66 @@ async fn a_failed_batch_fails_each_request_with_the_reason() {
         assert!(e.contains("failed") && e.contains("does not support batches"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_interrupted_during_the_wait_is_polled_again_not_paid_twice() {
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let released = Arc::new(AtomicBool::new(false));
+    let r = released.clone();
+    let server = MockServer::start_routed(Duration::ZERO, move |_, seen| {
+        let ok = |body: serde_json::Value| Reply::Json { status: 200, headers: vec![], body };
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("POST", "/v1/files") => ok(json!({"id": "file-in"})),
+            ("POST", "/v1/batches") => ok(json!({"id": "batch-7", "status": "validating"})),
+            ("GET", "/v1/batches/batch-7") => {
+                let status = if r.load(Ordering::SeqCst) { "completed" } else { "in_progress" };
+                ok(json!({"id": "batch-7", "status": status, "output_file_id": "file-out"}))
+            }
+            ("GET", "/v1/files/file-out/content") => {
+                // Larger than max_response_bytes: result files are streamed, not capped.
+                let rows: String = (0..2)
+                    .map(|i| {
+                        let body = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": format!("answer {i} {}", "x".repeat(400))}, "finish_reason": "stop"}],
+                                          "usage": {"prompt_tokens": 3, "completion_tokens": 7}});
+                        format!("{}\n", json!({"custom_id": format!("wst-{i}"), "response": {"status_code": 200, "body": body}}))
+                    })
+                    .collect();
+                Reply::Text(rows)
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+    })
+    .await;
+    let mut cfg = config(&[server.base_url()]);
+    cfg.batch = true;
+    cfg.batch_poll_secs = 0.01;
+    cfg.max_response_bytes = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let requests = vec![request(1, Some(1)), request(1, Some(2))];
+    let student = || CachedStudent::new(Arc::new(OpenAiStudent::new("m", &cfg).unwrap()), ResponseCache::open(dir.path()).unwrap());
+    // The first run is stopped while it waits for the batch, as a kill would stop it.
+    let first = student();
+    let reqs = requests.clone();
+    let waiting = tokio::spawn(async move { first.generate_many(&reqs).await });
+    while !server.seen.lock().unwrap().iter().any(|s| s.path == "/v1/batches/batch-7") {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    waiting.abort();
+    let _ = waiting.await;
+    let journal = std::fs::read_to_string(dir.path().join("openai-batches.jsonl")).unwrap();
+    assert!(journal.contains("batch-7") && journal.contains("submitted"), "{journal}");
+    // The resumed run polls batch-7 and reads its results; it uploads and creates nothing.
+    released.store(true, Ordering::SeqCst);
+    let results = student().generate_many(&requests).await;
+    assert!(results[1].as_ref().unwrap()[0].text.starts_with("answer 1 "), "{:?}", results[1]);
+    assert_eq!(results[0].as_ref().unwrap()[0].usage.completion_tokens, 7);
+    let seen: Vec<String> = server.seen.lock().unwrap().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+    assert_eq!(seen.iter().filter(|p| p.as_str() == "POST /v1/batches").count(), 1, "{seen:?}");
+    assert_eq!(seen.iter().filter(|p| p.as_str() == "POST /v1/files").count(), 1, "{seen:?}");
+    // Read and cached: a third run asks nothing, and the journal marks the batch done.
+    let before = server.requests();
+    assert_eq!(student().generate_many(&requests).await.len(), 2);
+    assert_eq!(server.requests(), before);
+    assert!(std::fs::read_to_string(dir.path().join("openai-batches.jsonl")).unwrap().contains("\"done\""));
+}

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use wst_sdk::{Result, StudentRequest, StudentSample};
 
 use crate::OpenAiStudent;
+use crate::journal::{self, Journal};
 use crate::retry::{Failure, backoff};
 
 /// Statuses after which a batch changes no more.
@@ -33,20 +34,53 @@ async fn submit_and_wait(s: &OpenAiStudent, requests: &[StudentRequest]) -> Resu
         jsonl.push_str(&line.to_string());
         jsonl.push('\n');
     }
-    let file = exchange(s, "uploading the batch file", || {
-        let part = reqwest::multipart::Part::bytes(jsonl.clone().into_bytes())
-            .file_name("wst-batch.jsonl")
-            .mime_str("application/jsonl")
-            .expect("a valid MIME type");
-        let form = reqwest::multipart::Form::new().text("purpose", "batch").part("file", part);
-        s.authed(s.client().post(format!("{url}/files")).multipart(form))
-    })
-    .await?;
-    let input_file_id = field(s, &file, "id")?;
-    let body = json!({"input_file_id": input_file_id, "endpoint": "/v1/chat/completions", "completion_window": s.config().batch_completion_window});
-    let mut batch = exchange(s, "creating the batch", || s.authed(s.client().post(format!("{url}/batches")).json(&body))).await?;
-    let id = field(s, &batch, "id")?;
-    tracing::info!(student = %s.name_str(), batch = %id, requests = requests.len(), "batch submitted");
+    let journal = s.state_dir().map(Journal::new);
+    let content = journal::content_key(url, &jsonl);
+    let pending = match &journal {
+        Some(j) => j.pending(&content)?,
+        None => None,
+    };
+    let resumed = match pending {
+        Some(id) => match exchange(s, "polling the batch", || s.authed(s.client().get(format!("{url}/batches/{id}")))).await {
+            Ok(batch) => {
+                tracing::info!(student = %s.name_str(), batch = %id, "polling a batch an earlier run submitted (not submitting it again)");
+                Some((id, batch))
+            }
+            Err(e) => {
+                // The server no longer knows it: it cannot be resumed, only submitted anew.
+                tracing::warn!(student = %s.name_str(), batch = %id, "a batch an earlier run submitted cannot be polled ({e}); submitting anew");
+                if let Some(j) = &journal {
+                    j.record(&content, &id, "done")?;
+                }
+                None
+            }
+        },
+        None => None,
+    };
+    let (id, mut batch) = match resumed {
+        Some(r) => r,
+        None => {
+            let file = exchange(s, "uploading the batch file", || {
+                let part = reqwest::multipart::Part::bytes(jsonl.clone().into_bytes())
+                    .file_name("wst-batch.jsonl")
+                    .mime_str("application/jsonl")
+                    .expect("a valid MIME type");
+                let form = reqwest::multipart::Form::new().text("purpose", "batch").part("file", part);
+                s.authed(s.client().post(format!("{url}/files")).multipart(form))
+            })
+            .await?;
+            let input_file_id = field(s, &file, "id")?;
+            let body = json!({"input_file_id": input_file_id, "endpoint": "/v1/chat/completions", "completion_window": s.config().batch_completion_window});
+            let batch = exchange(s, "creating the batch", || s.authed(s.client().post(format!("{url}/batches")).json(&body))).await?;
+            let id = field(s, &batch, "id")?;
+            // Recorded before the wait: a kill from here on resumes this batch.
+            if let Some(j) = &journal {
+                j.record(&content, &id, "submitted")?;
+            }
+            tracing::info!(student = %s.name_str(), batch = %id, requests = requests.len(), "batch submitted");
+            (id, batch)
+        }
+    };
     let poll = Duration::from_secs_f64(s.config().batch_poll_secs.max(0.01));
     loop {
         let status = batch["status"].as_str().unwrap_or("").to_string();
@@ -61,14 +95,24 @@ async fn submit_and_wait(s: &OpenAiStudent, requests: &[StudentRequest]) -> Resu
     let mut results: Vec<Option<Result<Vec<StudentSample>>>> = requests.iter().map(|_| None).collect();
     for key in ["output_file_id", "error_file_id"] {
         let Some(file_id) = batch[key].as_str().filter(|f| !f.is_empty()) else { continue };
-        let text = download(s, &format!("{url}/files/{file_id}/content")).await?;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line).map_err(|e| s.error(format!("batch {id} {key} line {}: {e}", n + 1)))?;
+        // Streamed to a file and read line by line: a result file can be far larger than
+        // any one response the Student would accept.
+        let file = download(s, &format!("{url}/files/{file_id}/content")).await?;
+        let reader = std::io::BufReader::new(file.reopen().map_err(|e| s.error(format!("reading batch {id} {key}: {e}")))?);
+        for (n, line) in std::io::BufRead::lines(reader).enumerate() {
+            let line = line.map_err(|e| s.error(format!("batch {id} {key} line {}: {e}", n + 1)))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&line).map_err(|e| s.error(format!("batch {id} {key} line {}: {e}", n + 1)))?;
             let Some(i) = v["custom_id"].as_str().and_then(parse_custom_id).filter(|&i| i < requests.len()) else {
                 return Err(s.error(format!("batch {id} {key} line {}: unknown custom_id {}", n + 1, v["custom_id"])));
             };
             results[i] = Some(line_result(s, &v, requests[i].n));
         }
+    }
+    if let Some(j) = &journal {
+        j.record(&content, &id, "done")?;
     }
     let failed = batch["errors"]["data"].as_array().map(|a| a.iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>().join("; ")).unwrap_or_default();
     Ok(results
@@ -116,9 +160,43 @@ async fn exchange(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest::Re
     serde_json::from_slice(&bytes).map_err(|e| s.error(format!("{what}: the answer is not JSON ({e})")))
 }
 
-async fn download(s: &OpenAiStudent, url: &str) -> Result<String> {
-    let bytes = with_retries(s, "downloading batch results", || s.authed(s.client().get(url))).await?;
-    String::from_utf8(bytes).map_err(|e| s.error(format!("batch results are not UTF-8: {e}")))
+/// Streams `url`'s body into a temporary file (no size cap: result files hold every answer of
+/// the batch), retrying transient failures from the start.
+async fn download(s: &OpenAiStudent, url: &str) -> Result<tempfile::NamedTempFile> {
+    let cfg = s.config();
+    let mut attempt = 0;
+    loop {
+        match download_once(s, url).await {
+            Ok(file) => return Ok(file),
+            Err(Failure::Permanent(m)) => return Err(s.error(format!("downloading batch results: {m}"))),
+            Err(Failure::Transient { message, retry_after }) => {
+                if attempt >= cfg.max_retries {
+                    return Err(s.error(format!("downloading batch results: {message} (gave up after {} attempts)", attempt + 1)));
+                }
+                tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "downloading batch results: retrying: {}", crate::redact_userinfo(&message));
+                tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(attempt, cfg.backoff_base_secs, cfg.backoff_max_secs))).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn download_once(s: &OpenAiStudent, url: &str) -> std::result::Result<tempfile::NamedTempFile, Failure> {
+    use std::io::Write;
+    let transient = |message: String| Failure::Transient { message, retry_after: None };
+    let mut resp = s.authed(s.client().get(url)).send().await.map_err(|e| transient(e.without_url().to_string()))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let message = format!("HTTP {status}");
+        return Err(if code == 429 || code == 408 || status.is_server_error() { transient(message) } else { Failure::Permanent(message) });
+    }
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| Failure::Permanent(format!("a temporary file for batch results: {e}")))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transient(format!("body cut short: {}", e.without_url())))? {
+        file.write_all(&chunk).map_err(|e| Failure::Permanent(format!("writing batch results to {}: {e}", file.path().display())))?;
+    }
+    file.flush().map_err(|e| Failure::Permanent(format!("writing batch results: {e}")))?;
+    Ok(file)
 }
 
 async fn with_retries(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>> {

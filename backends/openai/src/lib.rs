@@ -24,6 +24,7 @@
 mod backend;
 mod batch;
 mod config;
+mod journal;
 mod limiter;
 mod retry;
 mod wire;
@@ -57,6 +58,8 @@ pub struct OpenAiStudent {
     config: OpenAiConfig,
     meter: UsageMeter,
     ignores_n: AtomicBool,
+    /// Where submitted batches are recorded ([`Student::use_state_dir`]).
+    state_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for OpenAiStudent {
@@ -122,6 +125,7 @@ impl OpenAiStudent {
             config: config.clone(),
             meter: UsageMeter::new(model, &config.prices),
             ignores_n: AtomicBool::new(false),
+            state_dir: std::sync::OnceLock::new(),
         })
     }
 
@@ -140,6 +144,11 @@ impl OpenAiStudent {
 
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The folder where submitted batches are recorded, if the Student was given one.
+    pub(crate) fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.get().map(|p| p.as_path())
     }
 
     /// The first base URL (batch jobs live on one server).
@@ -377,6 +386,10 @@ impl Student for OpenAiStudent {
 
     fn prefers_bulk(&self) -> bool {
         self.config.batch
+    }
+
+    fn use_state_dir(&self, dir: &std::path::Path) {
+        let _ = self.state_dir.set(dir.to_path_buf());
     }
 
     /// With `student.openai.batch`, one Batch API job for all of `requests`; else concurrent

@@ -259,8 +259,12 @@ impl std::fmt::Debug for CachedStudent {
 }
 
 impl CachedStudent {
-    /// Wraps `inner` with `cache`.
+    /// Wraps `inner` with `cache`; `inner` may keep its own state in the cache's folder
+    /// ([`Student::use_state_dir`]).
     pub fn new(inner: Arc<dyn Student>, cache: Arc<ResponseCache>) -> Self {
+        if let Some(dir) = cache.path().parent() {
+            inner.use_state_dir(dir);
+        }
         CachedStudent { inner, cache, hits: AtomicU64::new(0) }
     }
 
@@ -339,6 +343,10 @@ impl Student for CachedStudent {
 
     fn prefers_bulk(&self) -> bool {
         self.inner.prefers_bulk()
+    }
+
+    fn use_state_dir(&self, dir: &Path) {
+        self.inner.use_state_dir(dir)
     }
 
     fn flush(&self) -> Result<()> {

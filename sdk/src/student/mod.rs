@@ -140,6 +140,13 @@ pub trait Student: Send + Sync {
         Ok(())
     }
 
+    /// Gives the Student a folder for state that must outlive the process (the response
+    /// cache's folder, when there is one): the OpenAI Batch API Student records the batches it
+    /// submitted there, so a killed run polls them again instead of paying twice.
+    fn use_state_dir(&self, dir: &std::path::Path) {
+        let _ = dir;
+    }
+
     /// Whether this Student would rather receive known-in-advance work in bulk through
     /// [`generate_many`](Self::generate_many) (the OpenAI Batch API: half the price, answers
     /// within hours). The trainer then asks for every baseline up front, and evaluation for
@@ -186,6 +193,9 @@ macro_rules! forward_student {
             }
             fn prefers_bulk(&self) -> bool {
                 (**self).prefers_bulk()
+            }
+            fn use_state_dir(&self, dir: &std::path::Path) {
+                (**self).use_state_dir(dir)
             }
             fn flush(&self) -> Result<()> {
                 (**self).flush()

@@ -212,7 +212,11 @@ impl Pipeline {
             options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Baselines));
             // Only the queries the remaining steps will train on.
             let planned: Vec<Query> = (state.step..schedule.total_steps).flat_map(|st| schedule.batch(st)).map(|i| queries[i].clone()).collect();
-            step::bulk_baselines(self, &planned, &mut state, &options).await?;
+            match step::bulk_baselines(self, &planned, &mut state, &options).await {
+                // Stopped during the wait: the loop below sees the cancellation and stops.
+                Ok(()) | Err(Error::Interrupted) => {}
+                Err(e) => return Err(e),
+            }
         }
         let mut steps_this_run = 0;
         let mut requested = Control::default();

@@ -69,7 +69,16 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
         .map(|q| Ok(crate::student::StudentRequest { messages: p.student_prompt().render(q, None)?, n, params: baseline_params(p, q, options) }))
         .collect::<Result<Vec<_>>>()?;
     tracing::info!(queries = todo.len(), "baselines in one bulk request");
-    let answers = p.student().generate_many(&requests).await;
+    // A bulk request can take hours (the Batch API): Ctrl-C must stop the wait. What was
+    // submitted is recorded by the Student, so a resumed run polls it rather than paying again.
+    let wait = p.student().generate_many(&requests);
+    let answers = match &options.cancel {
+        Some(cancel) => tokio::select! {
+            a = wait => a,
+            _ = cancel.cancelled() => return Err(Error::Interrupted),
+        },
+        None => wait.await,
+    };
     let mut failed = 0;
     for (q, a) in todo.iter().zip(answers) {
         match a {
