@@ -45,33 +45,60 @@ impl JsonlLog {
             },
         };
         // The readable prefix: whole UTF-8 JSON lines up to the first that is not (a line cut
-        // by a kill, possibly inside a multibyte character).
-        let lines_read: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect();
-        let readable: Vec<(&str, Value)> = lines_read
-            .iter()
-            .map_while(|l| std::str::from_utf8(l).ok().and_then(|t| serde_json::from_str::<Value>(t).ok().map(|v| (t, v))))
-            .collect();
-        if readable.len() < lines_read.len() {
-            tracing::warn!(path = %path.display(), readable = readable.len(), unreadable = lines_read.len() - readable.len(), "keeping the readable lines of a log; the rest was cut by an interrupted write");
+        // by a kill, possibly inside a multibyte character), each with where it ends.
+        let mut readable: Vec<(&str, Value, usize)> = Vec::new();
+        let mut total = 0;
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate().chain(std::iter::once((bytes.len(), &b'\n'))) {
+            if b != b'\n' {
+                continue;
+            }
+            let line = &bytes[start..i.min(bytes.len())];
+            let end = (i + 1).min(bytes.len());
+            start = i + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            total += 1;
+            if readable.len() + 1 == total
+                && let Some((t, v)) = std::str::from_utf8(line).ok().and_then(|t| serde_json::from_str::<Value>(t).ok().map(|v| (t, v)))
+            {
+                readable.push((t, v, end));
+            }
         }
-        let kept: Vec<&str> = match keep {
+        if readable.len() < total {
+            tracing::warn!(path = %path.display(), readable = readable.len(), unreadable = total - readable.len(), "keeping the readable lines of a log; the rest was cut by an interrupted write");
+        }
+        let kept: Vec<usize> = match keep {
             Keep::Nothing => Vec::new(),
             Keep::Lines(n) => {
                 if readable.len() < n {
                     tracing::warn!(path = %path.display(), expected = n, found = readable.len(), "the log holds fewer readable lines than the checkpoint recorded");
                 }
-                readable.iter().take(n).map(|(t, _)| *t).collect()
+                (0..readable.len().min(n)).collect()
             }
-            Keep::UpToStep(limit) => readable.iter().filter(|(_, v)| v["step"].as_u64().is_some_and(|s| s as usize <= limit)).map(|(t, _)| *t).collect(),
+            Keep::UpToStep(limit) => (0..readable.len()).filter(|&i| readable[i].1["step"].as_u64().is_some_and(|s| s as usize <= limit)).collect(),
         };
         let lines = kept.len();
-        let kept: String = kept.iter().map(|l| format!("{l}\n")).collect();
-        let tmp = path.with_extension("jsonl.tmp");
-        {
-            let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(kept.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        let is_prefix = kept.iter().enumerate().all(|(j, &i)| i == j);
+        if is_prefix && !bytes.is_empty() {
+            // Cut in place: needs no free space, so a resume works on a full disk too.
+            let end = kept.last().map_or(0, |&i| readable[i].2);
+            let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+            f.set_len(end as u64).map_err(|e| Error::io(path, e))?;
+            if end > 0 && bytes[end - 1] != b'\n' {
+                (&f).write_all(b"\n").map_err(|e| Error::io(path, e))?;
+            }
+            f.sync_all().map_err(|e| Error::io(path, e))?;
+        } else {
+            let kept: String = kept.iter().map(|&i| format!("{}\n", readable[i].0)).collect();
+            let tmp = path.with_extension("jsonl.tmp");
+            {
+                let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                f.write_all(kept.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+            }
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         }
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         if let Some(parent) = path.parent() {
             super::checkpoint::sync_dir(parent)?;
         }
