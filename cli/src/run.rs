@@ -56,14 +56,24 @@ pub fn pipeline(cfg: &WstConfig, teacher_model: Option<&str>, student: Arc<dyn S
     Ok(builder.teacher(teacher).build()?)
 }
 
+/// The config's reward plugins, loaded and configured.
+pub fn rewards(cfg: &WstConfig) -> anyhow::Result<Vec<PluginReward>> {
+    let search = PluginSearchPath::new(&cfg.plugin_dirs);
+    cfg.rewards
+        .iter()
+        .map(|r| {
+            let reward = PluginReward::load_by_name(&r.plugin, &search, &r.config).with_context(|| format!("loading reward plugin `{}`", r.plugin))?;
+            Ok(match &r.name {
+                Some(name) => reward.with_name(name.clone()),
+                None => reward,
+            })
+        })
+        .collect()
+}
+
 /// Adds the config's reward plugins to a builder.
 pub fn with_rewards(cfg: &WstConfig, mut builder: wst_sdk::PipelineBuilder) -> anyhow::Result<wst_sdk::PipelineBuilder> {
-    let search = PluginSearchPath::new(&cfg.plugin_dirs);
-    for r in &cfg.rewards {
-        let mut reward = PluginReward::load_by_name(&r.plugin, &search, &r.config).with_context(|| format!("loading reward plugin `{}`", r.plugin))?;
-        if let Some(name) = &r.name {
-            reward = reward.with_name(name.clone());
-        }
+    for reward in rewards(cfg)? {
         builder = builder.reward(reward);
     }
     Ok(builder)

@@ -81,6 +81,36 @@ fn config_init_refuses_to_overwrite() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
 }
 
+/// What `wst train` would refuse before its first step, `wst config check` refuses too, before
+/// any model is loaded: greedy Teacher sampling, a duplicate query id, a weight on a value no
+/// reward produces.
+#[test]
+fn config_check_applies_the_rules_training_applies() {
+    wst_tests::build_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.jsonl");
+    std::fs::write(&data, "{\"id\": \"a\", \"question\": \"1+1?\", \"answer\": \"2\"}\n{\"id\": \"b\", \"question\": \"2+2?\", \"answer\": \"4\"}\n").unwrap();
+    let base = format!(
+        "[[rewards]]\nplugin = \"math\"\n[data.train]\npath = \"{}\"\ntask = \"gsm8k\"\n[data.train.fields]\nquery = \"question\"\ngold = \"answer\"\nid = \"id\"\n",
+        data.display()
+    );
+    let check = |extra: &str| {
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = wst().args(["config", "check"]).arg(&path).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, err) = check("");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = check("[grpo]\ntemperature = 0.0\n");
+    assert!(code == Some(2) && err.contains("grpo.temperature") && err.contains("greedy"), "{err}");
+    let (code, err) = check("[reward_weights]\n\"accuracy_typo\" = 1.0\n");
+    assert!(code == Some(2) && err.contains("accuracy_typo"), "{err}");
+    std::fs::write(&data, "{\"id\": \"a\", \"question\": \"1+1?\", \"answer\": \"2\"}\n{\"id\": \"a\", \"question\": \"2+2?\", \"answer\": \"4\"}\n").unwrap();
+    let (code, err) = check("");
+    assert!(code == Some(2) && err.contains("`a` appears twice"), "{err}");
+}
+
 #[test]
 fn config_check_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,9 +176,11 @@ fn instruct_prints_seeded_instructions_from_a_checkpoint() {
     assert!(String::from_utf8_lossy(&err.stderr).contains("/nonexistent/model"));
 }
 
-/// Every shipped recipe and Teacher config passes `wst config check`.
+/// Every shipped recipe and Teacher config passes `wst config check` (its data and reward
+/// plugins included), run from the checkout's root as the recipes say.
 #[test]
 fn shipped_configs_are_valid() {
+    wst_tests::build_plugins();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = 0;
     for dir in ["examples", "examples/teachers/gsm8k-smollm2"] {
@@ -156,7 +188,7 @@ fn shipped_configs_are_valid() {
         for e in entries {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") && p.file_name().is_some_and(|n| n != "Cargo.toml") {
-                let out = wst().args(["config", "check"]).arg(&p).output().unwrap();
+                let out = wst().args(["config", "check"]).arg(&p).current_dir(&root).output().unwrap();
                 assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
                 found += 1;
             }

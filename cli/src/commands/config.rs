@@ -48,6 +48,22 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
         }
         ConfigCommand::Check { path } => {
             let cfg = crate::run::load_config(&path, &[])?;
+            // Everything `wst train` checks before its first step that needs no model: the
+            // data (rows, fields, unique ids) and the rewards with their weights.
+            let train = wst_sdk::dataset::load_queries(&cfg.data.train).context("data.train")?;
+            let mut seen = std::collections::HashSet::new();
+            if let Some(q) = train.iter().find(|q| !seen.insert(q.id.as_str())) {
+                return Err(wst_sdk::Error::Config {
+                    location: format!("data.train ({})", cfg.data.train.path.display()),
+                    message: format!("query id `{}` appears twice: ids key the Student's baseline and every seed, so they must be unique", q.id),
+                }
+                .into());
+            }
+            if let Some(e) = &cfg.data.eval {
+                wst_sdk::dataset::load_queries(e).context("data.eval")?;
+            }
+            let rewards: Vec<std::sync::Arc<dyn wst_sdk::Reward>> = crate::run::rewards(&cfg)?.into_iter().map(|r| std::sync::Arc::new(r) as _).collect();
+            wst_sdk::reward::WeightedReward::new(rewards, cfg.reward_weights.clone())?;
             print!("{}", cfg.to_toml()?);
             crate::progress::status!("{} is valid", path.display());
         }

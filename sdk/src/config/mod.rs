@@ -236,8 +236,11 @@ impl WstConfig {
         if !(g.top_p > 0.0 && g.top_p <= 1.0) {
             return bad("grpo.top_p", format!("must be in (0, 1], got {}", g.top_p));
         }
-        if g.temperature < 0.0 {
-            return bad("grpo.temperature", format!("must be >= 0, got {}", g.temperature));
+        if !(g.temperature > 0.0 && g.temperature.is_finite()) {
+            return bad(
+                "grpo.temperature",
+                format!("must be > 0, got {}: training samples G instructions per query, and greedy decoding (0) writes the same one G times, so no group has any spread to learn from", g.temperature),
+            );
         }
         if g.max_completion_length == 0 {
             return bad("grpo.max_completion_length", "must be at least 1".into());
