@@ -197,14 +197,14 @@ async fn a_failing_query_is_left_out_and_too_many_stop_the_run_after_a_checkpoin
     assert_eq!(steps[with_failure].advantages.len(), 4, "only the healthy query of that step was trained on");
     assert!(flaky.failures.load(Ordering::SeqCst) >= 1);
 
-    // Allowing less than half a step to fail: the run stops at that step with the error, after
-    // a checkpoint of the last completed step.
+    // Allowing fewer than 1 in 10 recent queries to fail: the run stops at that step with the
+    // error, after a checkpoint of the last completed step.
     let out = tempfile::tempdir().unwrap();
-    let w = WstSettings { max_failed_fraction: 0.4, ..wst(ZeroStdGroups::Keep) };
+    let w = WstSettings { max_failed_fraction: 0.05, ..wst(ZeroStdGroups::Keep) };
     let (r, _) = train(flaky.clone(), &qs, options(out.path(), grpo(2), w)).await;
     let err = r.unwrap_err();
     let Error::StepFailed { step, failed, total, .. } = &err else { panic!("{err}") };
-    assert_eq!((*step, *failed, *total), (with_failure + 1, 1, 2));
+    assert_eq!((*step, *failed, *total), (with_failure + 1, 1, 10));
     assert!(err.to_string().contains("HTTP 500 after 6 retries"), "{err}");
     assert!(out.path().join(format!("checkpoints/checkpoint-{with_failure}/trainer_state.json")).is_file());
 }
@@ -293,4 +293,30 @@ async fn a_refused_run_leaves_the_earlier_config_and_a_finished_run_is_not_delet
         assert!(!out.path().join(d).exists(), "{d} is left from the earlier run");
     }
     assert_eq!(std::fs::read_to_string(out.path().join("config.toml")).unwrap(), "# run three");
+}
+
+#[tokio::test]
+async fn at_the_defaults_one_failing_query_of_one_per_step_is_left_out_and_a_persistent_failure_stops() {
+    // One query per step (batch = G), the default max_failed_fraction 0.5: the run goes past a
+    // failing query, and stops once more than half of the last ten have failed.
+    let mut qs = queries(12);
+    qs[0].text = "What is 1 + 1? boom".into();
+    let flaky = Arc::new(Flaky { inner: HintStudent::new("hint"), failures: AtomicUsize::new(0) });
+    let one_per_step = |steps| GrpoConfig { per_device_train_batch_size: 4, ..grpo(steps) };
+    let out = tempfile::tempdir().unwrap();
+    let w = WstSettings { max_failed_fraction: 0.5, ..wst(ZeroStdGroups::Keep) };
+    let (r, _) = train(flaky.clone(), &qs, options(out.path(), one_per_step(12), w.clone())).await;
+    let summary = r.unwrap();
+    assert_eq!(summary.steps_done, 12);
+    let failed: u64 = metrics(out.path()).iter().map(|r| r["wst/failed_queries"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(failed, 1);
+    // Every query fails: the sixth failure of ten is more than half.
+    let all: Vec<Query> = queries(12).into_iter().map(|mut q| {
+        q.text.push_str(" boom");
+        q
+    }).collect();
+    let out = tempfile::tempdir().unwrap();
+    let err = train(flaky, &all, options(out.path(), one_per_step(12), w)).await.0.unwrap_err();
+    let Error::StepFailed { step, failed, total, .. } = &err else { panic!("{err}") };
+    assert_eq!((*step, *failed, *total), (6, 6, 10));
 }

@@ -85,14 +85,14 @@ pub enum Error {
     /// Too many queries of a training step failed (Student or reward errors that outlived the
     /// backend's retries); the run wrote a checkpoint of its last completed step and stopped.
     #[error(
-        "training step {step}: {failed} of {total} queries failed, more than wst.max_failed_fraction = {limit} allows; a checkpoint of the last completed step was written. First error: {first}"
+        "training step {step}: {failed} of the last {total} queries failed, more than wst.max_failed_fraction = {limit} allows; a checkpoint of the last completed step was written. First error: {first}"
     )]
     StepFailed {
         /// The step (1-based) that failed.
         step: usize,
-        /// Queries that failed.
+        /// Queries that failed among the most recent ones.
         failed: usize,
-        /// Queries in the step.
+        /// How many recent queries the share is taken over.
         total: usize,
         /// The configured limit.
         limit: f64,

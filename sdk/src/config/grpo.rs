@@ -182,9 +182,12 @@ pub struct WstSettings {
     /// (the paper's r = mean − s itself, scaled by `grpo.scale_rewards`: an instruction is
     /// reinforced only when it beats the Student alone).
     pub centring: Centring,
-    /// Share of a step's queries that may fail (Student or reward errors left after the
-    /// backend's retries) and be left out of the step, counted in `wst/failed_queries`; beyond
-    /// it the run writes a checkpoint and stops with the first error.
+    /// Share of the recent queries that may fail (Student or reward errors left after the
+    /// backend's retries): a failed query is left out of its step, counted in
+    /// `wst/failed_queries`. The share is taken over the last `max(10, queries per step)`
+    /// queries (the run's first ones count as healthy until that many were asked), so one
+    /// transient failure never stops a run of one query per step; beyond it the run writes a
+    /// checkpoint and stops with the first error.
     pub max_failed_fraction: f64,
 }
 

@@ -31,6 +31,10 @@ pub struct TrainerState {
     /// that a resumed run drops exactly what came after it (`None` in older checkpoints).
     #[serde(default)]
     pub log_lines: Option<(usize, usize)>,
+    /// Whether each of the most recent queries failed (oldest first, at most the failure
+    /// window of `wst.max_failed_fraction`).
+    #[serde(default)]
+    pub recent_failures: Vec<bool>,
     /// What the experiment was, setting by setting (`data`, `grpo.num_generations`,
     /// `wst.student_samples`, `rewards`, `student`, `teacher`, ...; values as text, long ones
     /// hashed): a resume that would change any of them is refused, naming it (empty in older

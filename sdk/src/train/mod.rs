@@ -143,6 +143,7 @@ impl Pipeline {
             baselines: BTreeMap::new(),
             num_tokens: 0,
             log_lines: None,
+            recent_failures: Vec::new(),
             experiment: experiment.clone(),
         };
         // Before any checkpoint is restored, so a KL reference holds the initial weights.

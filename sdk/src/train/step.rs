@@ -94,6 +94,11 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
     Ok(())
 }
 
+/// How many of the most recent queries `wst.max_failed_fraction` is a share of.
+pub(crate) fn failure_window(queries_per_step: usize) -> usize {
+    queries_per_step.max(10)
+}
+
 /// K answers to each (query, instruction) pair, scored; requests run concurrently. Each
 /// pair's outcome stands alone, so one failed request does not discard the others.
 async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSample>], step: usize, attempt: u64, options: &TrainOptions) -> Vec<Vec<Result<Scored>>> {
@@ -194,15 +199,22 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         tracing::warn!(step = step + 1, query = %batch[*i].id, "query left out of the step: {e}");
     }
     let limit = options.wst.max_failed_fraction;
-    if !failures.is_empty() && failures.len() as f64 > limit * batch.len() as f64 {
+    let window = failure_window(batch.len());
+    let mut recent = state.recent_failures.clone();
+    recent.extend(failed.iter().copied());
+    let recent = recent.split_off(recent.len().saturating_sub(window));
+    let failed_recently = recent.iter().filter(|f| **f).count();
+    // Queries not yet asked count as healthy: the share is over a full window.
+    if !failures.is_empty() && failed_recently as f64 > limit * window as f64 {
         return Err(StepError::BeforeUpdate(Error::StepFailed {
             step: step + 1,
-            failed: failures.len(),
-            total: batch.len(),
+            failed: failed_recently,
+            total: window,
             limit,
             first: failures[0].1.to_string(),
         }));
     }
+    state.recent_failures = recent;
     // From here on only the queries that came through take part.
     let keep: Vec<usize> = (0..batch.len()).filter(|&i| !failed[i]).collect();
     let batch_all = batch;
