@@ -30,21 +30,73 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The `crate::<module>` names in Rust source, outside comments.
-fn named_modules(src: &str) -> Vec<String> {
+/// The first path segments of a `use`-style list after `prefix::`: `name` or the names in
+/// `{a, b::c, d}` (nested braces skipped).
+fn heads(rest: &str) -> Vec<String> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let Some(inner) = rest.strip_prefix('{') else {
+        let name = ident(rest);
+        return if name.is_empty() { Vec::new() } else { vec![name] };
+    };
+    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0usize);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                out.push(ident(inner[start..i].trim_start()));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(ident(inner[start..i].trim_start()));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.retain(|n| !n.is_empty() && n != "self");
+    out
+}
+
+/// The top-level modules named in Rust source outside comments: `crate::x`, `crate::{x, y}`,
+/// and `super::super::x` where the `super`s climb from `depth` (the file's module depth: 1 for
+/// `teacher.rs` or `teacher/mod.rs`, 2 for `teacher/lm/mod.rs`) to the crate root.
+fn named_modules(src: &str, depth: usize) -> Vec<String> {
     let mut out = Vec::new();
     for line in src.lines() {
         let code = line.split("//").next().unwrap_or("");
         let mut rest = code;
         while let Some(i) = rest.find("crate::") {
             rest = &rest[i + 7..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                out.push(name);
+            out.extend(heads(rest));
+        }
+        let mut rest = code;
+        while let Some(i) = rest.find("super::") {
+            let preceded = code.len() - rest.len() + i;
+            let mut ups = 0;
+            let mut tail = &rest[i..];
+            while let Some(t) = tail.strip_prefix("super::") {
+                ups += 1;
+                tail = t;
             }
+            let is_word_start = preceded == 0 || !code[..preceded].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            if is_word_start && ups >= depth {
+                out.extend(heads(tail));
+            }
+            rest = tail;
         }
     }
     out
+}
+
+#[test]
+fn the_scanner_sees_grouped_imports_and_super_chains() {
+    assert_eq!(named_modules("use crate::{eval::Report, pipeline, teacher::{A, B}};", 1), ["eval", "pipeline", "teacher"]);
+    assert_eq!(named_modules("use crate::train::log;\n// crate::ignored", 1), ["train"]);
+    // From teacher/lm/save.rs (depth 3), three supers reach the root; two stay inside teacher.
+    assert_eq!(named_modules("use super::super::super::train::X;", 3), ["train"]);
+    assert!(named_modules("use super::super::model::Decoder;", 3).is_empty());
+    assert_eq!(named_modules("use super::super::{eval, pipeline::P};", 2), ["eval", "pipeline"]);
 }
 
 #[test]
@@ -64,7 +116,10 @@ fn sdk_modules_use_only_lower_layers() {
             violations.push(format!("{}: module `{first}` is not in ARCHITECTURE.md's table", rel.display()));
             continue;
         };
-        for used in named_modules(&std::fs::read_to_string(f).unwrap()) {
+        // The file's module depth: `x.rs` and `x/mod.rs` are 1, `x/y.rs` and `x/y/mod.rs` are 2.
+        let parts = rel.components().count();
+        let depth = if rel.file_name().is_some_and(|n| n == "mod.rs") { parts - 1 } else { parts };
+        for used in named_modules(&std::fs::read_to_string(f).unwrap(), depth) {
             if used == first {
                 continue;
             }
@@ -80,7 +135,7 @@ fn sdk_modules_use_only_lower_layers() {
 
 #[test]
 fn the_checker_sees_uses_and_skips_comments() {
-    assert_eq!(named_modules("use crate::config::X; // crate::train"), ["config"]);
-    assert_eq!(named_modules("/// [`crate::backend::Backends`]"), Vec::<String>::new());
-    assert_eq!(named_modules("let a = crate::types::mix(&[crate::types::hash_str(s)]);"), ["types", "types"]);
+    assert_eq!(named_modules("use crate::config::X; // crate::train", 1), ["config"]);
+    assert_eq!(named_modules("/// [`crate::backend::Backends`]", 1), Vec::<String>::new());
+    assert_eq!(named_modules("let a = crate::types::mix(&[crate::types::hash_str(s)]);", 1), ["types", "types"]);
 }

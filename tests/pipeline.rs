@@ -158,3 +158,33 @@ async fn a_permanently_failing_query_is_left_out_and_counted_not_fatal() {
     let err = evaluate(&p, &qs, &fixed, &settings).await.unwrap_err().to_string();
     assert!(err.contains("2 of 10 queries failed") && err.contains("boom"), "{err}");
 }
+
+/// Writes one instruction fewer than asked for the second query.
+struct ShortTeacher;
+
+impl wst_sdk::Teacher for ShortTeacher {
+    fn sample(&mut self, queries: &[Query], sampling: &wst_sdk::TeacherSampling) -> wst_sdk::Result<Vec<Vec<wst_sdk::TeacherSample>>> {
+        Ok(queries
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                let n = if i == 1 { sampling.num_generations - 1 } else { sampling.num_generations };
+                (0..n)
+                    .map(|_| wst_sdk::TeacherSample { instruction: "x".into(), prompt_ids: vec![1], completion_ids: vec![2], logprobs: vec![-0.1], truncated: false })
+                    .collect()
+            })
+            .collect())
+    }
+    fn step(&mut self, _: &[wst_sdk::teacher::TrainItem<'_>], _: &wst_sdk::teacher::StepSettings<'_>) -> wst_sdk::Result<Vec<wst_sdk::teacher::StepMetrics>> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_teacher_returning_the_wrong_number_of_instructions_is_an_error_not_a_misaligned_step() {
+    let p = Pipeline::builder().teacher(ShortTeacher).student(HintStudent::new("hint")).build().unwrap();
+    let qs = [query(), Query::new("q2", "What is 1 + 1?")];
+    let sampling = wst_sdk::TeacherSampling { num_generations: 3, ..Default::default() };
+    let err = p.sample_instructions(&qs, &sampling).await.unwrap_err().to_string();
+    assert!(err.contains("2 instructions for query 1") && err.contains("num_generations = 3"), "{err}");
+}

@@ -110,3 +110,20 @@ fn the_math_plugin_grades_through_the_abi() {
     let err = m.score(&[RewardInput { answer: "1".into(), ..Default::default() }]).unwrap_err().to_string();
     assert!(err.contains("no `gold` answer"), "{err}");
 }
+
+/// A plugin built with `panic = "abort"` would kill the host on its first panic, since nothing
+/// can catch it at the boundary: `export_reward!` refuses to build it, saying why.
+#[test]
+fn a_plugin_built_to_abort_on_panic_does_not_build() {
+    let target = artifact_dir().parent().expect("target dir").join("panic-abort-check");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["check", "--quiet", "-p", "wst-reward-length", "--config", "profile.dev.panic=\"abort\"", "--target-dir"])
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "built under panic = abort");
+    assert!(err.contains("must be built with panic = \"unwind\""), "{err}");
+}

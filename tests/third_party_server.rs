@@ -1,17 +1,16 @@
 //! The HTTP Student against a real third-party OpenAI-compatible server: `llama-cpp-python`'s
 //! server (PyPI) serving SmolLM2. `bench/third_party_server.sh` installs and starts it, then
-//! runs this target with `WST_THIRD_PARTY_BASE_URL` set; without it the test says so and skips.
+//! runs this target with `WST_THIRD_PARTY_BASE_URL` set; without it the test is reported as
+//! ignored, with the reason, never as passed.
 
+use libtest_mimic::{Arguments, Failed, Trial};
 use wst_openai::OpenAiStudent;
 use wst_openai::OpenAiConfig;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
-#[tokio::test]
-async fn llama_cpp_python_server_answers_through_the_http_student() {
-    let Ok(url) = std::env::var("WST_THIRD_PARTY_BASE_URL") else {
-        eprintln!("skipped: WST_THIRD_PARTY_BASE_URL is not set (run bench/third_party_server.sh)");
-        return;
-    };
+const URL_VAR: &str = "WST_THIRD_PARTY_BASE_URL";
+
+async fn llama_cpp_python_server_answers_through_the_http_student(url: String) {
     let cfg = OpenAiConfig { base_urls: vec![url], api_key_env: None, timeout_secs: 120.0, ..Default::default() };
     let s = OpenAiStudent::new("SmolLM2-135M-Instruct", &cfg).unwrap();
     let request = |n, temperature| StudentRequest {
@@ -30,4 +29,21 @@ async fn llama_cpp_python_server_answers_through_the_http_student() {
     let t = |a: &[wst_sdk::StudentSample]| a.iter().map(|x| x.text.clone()).collect::<Vec<_>>();
     assert_eq!(t(&answers), t(&again), "seeded answers reproduce on the real server");
     assert!(s.usage().completion_tokens > 0);
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let url = std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty());
+    let trial = match url.clone() {
+        Some(url) => Trial::test("llama_cpp_python_server_answers_through_the_http_student", move || {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| Failed::from(e.to_string()))?;
+            rt.block_on(llama_cpp_python_server_answers_through_the_http_student(url));
+            Ok(())
+        }),
+        None => {
+            eprintln!("IGNORED llama_cpp_python_server_answers_through_the_http_student: {URL_VAR} is not set (bench/third_party_server.sh starts the server and sets it)");
+            Trial::test("llama_cpp_python_server_answers_through_the_http_student", || Ok(())).with_ignored_flag(true)
+        }
+    };
+    libtest_mimic::run(&args, vec![trial]).exit();
 }

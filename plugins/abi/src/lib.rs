@@ -7,6 +7,14 @@
 //! own [`SYMBOL_FREE`], so the two sides never mix allocators. Panics are caught inside the
 //! plugin and become errors, because unwinding across `extern "C"` aborts the host.
 //!
+//! **Threads.** The host scores from several threads at once, on one instance: `score` must be
+//! thread-safe (a [`RewardPlugin`] is `Send + Sync`; a C author guards any shared state).
+//! `last_error` is per thread: it returns the error of the calling thread's last failed call,
+//! and the host reads it on the thread that made that call. **Panics.** A plugin must be built
+//! with `panic = "unwind"` (the default): panics are caught at the boundary and become errors,
+//! while under `panic = "abort"` one would kill the host, so [`export_reward!`] refuses to build
+//! there.
+//!
 //! A Rust author implements [`RewardPlugin`] and writes `wst_plugin_abi::export_reward!(MyType);`
 //! in a `cdylib` crate:
 //!
@@ -157,6 +165,9 @@ pub trait RewardPlugin: Sized + Send + Sync + 'static {
 #[macro_export]
 macro_rules! export_reward {
     ($ty:ty) => {
+        #[cfg(panic = "abort")]
+        compile_error!("a wst reward plugin must be built with panic = \"unwind\": under panic = \"abort\" a panic in the plugin would kill the host instead of becoming an error (set `panic = \"unwind\"` in the profile)");
+
         #[unsafe(no_mangle)]
         pub extern "C" fn wst_reward_abi_version() -> u32 {
             $crate::ABI_VERSION

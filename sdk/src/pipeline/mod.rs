@@ -111,17 +111,27 @@ impl Pipeline {
         .map_err(|e| Error::Teacher(format!("teacher task failed: {e}")))?
     }
 
-    /// The Teacher's samples (instructions with token ids and log-probs) for each query.
+    /// The Teacher's samples (instructions with token ids and log-probs) for each query. A
+    /// Teacher that returns other than one group of `num_generations` per query is an error
+    /// here, before its samples could be paired with the wrong queries.
     pub async fn sample_instructions(&self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         let teacher = self.teacher.clone().ok_or_else(|| Error::invalid("teacher", "this pipeline was built without a Teacher"))?;
+        let (n, g) = (queries.len(), sampling.num_generations);
         let queries = queries.to_vec();
         let sampling = sampling.clone();
-        tokio::task::spawn_blocking(move || {
+        let groups = tokio::task::spawn_blocking(move || {
             let mut t = teacher.lock().map_err(|_| Error::Teacher("the Teacher's lock was poisoned by an earlier panic".into()))?;
             t.sample(&queries, &sampling)
         })
         .await
-        .map_err(|e| Error::Teacher(format!("sampling task failed: {e}")))?
+        .map_err(|e| Error::Teacher(format!("sampling task failed: {e}")))??;
+        if groups.len() != n {
+            return Err(Error::Teacher(format!("Teacher::sample returned {} groups for {n} queries", groups.len())));
+        }
+        if let Some((i, grp)) = groups.iter().enumerate().find(|(_, grp)| grp.len() != g) {
+            return Err(Error::Teacher(format!("Teacher::sample returned {} instructions for query {i}, expected num_generations = {g}", grp.len())));
+        }
+        Ok(groups)
     }
 
     /// `n` instructions from the Teacher for `query`, with the pipeline's Teacher sampling settings.
