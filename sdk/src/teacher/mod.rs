@@ -63,16 +63,7 @@ impl TeacherSampling {
 impl Default for TeacherSampling {
     fn default() -> Self {
         // The same defaults as `GrpoConfig`, so a Teacher samples alike in and out of training.
-        let g = crate::config::GrpoConfig::default();
-        TeacherSampling {
-            num_generations: g.num_generations,
-            temperature: g.temperature,
-            top_p: g.top_p,
-            top_k: g.top_k,
-            max_completion_length: g.max_completion_length,
-            max_prompt_length: g.max_prompt_length,
-            seed: 42,
-        }
+        TeacherSampling::from_grpo(&crate::config::GrpoConfig::default(), 42)
     }
 }
 
