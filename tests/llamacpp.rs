@@ -155,3 +155,44 @@ fn bad_files_are_errors_that_name_the_file() {
     let err = LlamaCppStudent::load(&junk, &LlamaCppConfig::default()).unwrap_err().to_string();
     assert!(err.contains("junk.gguf") && err.contains("cannot load"), "{err}");
 }
+
+/// A request whose caller goes away (a dropped future: a timeout, a cancelled task) frees its
+/// sequence at the next step instead of decoding to max_tokens for nobody, and the next
+/// request gets the sequence.
+#[tokio::test]
+async fn a_dropped_request_frees_its_sequence_within_a_step() {
+    use std::sync::atomic::Ordering;
+    let cfg = LlamaCppConfig { n_ctx: 4096, max_sequences: 1, ..Default::default() };
+    // A tiny model whose greedy answer never samples EOS, so it runs until cut or dropped:
+    // found among a few seeds, and checked by running it to its end once.
+    let long = request(1, 0.0, 3, 4000);
+    let mut found = None;
+    for seed in 1..40 {
+        let dir = tempfile::tempdir().unwrap();
+        write_model(dir.path(), Arch::Llama, seed);
+        let gguf = write_gguf(dir.path());
+        let s = LlamaCppStudent::load(&gguf, &cfg).unwrap();
+        if s.generate(&long).await.unwrap()[0].usage.completion_tokens == 4000 {
+            found = Some((dir, s));
+            break;
+        }
+    }
+    let (_dir, s) = found.expect("no tiny model among 39 seeds writes 4000 greedy tokens");
+    let s = Arc::new(s);
+    let before = s.engine_stats().sampled.load(Ordering::Relaxed);
+    let s2 = s.clone();
+    let task = tokio::spawn(async move { s2.generate(&long).await });
+    while s.engine_stats().running.load(Ordering::Relaxed) == 0 && !task.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(!task.is_finished(), "the long request ended before it could be dropped");
+    task.abort();
+    let _ = task.await;
+    // The next request is answered once the abandoned one's sequence is free.
+    let next = s.generate(&request(1, 0.0, 1, 4)).await.unwrap();
+    assert_eq!(next.len(), 1);
+    let stats = s.engine_stats();
+    assert_eq!(stats.cancelled.load(Ordering::Relaxed), 1);
+    let sampled = stats.sampled.load(Ordering::Relaxed) - before;
+    assert!(sampled < 4000, "the abandoned answer was decoded to max_tokens ({sampled} tokens sampled)");
+}

@@ -44,6 +44,18 @@ pub struct Job {
 /// The handle of a running decoding thread; dropping it lets the thread finish its work and exit.
 pub struct Engine {
     tx: mpsc::Sender<Job>,
+    stats: Arc<EngineStats>,
+}
+
+/// What the decoding thread is doing, for tests and monitoring.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Sequences decoding right now.
+    pub running: std::sync::atomic::AtomicUsize,
+    /// Answer tokens sampled since the engine started (answered, cancelled or failed).
+    pub sampled: std::sync::atomic::AtomicU64,
+    /// Requests dropped by their callers before they were answered.
+    pub cancelled: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -52,6 +64,8 @@ impl Engine {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let thread_name = name.clone();
+        let stats = Arc::new(EngineStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("wst-llamacpp".into())
             .spawn(move || {
@@ -64,11 +78,16 @@ impl Engine {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                Scheduler::new(&model, ctx, &config, &thread_name).run(&rx);
+                Scheduler::new(&model, ctx, &config, &thread_name, thread_stats).run(&rx);
             })
             .map_err(|e| Error::Student { student: name.clone(), message: format!("cannot start the decoding thread: {e}") })?;
         ready_rx.recv().map_err(|_| Error::Student { student: name, message: "the decoding thread stopped while starting".into() })??;
-        Ok(Engine { tx })
+        Ok(Engine { tx, stats })
+    }
+
+    /// What the decoding thread is doing.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
     }
 
     /// Queues a job; the answers arrive on its `reply`.
@@ -144,10 +163,11 @@ struct Scheduler<'m> {
     /// unified cache's admission reads it, since a stream has room for its answer by `accept`.
     reserved: usize,
     batch: LlamaBatch<'static>,
+    stats: Arc<EngineStats>,
 }
 
 impl<'m> Scheduler<'m> {
-    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &LlamaCppConfig, name: &str) -> Self {
+    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &LlamaCppConfig, name: &str, stats: Arc<EngineStats>) -> Self {
         let max_seq = sequences(config);
         // The unified cache holds what was asked; llama.cpp rounds each stream up to 256 cells.
         let n_ctx = config.n_ctx as usize;
@@ -165,6 +185,7 @@ impl<'m> Scheduler<'m> {
             free_slots: (0..max_seq as i32).rev().collect(),
             reserved: 0,
             batch: LlamaBatch::new(config.n_batch as usize, max_seq as i32),
+            stats,
         }
     }
 
@@ -199,10 +220,51 @@ impl<'m> Scheduler<'m> {
             while let Ok(job) = rx.try_recv() {
                 self.accept(job);
             }
-            if let Err(e) = self.step() {
+            // A panic inside a step must not leave every later request of the process
+            // unanswered: the requests in flight get the error and the scheduler starts clean.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            let failed = match stepped {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(p) => {
+                    let why = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+                    Some(self.error(format!("the decoding thread panicked: {why}")))
+                }
+            };
+            if let Some(e) = failed {
                 self.fail_all(&e);
             }
+            self.stats.running.store(self.waves.iter().map(|w| w.seqs.len()).sum(), std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Drops the requests whose callers went away (a timeout, a cancelled task), freeing their
+    /// sequences now instead of decoding them to `max_tokens` for nobody.
+    fn cancel_abandoned(&mut self) -> Result<()> {
+        let abandoned: Vec<usize> = (0..self.requests.len())
+            .filter(|&i| self.requests[i].as_ref().is_some_and(|r| r.reply.as_ref().is_some_and(|s| s.is_closed())))
+            .collect();
+        for id in abandoned {
+            let mut w = 0;
+            while w < self.waves.len() {
+                if self.waves[w].request != id {
+                    w += 1;
+                    continue;
+                }
+                let wave = self.waves.swap_remove(w);
+                for seq in &wave.seqs {
+                    self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
+                    self.free_slots.push(seq.slot);
+                }
+                if let Some(r) = &self.requests[id] {
+                    self.reserved = self.reserved.saturating_sub(r.prompt.len() + wave.seqs.len() * r.max_new);
+                }
+            }
+            self.queue.retain(|&q| q != id);
+            self.requests[id] = None;
+            self.stats.cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn accept(&mut self, job: Job) {
@@ -245,6 +307,7 @@ impl<'m> Scheduler<'m> {
     /// answers, admit waiting requests, feed prompt chunks, decode the batch.
     fn step(&mut self) -> Result<()> {
         self.batch.clear();
+        self.cancel_abandoned()?;
         self.share_prompts()?;
         // Next tokens in sequence-id order: with per-answer streams llama.cpp decodes a run of
         // consecutive ids as one micro-batch and splits the batch at every gap.
@@ -258,6 +321,7 @@ impl<'m> Scheduler<'m> {
             }
         }
         next.sort_unstable_by_key(|&(slot, ..)| slot);
+        self.stats.sampled.fetch_add(next.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (slot, w, i, token) in next {
             let seq = &mut self.waves[w].seqs[i];
             seq.logits_at = Some(self.batch.n_tokens());

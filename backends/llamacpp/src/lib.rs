@@ -74,6 +74,12 @@ impl std::fmt::Debug for LlamaCppStudent {
 }
 
 impl LlamaCppStudent {
+    /// What the decoding thread is doing (sequences running, tokens sampled, requests
+    /// cancelled because their callers went away).
+    pub fn engine_stats(&self) -> &engine::EngineStats {
+        self.engine.stats()
+    }
+
     /// Loads the GGUF file at `path`, or a catalog model by name (`qwen2.5-coder-0.5b-instruct`,
     /// fetched if needed; see `wst_sdk::models`).
     pub fn load(path: impl AsRef<Path>, config: &LlamaCppConfig) -> Result<Self> {
