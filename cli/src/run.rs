@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use wst_sdk::config::{StudentConfig, WstConfig};
-use wst_sdk::reward::{PluginReward, PluginSearchPath};
+use wst_sdk::reward::PluginReward;
 use wst_sdk::backend::Backends;
-use wst_sdk::teacher::{LmTeacher, TeacherOptions};
-use wst_sdk::{Pipeline, Student, TeacherSampling};
+use wst_sdk::{Pipeline, Student};
 
 /// The Student backends this binary links, by spec prefix. An application embedding wst adds
 /// its own with [`Backends::register`]; nothing in the SDK changes.
@@ -35,46 +34,14 @@ pub fn student_from(cfg: &StudentConfig) -> anyhow::Result<Arc<dyn Student>> {
     Ok(backends().build(cfg)?)
 }
 
-/// The Teacher sampling settings of the config's GRPO section.
-pub fn teacher_sampling(cfg: &WstConfig) -> TeacherSampling {
-    TeacherSampling::from_grpo(&cfg.grpo, cfg.grpo.seed)
-}
-
 /// A pipeline with the Teacher loaded from `teacher_model` (default: the config's), the
 /// config's Student and every reward plugin.
 pub fn pipeline(cfg: &WstConfig, teacher_model: Option<&str>, student: Arc<dyn Student>) -> anyhow::Result<Pipeline> {
-    let mut builder = Pipeline::builder()
-        .student_arc(student)
-        .student_prompt(cfg.student.prompt.clone())
-        .student_sampling(cfg.student.sampling.clone())
-        .teacher_sampling(teacher_sampling(cfg))
-        .weights(cfg.reward_weights.clone());
-    builder = with_rewards(cfg, builder)?;
     let model = teacher_model.unwrap_or(&cfg.teacher.model);
-    let options = TeacherOptions::from_config(&cfg.teacher, cfg.grpo.seed);
-    let teacher = LmTeacher::load(model, options).with_context(|| format!("loading the Teacher `{model}`"))?;
-    Ok(builder.teacher(teacher).build()?)
+    Pipeline::from_config_with(cfg, Some(model), student).with_context(|| format!("building the pipeline (Teacher `{model}`)"))
 }
 
 /// The config's reward plugins, loaded and configured.
 pub fn rewards(cfg: &WstConfig) -> anyhow::Result<Vec<PluginReward>> {
-    let search = PluginSearchPath::new(&cfg.plugin_dirs);
-    cfg.rewards
-        .iter()
-        .map(|r| {
-            let reward = PluginReward::load_by_name(&r.plugin, &search, &r.config).with_context(|| format!("loading reward plugin `{}`", r.plugin))?;
-            Ok(match &r.name {
-                Some(name) => reward.with_name(name.clone()),
-                None => reward,
-            })
-        })
-        .collect()
-}
-
-/// Adds the config's reward plugins to a builder.
-pub fn with_rewards(cfg: &WstConfig, mut builder: wst_sdk::PipelineBuilder) -> anyhow::Result<wst_sdk::PipelineBuilder> {
-    for reward in rewards(cfg)? {
-        builder = builder.reward(reward);
-    }
-    Ok(builder)
+    Ok(wst_sdk::rewards_from_config(cfg)?)
 }

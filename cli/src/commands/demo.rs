@@ -129,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => trained.push(("shipped-teacher (full run)".to_string(), p.display().to_string())),
         None => eprintln!("no {SHIPPED} here (run the demo from a checkout to compare the shipped Teacher)"),
     }
-    let plan = crate::commands::eval::Plan { trained, writers: Vec::new(), fixed: Vec::new(), menu: Vec::new(), select_on: 0, cluster_by: None, k: cfg.wst.student_samples, limit: None, few_shot: 2, untrained: true, out: out.clone() };
+    let plan = wst_sdk::eval::EvalPlan { trained, few_shot: 2, out: Some(out.clone()), ..wst_sdk::eval::EvalPlan::new(&cfg) };
     let report = crate::commands::eval::evaluate_all(&cfg, &plan, &runtime)?;
     println!("\n{}", report.to_markdown());
     println!("results: {}  (also results.md, results.csv; metrics.jsonl, completions.jsonl, plots/)", out.join("results.json").display());

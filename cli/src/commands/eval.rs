@@ -6,11 +6,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use wst_sdk::config::WstConfig;
-use wst_sdk::dataset::load_queries;
-use wst_sdk::eval::{BestFixed, EvalMethod, EvalSettings, InstructionSource, Progress, Report, evaluate, few_shot_cot_prompt, read_instruction_menu, select_instruction};
-use wst_sdk::{Query, SamplingParams};
+use wst_sdk::eval::{EvalHooks, EvalPlan, Progress, Report, read_instruction_menu, run_plan};
 
 /// Arguments of `wst eval`.
 #[derive(Debug, clap::Args)]
@@ -63,176 +60,24 @@ pub struct Args {
     pub set: Vec<String>,
 }
 
-/// What to evaluate, resolved from arguments.
-pub struct Plan {
-    /// Trained Teachers: (row name, model or adapter folder).
-    pub trained: Vec<(String, String)>,
-    pub writers: Vec<String>,
-    /// Fixed instructions, one row each.
-    pub fixed: Vec<String>,
-    /// Named fixed instructions from a menu, one row each; the best is chosen on training data.
-    pub menu: Vec<(String, wst_sdk::Instruction)>,
-    /// Training queries to choose the menu's best on (0: none).
-    pub select_on: usize,
-    /// Metadata field that clusters queries.
-    pub cluster_by: Option<String>,
-    pub k: usize,
-    pub limit: Option<usize>,
-    pub few_shot: usize,
-    pub untrained: bool,
-    pub out: PathBuf,
-}
-
-/// Runs every method and writes the report.
-pub fn evaluate_all(cfg: &WstConfig, plan: &Plan, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Report> {
-    let eval_cfg = cfg.data.eval.as_ref().context("data.eval is not set: evaluation needs a held-out split")?;
-    let mut queries = load_queries(eval_cfg).context("loading data.eval")?;
-    if let Some(n) = plan.limit {
-        queries.truncate(n);
-    }
-    let settings = EvalSettings {
-        student_samples: plan.k,
-        seed: cfg.grpo.seed,
-        max_concurrency: cfg.wst.max_concurrency,
-        cluster_by: plan.cluster_by.clone(),
-        ..Default::default()
-    };
-    let student = crate::run::student(cfg)?;
-    let sampling = InstructionSource::Teacher(wst_sdk::TeacherSampling { num_generations: 1, ..crate::run::teacher_sampling(cfg) });
-    let mut report = Report::default();
-    let mut failed_methods: Vec<String> = Vec::new();
+/// Runs `plan` through the SDK, with a progress bar per method (lines in a log file).
+pub fn evaluate_all(cfg: &WstConfig, plan: &EvalPlan, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Report> {
     // No bar is drawn into a log file: there, every tenth of a method's queries is a line.
     let lines = crate::progress::as_lines(true);
-    let mut run = |pipeline: &wst_sdk::Pipeline, method: EvalMethod, queries: &[Query]| -> anyhow::Result<()> {
-        crate::progress::status!("evaluating {} on {} queries (K = {})", method.name, queries.len(), plan.k);
-        let bar = std::sync::Arc::new(crate::progress::Bar::new(true, queries.len() as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
-        bar.set_message(&method.name);
-        let b = bar.clone();
-        let name = method.name.clone();
-        let every = queries.len().div_ceil(10).max(1);
-        let progress = move |done: usize, total: usize| {
-            b.set_position(done as u64);
+    let on_method = move |name: &str, total: usize| {
+        let bar = std::sync::Arc::new(crate::progress::Bar::new(true, total as u64, "{spinner} {msg} {pos}/{len} queries [{elapsed_precise} < {eta_precise}]"));
+        bar.set_message(name);
+        let name = name.to_string();
+        let every = total.div_ceil(10).max(1);
+        Some(Progress(std::sync::Arc::new(move |done: usize, total: usize| {
+            bar.set_position(done as u64);
             if lines && (done % every == 0 || done == total) {
                 eprintln!("{name}: {done}/{total} queries");
             }
-        };
-        let settings = EvalSettings { progress: Some(Progress(std::sync::Arc::new(progress))), ..settings.clone() };
-        let result = runtime.block_on(evaluate(pipeline, queries, &method, &settings));
-        drop(bar);
-        // One method failing loses neither the methods before it nor those after it.
-        let (row, outcomes) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("{}: failed: {e}", method.name);
-                failed_methods.push(format!("{}: {e}", method.name));
-                return Ok(());
-            }
-        };
-        if !row.failed_queries.is_empty() {
-            eprintln!("{}: {} of {} queries failed and were left out", row.name, row.failed_queries.len(), queries.len());
-        }
-        std::fs::create_dir_all(&plan.out)?;
-        let mut text = String::new();
-        for o in &outcomes {
-            text.push_str(&serde_json::to_string(o)?);
-            text.push('\n');
-        }
-        std::fs::write(plan.out.join(format!("outcomes-{}.jsonl", row.name.replace([':', '/'], "_"))), text)?;
-        report.methods.push(row);
-        // Written after every method, so a stop loses at most the method under way.
-        report.write(&plan.out)?;
-        Ok(())
+        })))
     };
-
-    // The untrained Teacher's pipeline also serves the Teacher-free rows.
-    let base = crate::run::pipeline(cfg, None, student.clone())?;
-    run(&base, EvalMethod { name: "direct".into(), source: InstructionSource::None, prompt: None }, &queries)?;
-    if plan.few_shot > 0 {
-        let train = load_queries(&cfg.data.train).context("loading data.train for few-shot examples")?;
-        let examples: Vec<(String, String)> = train
-            .iter()
-            .filter(|q| !queries.iter().any(|e| e.text == q.text))
-            .take(plan.few_shot)
-            .map(|q| {
-                let worked = q.metadata.get("solution").and_then(|v| v.as_str()).map(str::to_string);
-                (q.text.clone(), worked.unwrap_or_else(|| format!("The answer is {}.", q.gold.clone().unwrap_or_default())))
-            })
-            .collect();
-        run(&base, EvalMethod { name: "direct-cot-fewshot".into(), source: InstructionSource::None, prompt: Some(few_shot_cot_prompt(&examples)) }, &queries)?;
-    }
-    let mut best_fixed = None;
-    if !plan.menu.is_empty() && plan.select_on > 0 {
-        // Chosen on training queries only: the held-out split never decides the baseline.
-        let mut train = load_queries(&cfg.data.train).context("loading data.train to choose the best fixed instruction")?;
-        train.truncate(plan.select_on);
-        crate::progress::status!("choosing the best of {} fixed instructions on {} training queries (K = {})", plan.menu.len(), train.len(), plan.k);
-        let train_settings = EvalSettings { cluster_by: None, ..settings.clone() };
-        let selection = runtime.block_on(select_instruction(&base, &train, &plan.menu, &train_settings))?;
-        selection.report.write(&plan.out.join("selection"))?;
-        let (name, instruction) = &plan.menu[selection.best];
-        let value = selection.report.methods[selection.best].value;
-        crate::progress::status!("best fixed instruction on training data: {name} ({value:.4}): {:?}", instruction.text);
-        best_fixed = Some(BestFixed {
-            method: name.clone(),
-            instruction: instruction.text.clone(),
-            chosen_on: format!("data.train (first {} queries, K = {})", train.len(), plan.k),
-            value,
-        });
-    }
-    for (name, instruction) in &plan.menu {
-        crate::progress::status!("{name}: {:?}", instruction.text);
-        run(&base, EvalMethod { name: name.clone(), source: InstructionSource::Fixed(instruction.clone()), prompt: None }, &queries)?;
-    }
-    for (i, text) in plan.fixed.iter().enumerate() {
-        let name = if i == 0 { "fixed-instruction".to_string() } else { format!("fixed-instruction-{}", i + 1) };
-        crate::progress::status!("{name}: {text:?}");
-        run(&base, EvalMethod { name, source: InstructionSource::Fixed(wst_sdk::Instruction::new(text.as_str())), prompt: None }, &queries)?;
-    }
-    if plan.untrained {
-        run(&base, EvalMethod { name: "untrained-teacher".into(), source: sampling.clone(), prompt: None }, &queries)?;
-    }
-    drop(base);
-    for spec in &plan.writers {
-        let mut wcfg = cfg.clone();
-        wcfg.student.spec = spec.clone();
-        let writer = crate::run::student(&wcfg)?;
-        let p = wst_sdk::Pipeline::builder()
-            .student_arc(student.clone())
-            .student_prompt(cfg.student.prompt.clone())
-            .student_sampling(cfg.student.sampling.clone())
-            .weights(cfg.reward_weights.clone());
-        let p = crate::run::with_rewards(cfg, p)?.build()?;
-        let source = InstructionSource::Writer {
-            model: writer,
-            system: cfg.teacher.system_prompt.clone(),
-            template: cfg.teacher.prompt_template.clone(),
-            // Sampled like the Teacher (chat APIs cap temperature), cut at the Teacher's stops.
-            params: SamplingParams {
-                temperature: cfg.grpo.temperature.min(1.0),
-                top_p: cfg.grpo.top_p,
-                top_k: cfg.grpo.top_k,
-                max_tokens: cfg.grpo.max_completion_length,
-                seed: Some(cfg.grpo.seed),
-                stop: cfg.teacher.stop.clone(),
-            },
-            prefix: cfg.teacher.instruction_prefix.clone(),
-        };
-        run(&p, EvalMethod { name: format!("writer:{spec}"), source, prompt: None }, &queries)?;
-    }
-    for (name, t) in &plan.trained {
-        let p = crate::run::pipeline(cfg, Some(t), student.clone())?;
-        run(&p, EvalMethod { name: name.clone(), source: sampling.clone(), prompt: None }, &queries)?;
-    }
-    report.best_fixed = best_fixed;
-    report.relate_to("direct");
-    let mut references = vec!["direct".to_string(), "untrained-teacher".to_string()];
-    references.extend(report.best_fixed.as_ref().map(|b| b.method.clone()));
-    report.compare_to(&references.iter().map(String::as_str).collect::<Vec<_>>(), settings.bootstrap_resamples, cfg.grpo.seed);
-    report.write(&plan.out)?;
-    if !failed_methods.is_empty() {
-        anyhow::bail!("{} method(s) failed (the others' results are in {}): {}", failed_methods.len(), plan.out.display(), failed_methods.join("; "));
-    }
-    Ok(report)
+    let hooks = EvalHooks { on_method: Some(std::sync::Arc::new(on_method)), on_status: Some(std::sync::Arc::new(|m: &str| crate::progress::status!("{m}"))) };
+    Ok(runtime.block_on(run_plan(cfg, &crate::run::backends(), plan, &hooks))?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -242,7 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if trained.is_none() {
         eprintln!("no trained Teacher at {} (run `wst train` or pass --teacher): leaving that row out", final_dir.display());
     }
-    let plan = Plan {
+    let out = args.out.clone().unwrap_or_else(|| cfg.output.output_dir.join("eval"));
+    let plan = EvalPlan {
         trained: trained.into_iter().map(|t| ("trained-teacher".to_string(), t)).collect(),
         writers: args.writer.clone(),
         fixed: args.instruction.clone(),
@@ -256,11 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         limit: args.limit,
         few_shot: args.few_shot,
         untrained: !args.no_untrained,
-        out: args.out.clone().unwrap_or_else(|| cfg.output.output_dir.join("eval")),
+        out: Some(out.clone()),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let report = evaluate_all(&cfg, &plan, &runtime)?;
     print!("{}", report.to_markdown());
-    crate::progress::status!("wrote {}/results.{{json,md,csv}}", plan.out.display());
+    crate::progress::status!("wrote {}/results.{{json,md,csv}}", out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -86,19 +86,14 @@ pub fn train(cfg: &WstConfig, start: Start, progress: bool, evaluate: bool, runt
     let total = planned_steps(train.len(), &cfg.grpo);
     let student = crate::run::student(cfg)?;
     let pipeline = crate::run::pipeline(cfg, None, student)?;
-    let resolved = toml::to_string_pretty(cfg).context("writing the resolved config as TOML")?;
     let options = TrainOptions {
-        grpo: cfg.grpo.clone(),
-        wst: cfg.wst.clone(),
-        output: cfg.output.clone(),
         eval_queries: eval,
         resume: start.resume,
         overwrite_output_dir: start.overwrite,
         allow_changes: start.allow_changes,
-        config_toml: Some(resolved),
         callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))],
         cancel: Some(ctrl_c_token(runtime)),
-        max_steps_this_run: None,
+        ..TrainOptions::from_config(cfg)?
     };
     crate::progress::status!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
     let summary = runtime.block_on(pipeline.train(&train, options))?;

@@ -4,6 +4,7 @@
 //! bootstrap interval.
 
 mod bootstrap;
+mod plan;
 mod report;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 pub use bootstrap::{bootstrap_ci, cluster_bootstrap_ci, paired_bootstrap_ci};
+pub use plan::{EvalHooks, EvalPlan, run_plan};
 pub use report::{BestFixed, COMPLETION_TOKENS, ClusterInterval, Measure, MethodResult, PairedDifference, Report, TRUNCATED};
 
 use crate::error::{Error, Result};

@@ -5,10 +5,12 @@
 //! threads so the async runtime keeps serving Student requests.
 
 mod builder;
+mod from_config;
 
 use std::sync::{Arc, Mutex};
 
 pub use builder::PipelineBuilder;
+pub use from_config::rewards_from_config;
 
 use crate::error::{Error, Result};
 use crate::instruction::Instruction;

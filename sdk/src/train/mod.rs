@@ -65,6 +65,21 @@ pub struct TrainOptions {
     pub max_steps_this_run: Option<usize>,
 }
 
+impl TrainOptions {
+    /// The options `cfg` describes (GRPO, WST and output settings, the config itself to record
+    /// in the output folder), with no held-out queries, callbacks or cancellation: set those
+    /// fields for the run at hand.
+    pub fn from_config(cfg: &crate::config::WstConfig) -> Result<Self> {
+        Ok(TrainOptions {
+            grpo: cfg.grpo.clone(),
+            wst: cfg.wst.clone(),
+            output: cfg.output.clone(),
+            config_toml: Some(cfg.to_toml()?),
+            ..Default::default()
+        })
+    }
+}
+
 /// What a training run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainSummary {
