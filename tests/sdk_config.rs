@@ -89,6 +89,10 @@ async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
     assert_eq!(summary.steps_done, 2);
     let trained = summary.final_dir.expect("the trained Teacher was exported");
     assert!(dir.path().join("out/config.toml").is_file(), "the run's config is recorded");
+    // The exported Teacher says how it was sampled and which Student prompt it wrote for.
+    let card = wst_sdk::teacher::TeacherCard::read(&trained).unwrap().expect("final/ has wst_teacher.json");
+    assert_eq!(card.sampling.map(|s| s.max_completion_length), Some(4));
+    assert_eq!(card.student_prompt, Some(cfg.student.prompt.clone()));
 
     // Evaluate: one call from the config and a plan.
     let sdk_out = dir.path().join("sdk-eval");

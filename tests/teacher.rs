@@ -580,3 +580,39 @@ fn an_instruction_prefix_primes_the_teacher_and_starts_every_instruction() {
         }
     }
 }
+
+/// A trained Teacher's folder records how it was asked (prompts, prefix, stops): loaded with
+/// default settings it writes after its prefix as in training; an explicit setting still wins.
+#[test]
+fn a_saved_teacher_keeps_its_prompting_and_explicit_settings_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 2);
+    let trained_with = wst_sdk::config::TeacherConfig {
+        system_prompt: "You set token budgets.".into(),
+        prompt_template: "Problem: {{ query }}\nBudget:".into(),
+        instruction_prefix: "Use less than".into(),
+        ..f32_teacher()
+    };
+    let t = LmTeacher::load(dir.path().to_str().unwrap(), TeacherOptions { teacher: trained_with.clone(), ..Default::default() }).unwrap();
+    let saved = tempfile::tempdir().unwrap();
+    t.save_pretrained(saved.path()).unwrap();
+    let card = wst_sdk::teacher::TeacherCard::read(saved.path()).unwrap().expect("wst_teacher.json is written");
+    assert_eq!((card.instruction_prefix.as_str(), card.system_prompt.as_str()), ("Use less than", "You set token budgets."));
+    let q = wst_sdk::Query::new("q", "What is 2 + 2?");
+    let sampling = TeacherSampling { num_generations: 2, max_completion_length: 4, seed: 1, ..Default::default() };
+    // Loaded as `wst instruct` loads it: default settings.
+    let mut again = LmTeacher::load(saved.path().to_str().unwrap(), TeacherOptions { teacher: f32_teacher(), ..Default::default() }).unwrap();
+    for s in again.sample(std::slice::from_ref(&q), &sampling).unwrap().remove(0) {
+        assert!(s.instruction.text.starts_with("Use less than"), "{:?}", s.instruction.text);
+    }
+    // An explicit prefix overrides the card.
+    let explicit = wst_sdk::config::TeacherConfig { instruction_prefix: "Be brief:".into(), ..f32_teacher() };
+    let mut other = LmTeacher::load(saved.path().to_str().unwrap(), TeacherOptions { teacher: explicit, ..Default::default() }).unwrap();
+    for s in other.sample(std::slice::from_ref(&q), &sampling).unwrap().remove(0) {
+        assert!(s.instruction.text.starts_with("Be brief:"), "{:?}", s.instruction.text);
+    }
+    // A card that does not parse is an error naming it, not silently ignored.
+    std::fs::write(saved.path().join("wst_teacher.json"), "{ not json").unwrap();
+    let err = LmTeacher::load(saved.path().to_str().unwrap(), TeacherOptions { teacher: f32_teacher(), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("wst_teacher.json"), "{err}");
+}

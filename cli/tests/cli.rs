@@ -223,6 +223,12 @@ fn shipped_teacher_matches_the_recipe() {
         serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/adapter_config.json")).unwrap()).unwrap();
     assert_eq!(adapter["base_model_name_or_path"].as_str(), recipe["teacher"]["model"].as_str(), "the adapter's base is the recipe's Teacher");
     assert_eq!(adapter["r"].as_i64(), recipe["teacher"]["lora"]["r"].as_integer());
+    // Its card asks it as the recipe trained it.
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/wst_teacher.json")).unwrap()).unwrap();
+    assert_eq!(card["system_prompt"].as_str(), recipe["teacher"]["system_prompt"].as_str());
+    assert_eq!(card["prompt_template"].as_str(), recipe["teacher"]["prompt_template"].as_str());
+    assert_eq!(card["student_prompt"]["template"].as_str(), recipe["student"]["prompt"]["template"].as_str());
+    assert_eq!(card["sampling"]["max_completion_length"].as_i64(), recipe["grpo"]["max_completion_length"].as_integer());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use wst_sdk::config::TeacherConfig;
-use wst_sdk::teacher::{LmTeacher, TeacherOptions};
+use wst_sdk::teacher::{LmTeacher, TeacherCard, TeacherOptions};
 use wst_sdk::{Query, Teacher, TeacherSampling};
 
 /// Arguments of `wst instruct`.
@@ -21,15 +21,17 @@ pub struct Args {
     /// Sampling seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.7)]
-    temperature: f64,
-    /// Nucleus sampling mass.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f64,
-    /// Maximum tokens per instruction (llama.cpp's `-n` / `--n-predict`).
-    #[arg(long, short = 'n', alias = "n-predict", default_value_t = 128)]
-    max_tokens: usize,
+    /// Sampling temperature (0 = greedy); default: what the Teacher was trained with
+    /// (its folder's wst_teacher.json), else 0.7.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Nucleus sampling mass; default: the trained Teacher's, else 1.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Maximum tokens per instruction (llama.cpp's `-n` / `--n-predict`); default: the trained
+    /// Teacher's, else 128.
+    #[arg(long, short = 'n', alias = "n-predict")]
+    max_tokens: Option<usize>,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -44,13 +46,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let cfg = TeacherConfig { device: args.device.clone(), ..Default::default() };
     let options = TeacherOptions::from_config(&cfg, args.seed);
+    // Prompts, prefix and stops come from the folder's card inside `load`; sampling here.
+    let folder = std::path::Path::new(&args.teacher);
+    let trained = if folder.is_dir() { TeacherCard::read(folder)?.and_then(|c| c.sampling) } else { None };
     let mut teacher = LmTeacher::load(&args.teacher, options)?;
     let sampling = TeacherSampling {
         num_generations: args.num_instructions,
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: None,
-        max_completion_length: args.max_tokens,
+        temperature: args.temperature.or(trained.as_ref().map(|s| s.temperature)).unwrap_or(0.7),
+        top_p: args.top_p.or(trained.as_ref().map(|s| s.top_p)).unwrap_or(1.0),
+        top_k: trained.as_ref().and_then(|s| s.top_k),
+        max_completion_length: args.max_tokens.or(trained.as_ref().map(|s| s.max_completion_length)).unwrap_or(128),
         ..TeacherSampling { seed: args.seed, ..Default::default() }
     };
     let groups = teacher.sample(&[Query::new("cli", args.query.clone())], &sampling)?;

@@ -8,6 +8,7 @@
 //! settings of its own, so sampling, log-probs and the update cannot disagree. Compute is
 //! synchronous; async callers run it on blocking threads.
 
+mod card;
 pub mod chat;
 mod lm;
 pub mod model;
@@ -16,6 +17,7 @@ pub mod sampler;
 
 use serde::{Deserialize, Serialize};
 
+pub use card::{CARD_FILE, CardSampling, TeacherCard};
 pub use chat::ChatTokenizer;
 pub use lm::{LmTeacher, TeacherOptions, parse_device};
 

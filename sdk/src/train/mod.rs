@@ -308,7 +308,15 @@ impl Pipeline {
             let final_dir = out.join("final");
             let fd = final_dir.clone();
             match self.with_teacher(move |t| t.save_pretrained(&fd)).await {
-                Ok(()) => summary.final_dir = Some(final_dir),
+                Ok(()) => {
+                    // The card the Teacher wrote, completed with what only the run knows.
+                    if let Some(mut card) = crate::teacher::TeacherCard::read(&final_dir)? {
+                        card.sampling = Some((&options.grpo).into());
+                        card.student_prompt = Some(self.student_prompt.clone());
+                        card.write(&final_dir)?;
+                    }
+                    summary.final_dir = Some(final_dir)
+                }
                 Err(e) => tracing::warn!("the trained Teacher was not exported: {e}"),
             }
             if !options.eval_queries.is_empty() {

@@ -118,7 +118,13 @@ impl std::fmt::Debug for LmTeacher {
 impl LmTeacher {
     /// Loads a Teacher from a Hugging Face folder, a hub id, a `.gguf` file or a catalog name
     /// (`smollm2-135m-instruct`, see [`crate::models`]).
-    pub fn load(model: &str, options: TeacherOptions) -> Result<Self> {
+    pub fn load(model: &str, mut options: TeacherOptions) -> Result<Self> {
+        // A trained Teacher's folder says how it was prompted.
+        if Path::new(model).is_dir()
+            && let Some(card) = super::TeacherCard::read(Path::new(model))?
+        {
+            card.apply_to(&mut options.teacher, Path::new(model));
+        }
         let adapter = Path::new(model).join("adapter_config.json");
         if adapter.is_file() && !Path::new(model).join("config.json").is_file() {
             return Self::load_adapter(Path::new(model), options);
@@ -135,6 +141,9 @@ impl LmTeacher {
     /// base model (`base_model_name_or_path`: a catalog name, hub id or path, relative paths
     /// taken from the adapter folder): the trained Teacher, ready to sample or train on.
     pub fn load_adapter(dir: &Path, mut options: TeacherOptions) -> Result<Self> {
+        if let Some(card) = super::TeacherCard::read(dir)? {
+            card.apply_to(&mut options.teacher, dir);
+        }
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let bad = |m: String| Error::Model { path: cfg_path.clone(), message: m };

@@ -50,7 +50,7 @@ impl LmTeacher {
         if !copied.contains(&"tokenizer_config.json") {
             write("tokenizer_config.json", self.tokenizer.config_json().to_string())?;
         }
-        Ok(())
+        crate::teacher::TeacherCard::of(&self.options.teacher).write(dir)
     }
 
     /// Saves only the LoRA adapter in PEFT's format (`adapter_model.safetensors`,
@@ -68,7 +68,8 @@ impl LmTeacher {
         });
         let p = dir.join("adapter_config.json");
         let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::serialize("adapter_config.json", e))?;
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        crate::teacher::TeacherCard::of(&self.options.teacher).write(dir)
     }
 
     /// Saves what resuming training needs: trainable weights (at full precision: the f32
