@@ -84,10 +84,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// Logs go to stderr, filtered by `RUST_LOG` (or `WST_LOG`) when set, else by -v/-q.
 fn init_logging(cli: &Cli) {
+    // llama.cpp's own loader chatter ("control-looking token … probably a bug in the model",
+    // "CONT log without any previously buffered message") is one level quieter than ours: its
+    // warnings show from -v on, its errors always.
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
+        (false, 0) => "warn,llama-cpp-2=error,llama_cpp_2=error",
+        (false, 1) => "info,llama-cpp-2=warn,llama_cpp_2=warn",
         (false, 2) => "debug",
         _ => "trace",
     };
@@ -95,6 +98,8 @@ fn init_logging(cli: &Cli) {
         .iter()
         .find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
+    // Colour only for a terminal: a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -105,7 +110,7 @@ fn init_logging(cli: &Cli) {
     let writer = bars.get_stderr_writer();
     let mut layers: Vec<Boxed> = Vec::new();
     match cli.log_format {
-        LogFormat::Text => layers.push(tracing_subscriber::fmt::layer().with_writer(writer).with_filter(filter).boxed()),
+        LogFormat::Text => layers.push(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer).with_filter(filter).boxed()),
         LogFormat::Json => layers.push(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter).boxed()),
     }
     if cli.log_format == LogFormat::Text && !cli.quiet {

@@ -80,6 +80,18 @@ fn backend_sections_are_checked_by_their_backends() {
     }
 }
 
+/// A log captured to a file (stderr not a terminal) carries no ANSI escape codes.
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("wst.log")).unwrap();
+    let status = wst().args(["-vv", "models", "list"]).stderr(log).status().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(dir.path().join("wst.log")).unwrap();
+    assert!(text.contains("INFO") || text.contains("DEBUG"), "nothing was logged: {text:?}");
+    assert!(!text.contains('\x1b'), "escape codes in the log: {text:?}");
+}
+
 #[test]
 fn config_init_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
