@@ -80,6 +80,28 @@ fn backend_sections_are_checked_by_their_backends() {
     }
 }
 
+/// One meaning per flag across commands: `-m` gives a model (generate's Student, instruct's
+/// Teacher), `-t` is threads, `--num-answers` is K, `--config` is a TOML file and a plugin's JSON
+/// is `--reward-config`; the names documented before stay as hidden aliases.
+#[test]
+fn flags_mean_one_thing_across_commands() {
+    let help = |args: &[&str]| String::from_utf8(wst().args(args).arg("--help").output().unwrap().stdout).unwrap();
+    let instruct = help(&["instruct"]);
+    assert!(instruct.contains("-m, --teacher") && !instruct.contains("-t, --teacher"), "{instruct}");
+    assert!(help(&["generate"]).contains("-t, --threads"));
+    let eval = help(&["eval"]);
+    assert!(eval.contains("--num-answers") && !eval.contains("--k "), "{eval}");
+    let score = help(&["score"]);
+    assert!(score.contains("--reward-config") && !score.contains("--config"), "{score}");
+    // The old spellings still parse: a bad value reaches the command, not clap's usage error.
+    let out = wst().args(["score", "--reward", "math", "--config", "{not json", "--input", "/dev/null"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reward-config is not valid JSON"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wst().args(["eval", "--config", "/nonexistent.toml", "--k", "2"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = wst().args(["instruct", "-t", "/nonexistent/teacher", "--query", "q"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/teacher"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A log captured to a file (stderr not a terminal) carries no ANSI escape codes.
 #[test]
 fn logs_to_a_file_have_no_colour_codes() {

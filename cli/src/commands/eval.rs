@@ -22,9 +22,9 @@ pub struct Args {
     /// sampled like the Teacher, its text after `teacher.instruction_prefix`; repeatable.
     #[arg(long)]
     pub writer: Vec<String>,
-    /// Student answers per query (default: wst.student_samples).
-    #[arg(long)]
-    pub k: Option<usize>,
+    /// Student answers per query, K (default: wst.student_samples); `--k` is a hidden alias.
+    #[arg(long, alias = "k")]
+    pub num_answers: Option<usize>,
     /// Evaluate only the first N queries.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         select_on: args.select_on,
         cluster_by: args.cluster_by.clone(),
-        k: args.k.unwrap_or(cfg.wst.student_samples),
+        k: args.num_answers.unwrap_or(cfg.wst.student_samples),
         limit: args.limit,
         few_shot: args.few_shot,
         untrained: !args.no_untrained,

@@ -10,7 +10,9 @@ use wst_sdk::{Query, Teacher, TeacherSampling};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A Hugging Face folder, a `.gguf` file, a catalog name or a hub id.
-    #[arg(long, short = 't', alias = "model", short_alias = 'm')]
+    /// (`-m` as everywhere a model is given; `-t` is a hidden alias kept from earlier docs:
+    /// elsewhere `-t` is `--threads`.)
+    #[arg(long, short = 'm', alias = "model", short_alias = 't')]
     teacher: String,
     /// The query to write instructions for.
     #[arg(long)]

@@ -15,8 +15,8 @@ pub struct Args {
     #[arg(long)]
     reward: String,
     /// The plugin's configuration as JSON.
-    #[arg(long, default_value = "{}")]
-    config: String,
+    #[arg(long, alias = "config", default_value = "{}")]
+    reward_config: String,
     /// JSONL with `answer` and `gold` per line (optional `query`, `instruction`, `metadata`).
     #[arg(long)]
     input: PathBuf,
@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config: serde_json::Value = serde_json::from_str(&args.config).context("--config is not valid JSON")?;
+    let config: serde_json::Value = serde_json::from_str(&args.reward_config).context("--reward-config is not valid JSON")?;
     let reward = PluginReward::load_by_name(&args.reward, &PluginSearchPath::new(&args.plugin_dirs), &config)?;
     let file = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
     let mut out: Box<dyn Write> = match &args.output {
