@@ -401,3 +401,26 @@ async fn a_batch_interrupted_during_the_wait_is_polled_again_not_paid_twice() {
     assert_eq!(server.requests(), before);
     assert!(std::fs::read_to_string(dir.path().join("openai-batches.jsonl")).unwrap().contains("\"done\""));
 }
+
+#[tokio::test]
+async fn errors_carry_the_status_code_retryability_and_attempts_an_app_branches_on() {
+    use wst_sdk::Error;
+    // 401 with a server code: permanent, one attempt.
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::error(401, "Incorrect API key provided", Some("invalid_api_key"), &[])).await;
+    let err = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap().generate(&request(1, None)).await.unwrap_err();
+    let Error::Http { status, code, retryable, attempts, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((*status, code.as_deref(), *retryable, *attempts), (Some(401), Some("invalid_api_key"), false, 1));
+    // 429 until the retries run out: retryable, max_retries + 1 attempts.
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::error(429, "Rate limit reached", Some("rate_limit_exceeded"), &[("retry-after-ms", "1")])).await;
+    let err = OpenAiStudent::new("m", &OpenAiConfig { max_retries: 2, ..config(&[server.base_url()]) }).unwrap().generate(&request(1, None)).await.unwrap_err();
+    let Error::Http { status, code, retryable, attempts, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((*status, code.as_deref(), *retryable, *attempts), (Some(429), Some("rate_limit_exceeded"), true, 3));
+    // 400 with the server's code for a bad parameter.
+    let server = MockServer::start(Duration::ZERO, |_, _| Reply::error(400, "max_tokens is too large", Some("invalid_value"), &[])).await;
+    let err = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap().generate(&request(1, None)).await.unwrap_err();
+    assert!(matches!(&err, Error::Http { status: Some(400), code: Some(c), retryable: false, .. } if c == "invalid_value"), "{err:?}");
+    // No answer at all: no status, retryable.
+    let gone = OpenAiStudent::new("m", &OpenAiConfig { max_retries: 0, ..config(&["http://127.0.0.1:9/v1".into()]) }).unwrap();
+    let err = gone.generate(&request(1, None)).await.unwrap_err();
+    assert!(matches!(&err, Error::Http { status: None, retryable: true, attempts: 1, .. }), "{err:?}");
+}

@@ -60,6 +60,25 @@ pub enum Error {
         /// What went wrong, including the server's message where there is one.
         message: String,
     },
+    /// An HTTP Student's request failed, with what an app branches on: the status (`401` a bad
+    /// key, `429` a rate limit that outlasted the retries, `400` a bad parameter; `None` when no
+    /// answer came: a timeout, a refused connection), the server's error code, whether the
+    /// failure was worth retrying, and how many attempts were made.
+    #[error("student `{student}`: {message}")]
+    Http {
+        /// The Student's name.
+        student: String,
+        /// The last HTTP status, if the server answered.
+        status: Option<u16>,
+        /// The server's error code (`invalid_api_key`, `insufficient_quota`, ...), if it gave one.
+        code: Option<String>,
+        /// Whether the failure was transient (retried until the retries ran out).
+        retryable: bool,
+        /// Attempts made.
+        attempts: u32,
+        /// What went wrong, with the server's message.
+        message: String,
+    },
     /// The Teacher model failed to load, sample or train.
     #[error("teacher: {0}")]
     Teacher(String),

@@ -168,8 +168,8 @@ async fn download(s: &OpenAiStudent, url: &str) -> Result<tempfile::NamedTempFil
     loop {
         match download_once(s, url).await {
             Ok(file) => return Ok(file),
-            Err(Failure::Permanent(m)) => return Err(s.error(format!("downloading batch results: {m}"))),
-            Err(Failure::Transient { message, retry_after }) => {
+            Err(Failure::Permanent { message, .. }) => return Err(s.error(format!("downloading batch results: {message}"))),
+            Err(Failure::Transient { message, retry_after, .. }) => {
                 if attempt >= cfg.max_retries {
                     return Err(s.error(format!("downloading batch results: {message} (gave up after {} attempts)", attempt + 1)));
                 }
@@ -183,19 +183,19 @@ async fn download(s: &OpenAiStudent, url: &str) -> Result<tempfile::NamedTempFil
 
 async fn download_once(s: &OpenAiStudent, url: &str) -> std::result::Result<tempfile::NamedTempFile, Failure> {
     use std::io::Write;
-    let transient = |message: String| Failure::Transient { message, retry_after: None };
+    let transient = Failure::transient;
     let mut resp = s.authed(s.client().get(url)).send().await.map_err(|e| transient(e.without_url().to_string()))?;
     let status = resp.status();
     if !status.is_success() {
         let code = status.as_u16();
         let message = format!("HTTP {status}");
-        return Err(if code == 429 || code == 408 || status.is_server_error() { transient(message) } else { Failure::Permanent(message) });
+        return Err(if code == 429 || code == 408 || status.is_server_error() { transient(message) } else { Failure::permanent(message) });
     }
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| Failure::Permanent(format!("a temporary file for batch results: {e}")))?;
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| Failure::permanent(format!("a temporary file for batch results: {e}")))?;
     while let Some(chunk) = resp.chunk().await.map_err(|e| transient(format!("body cut short: {}", e.without_url())))? {
-        file.write_all(&chunk).map_err(|e| Failure::Permanent(format!("writing batch results to {}: {e}", file.path().display())))?;
+        file.write_all(&chunk).map_err(|e| Failure::permanent(format!("writing batch results to {}: {e}", file.path().display())))?;
     }
-    file.flush().map_err(|e| Failure::Permanent(format!("writing batch results: {e}")))?;
+    file.flush().map_err(|e| Failure::permanent(format!("writing batch results: {e}")))?;
     Ok(file)
 }
 
@@ -205,10 +205,10 @@ async fn with_retries(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest
     loop {
         match s.read_body(build()).await {
             Ok(bytes) => return Ok(bytes),
-            Err(Failure::Permanent(m)) => return Err(s.error(format!("{what}: {m}"))),
-            Err(Failure::Transient { message, retry_after }) => {
+            Err(Failure::Permanent { message, http }) => return Err(s.http_error(format!("{what}: {message}"), http, false, attempt + 1)),
+            Err(Failure::Transient { message, retry_after, http }) => {
                 if attempt >= cfg.max_retries {
-                    return Err(s.error(format!("{what}: {message} (gave up after {} attempts)", attempt + 1)));
+                    return Err(s.http_error(format!("{what}: {message} (gave up after {} attempts)", attempt + 1), http, true, attempt + 1));
                 }
                 let wait = retry_after.unwrap_or_else(|| backoff(attempt, cfg.backoff_base_secs, cfg.backoff_max_secs));
                 tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "{what}: retrying: {}", crate::redact_userinfo(&message));

@@ -130,6 +130,12 @@ impl OpenAiStudent {
     }
 
     /// An error of this Student; credentials in URLs (`https://user:pass@host`) are redacted.
+    /// An HTTP failure with its status, code, whether it was retryable and the attempts made.
+    pub(crate) fn http_error(&self, message: String, http: Option<retry::Http>, retryable: bool, attempts: u32) -> Error {
+        let (status, code) = http.map_or((None, None), |h| (Some(h.status), h.code));
+        Error::Http { student: self.name.clone(), status, code, retryable, attempts, message: redact_userinfo(&message) }
+    }
+
     pub(crate) fn error(&self, message: String) -> Error {
         Error::Student { student: self.name.clone(), message: redact_userinfo(&message) }
     }
@@ -218,14 +224,14 @@ impl OpenAiStudent {
                     }
                     return Ok(answers);
                 }
-                Err(Failure::Permanent(message)) => {
+                Err(Failure::Permanent { message, http }) => {
                     self.meter.record_failure();
-                    return Err(self.error(format!("{url}: {message}")));
+                    return Err(self.http_error(format!("{url}: {message}"), http, false, attempt + 1));
                 }
-                Err(Failure::Transient { message, retry_after }) => {
+                Err(Failure::Transient { message, retry_after, http }) => {
                     self.meter.record_failure();
                     if attempt >= self.config.max_retries {
-                        return Err(self.error(format!("{url}: {message} (gave up after {} attempts)", attempt + 1)));
+                        return Err(self.http_error(format!("{url}: {message} (gave up after {} attempts)", attempt + 1), http, true, attempt + 1));
                     }
                     let wait = retry_after.unwrap_or_else(|| backoff(attempt, self.config.backoff_base_secs, self.config.backoff_max_secs));
                     tracing::warn!(student = %self.name, url = %redact_userinfo(url), attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying: {}", redact_userinfo(&message));
@@ -239,26 +245,29 @@ impl OpenAiStudent {
     async fn attempt(&self, url: &str, body: &wire::ChatRequest<'_>) -> std::result::Result<Vec<StudentSample>, Failure> {
         let bytes = self.read_body(self.authed(self.client.post(format!("{url}/chat/completions")).json(body))).await?;
         let parsed: wire::ChatResponse =
-            serde_json::from_slice(&bytes).map_err(|e| Failure::Transient { message: format!("malformed response ({e}): {}", snippet(&bytes)), retry_after: None })?;
-        self.answers(parsed).map_err(|message| Failure::Transient { message, retry_after: None })
+            serde_json::from_slice(&bytes).map_err(|e| Failure::transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
+        self.answers(parsed).map_err(Failure::transient)
     }
 
     /// Sends `req` and reads a successful body (up to `max_response_bytes`); an error status
     /// becomes a transient failure (429 but out of quota, 408, 409, 5xx) or a permanent one.
     pub(crate) async fn read_body(&self, req: reqwest::RequestBuilder) -> std::result::Result<Vec<u8>, Failure> {
-        let transient = |message: String| Failure::Transient { message, retry_after: None };
+        let transient = Failure::transient;
         let resp = req.send().await.map_err(|e| transient(describe(&e)))?;
         let status = resp.status();
         let wait = retry_after(resp.headers());
         // Bodies are read in chunks up to a limit: a misbehaving server cannot exhaust memory.
         let limit = self.config.max_response_bytes;
-        let too_big = || Failure::Permanent(format!("HTTP {status}: the response is larger than student.openai.max_response_bytes = {limit}"));
+        let too_big = || Failure::Permanent {
+            message: format!("HTTP {status}: the response is larger than student.openai.max_response_bytes = {limit}"),
+            http: Some(retry::Http { status: status.as_u16(), code: None }),
+        };
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(too_big());
         }
         let mut resp = resp;
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait })? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait, http: None })? {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_big());
             }
@@ -273,13 +282,14 @@ impl OpenAiStudent {
             None => format!("HTTP {status}: {}", snippet(&bytes)),
         };
         let code = status.as_u16();
+        let http = Some(retry::Http { status: code, code: detail.as_ref().and_then(|d| d.code()) });
         if code == 429 && detail.as_ref().is_some_and(|d| d.is_insufficient_quota()) {
-            return Err(Failure::Permanent(message));
+            return Err(Failure::Permanent { message, http });
         }
         if code == 429 || code == 408 || code == 409 || status.is_server_error() {
-            return Err(Failure::Transient { message, retry_after: wait });
+            return Err(Failure::Transient { message, retry_after: wait, http });
         }
-        Err(Failure::Permanent(message))
+        Err(Failure::Permanent { message, http })
     }
 
     pub(crate) fn answers(&self, mut parsed: wire::ChatResponse) -> std::result::Result<Vec<StudentSample>, String> {

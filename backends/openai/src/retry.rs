@@ -8,9 +8,30 @@ use rand::Rng;
 #[derive(Debug)]
 pub enum Failure {
     /// Worth retrying (429, 5xx, timeouts, broken or malformed bodies); the server's wait, if any.
-    Transient { message: String, retry_after: Option<Duration> },
+    Transient { message: String, retry_after: Option<Duration>, http: Option<Http> },
     /// Retrying cannot help (400, 401, 403, 404, insufficient_quota): fail with the server's message.
-    Permanent(String),
+    Permanent { message: String, http: Option<Http> },
+}
+
+/// What the server said about a failed request: its status and error code.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Http {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error body's `code`, if any.
+    pub code: Option<String>,
+}
+
+impl Failure {
+    /// A permanent failure no HTTP status explains (a local file, an oversized body).
+    pub fn permanent(message: String) -> Self {
+        Failure::Permanent { message, http: None }
+    }
+
+    /// A transient failure no HTTP status explains (a timeout, a malformed body).
+    pub fn transient(message: String) -> Self {
+        Failure::Transient { message, retry_after: None, http: None }
+    }
 }
 
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` in seconds; HTTP dates are ignored.

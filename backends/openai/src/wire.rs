@@ -80,6 +80,15 @@ pub struct ErrorDetail {
 }
 
 impl ErrorDetail {
+    /// The error's `code` as text (servers send a string or a number), falling back to its `type`.
+    pub fn code(&self) -> Option<String> {
+        match &self.code {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => self.kind.clone(),
+        }
+    }
+
     /// Whether the error says the account is out of credit (retrying cannot help).
     pub fn is_insufficient_quota(&self) -> bool {
         let code = self.code.as_ref().and_then(|c| c.as_str()).unwrap_or("");
