@@ -27,6 +27,9 @@ plugin_dirs = ["{plugins}"]
 [teacher]
 model = "{d}/teacher"
 dtype = "f32"
+[teacher.lora]
+r = 2
+lora_alpha = 4.0
 [student]
 spec = "candle:{d}/student"
 [student.sampling]
@@ -91,8 +94,10 @@ async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
     assert!(dir.path().join("out/config.toml").is_file(), "the run's config is recorded");
     // The exported Teacher says how it was sampled and which Student prompt it wrote for.
     let card = wst_sdk::teacher::TeacherCard::read(&trained).unwrap().expect("final/ has wst_teacher.json");
-    assert_eq!(card.sampling.map(|s| s.max_completion_length), Some(4));
+    assert_eq!(card.sampling.as_ref().map(|s| s.max_completion_length), Some(4));
     assert_eq!(card.student_prompt, Some(cfg.student.prompt.clone()));
+    let adapter_card = wst_sdk::teacher::TeacherCard::read(&trained.join("adapter")).unwrap().expect("final/adapter/ has its card too");
+    assert_eq!(adapter_card, card, "the PEFT adapter's card is as complete as the model's");
 
     // Evaluate: one call from the config and a plan.
     let sdk_out = dir.path().join("sdk-eval");

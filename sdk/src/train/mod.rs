@@ -309,11 +309,16 @@ impl Pipeline {
             let fd = final_dir.clone();
             match self.with_teacher(move |t| t.save_pretrained(&fd)).await {
                 Ok(()) => {
-                    // The card the Teacher wrote, completed with what only the run knows.
-                    if let Some(mut card) = crate::teacher::TeacherCard::read(&final_dir)? {
-                        card.sampling = Some((&options.grpo).into());
-                        card.student_prompt = Some(self.student_prompt.clone());
-                        card.write(&final_dir)?;
+                    // The cards the Teacher wrote (the model's, and its LoRA adapter's), completed
+                    // with what only the run knows.
+                    for dir in [final_dir.clone(), final_dir.join("adapter")] {
+                        if dir.is_dir()
+                            && let Some(mut card) = crate::teacher::TeacherCard::read(&dir)?
+                        {
+                            card.sampling = Some((&options.grpo).into());
+                            card.student_prompt = Some(self.student_prompt.clone());
+                            card.write(&dir)?;
+                        }
                     }
                     summary.final_dir = Some(final_dir)
                 }
