@@ -32,6 +32,7 @@ r = 2
 lora_alpha = 4.0
 [student]
 spec = "candle:{d}/student"
+cache_dir = "{d}/sdk-cache"
 [student.sampling]
 max_tokens = 6
 temperature = 0.8
@@ -112,9 +113,15 @@ async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
     assert!(wst.is_file(), "{} is missing (cargo test --workspace builds it)", wst.display());
     std::fs::write(dir.path().join("run.toml"), &text).unwrap();
     let cli_out = dir.path().join("cli-eval");
+    // Its own response cache, so that every answer is computed again, not read back from the
+    // SDK's run.
+    let cli_cache = dir.path().join("cli-cache");
     let out = std::process::Command::new(&wst)
+        .current_dir(dir.path())
         .args(["eval", "-q", "--config"])
         .arg(dir.path().join("run.toml"))
+        .arg("--set")
+        .arg(format!("student.cache_dir=\"{}\"", cli_cache.display()))
         .args(["--few-shot", "0", "--teacher"])
         .arg(&trained)
         .arg("--out")
@@ -122,6 +129,7 @@ async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cli_cache.join("responses.jsonl").is_file(), "wst eval answered with its own Student");
     let read = |p: &Path| -> Report { serde_json::from_str(&std::fs::read_to_string(p.join("results.json")).unwrap()).unwrap() };
     assert_eq!(read(&sdk_out), read(&cli_out));
 }
