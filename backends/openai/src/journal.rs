@@ -4,7 +4,6 @@
 //! instead of submitting it again. Appends are whole lines, flushed to disk before the wait.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -70,25 +69,18 @@ impl Journal {
         let mut line = serde_json::to_vec(&r).map_err(|e| Error::serialize("a batch journal record", e))?;
         line.push(b'\n');
         let io = |e: std::io::Error| Error::io(&self.path, e);
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
-        // Start on a fresh line even after a fragment a kill left.
-        let len = f.metadata().map_err(io)?.len();
-        if len > 0 {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut r = std::fs::File::open(&self.path).map_err(io)?;
-            r.seek(SeekFrom::Start(len - 1)).map_err(io)?;
-            let mut last = [0u8];
-            r.read_exact(&mut last).map_err(io)?;
-            if last[0] != b'\n' {
-                line.insert(0, b'\n');
-            }
-        }
-        f.write_all(&line).and_then(|_| f.sync_data()).map_err(io)
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&self.path).map_err(io)?;
+        // The response cache's append: on a fresh line even after a fragment a kill left, and
+        // rolled back if the write fails.
+        wst_sdk::student::append_line(&mut f, &line).and_then(|_| f.sync_data()).map_err(io)?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]

@@ -62,7 +62,7 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
             if let Some(e) = &cfg.data.eval {
                 wst_sdk::dataset::load_queries(e).context("data.eval")?;
             }
-            let rewards: Vec<std::sync::Arc<dyn wst_sdk::Reward>> = crate::run::rewards(&cfg)?.into_iter().map(|r| std::sync::Arc::new(r) as _).collect();
+            let rewards: Vec<std::sync::Arc<dyn wst_sdk::Reward>> = wst_sdk::rewards_from_config(&cfg)?.into_iter().map(|r| std::sync::Arc::new(r) as _).collect();
             wst_sdk::reward::WeightedReward::new(rewards, cfg.reward_weights.clone())?;
             print!("{}", cfg.to_toml()?);
             crate::progress::status!("{} is valid", path.display());

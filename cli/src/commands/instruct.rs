@@ -49,8 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = TeacherConfig { device: args.device.clone(), ..Default::default() };
     let options = TeacherOptions::from_config(&cfg, args.seed);
     // Prompts, prefix and stops come from the folder's card inside `load`; sampling here.
-    let folder = std::path::Path::new(&args.teacher);
-    let trained = if folder.is_dir() { TeacherCard::read(folder)?.and_then(|c| c.sampling) } else { None };
+    let trained = TeacherCard::read(std::path::Path::new(&args.teacher))?.and_then(|c| c.sampling);
     let mut teacher = LmTeacher::load(&args.teacher, options)?;
     let sampling = TeacherSampling {
         num_generations: args.num_instructions,

@@ -84,8 +84,7 @@ pub fn train(cfg: &WstConfig, start: Start, progress: bool, evaluate: bool, runt
         _ => Vec::new(),
     };
     let total = planned_steps(train.len(), &cfg.grpo);
-    let student = crate::run::student(cfg)?;
-    let pipeline = crate::run::pipeline(cfg, None, student)?;
+    let pipeline = wst_sdk::Pipeline::from_config(cfg, &crate::run::backends()).with_context(|| format!("building the pipeline (Teacher `{}`)", cfg.teacher.model))?;
     let options = TrainOptions {
         eval_queries: eval,
         resume: start.resume,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::{bootstrap_ci, cluster_bootstrap_ci, paired_bootstrap_ci};
+use super::bootstrap::{bootstrap_ci, cluster_bootstrap_ci};
 use crate::error::{Error, Result};
 
 /// Name of the measure: mean Student completion tokens per answer.
@@ -124,8 +124,9 @@ fn paired_difference(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, clust
     if diffs.is_empty() {
         return None;
     }
+    // Resampling the per-query differences is the paired bootstrap.
     let d: Vec<f64> = diffs.values().copied().collect();
-    let (diff, ci_low, ci_high) = paired_bootstrap_ci(&d, &vec![0.0; d.len()], resamples, 0.95, seed)?;
+    let (diff, ci_low, ci_high) = bootstrap_ci(&d, resamples, 0.95, seed);
     Some(PairedDifference { diff, ci_low, ci_high, n_queries: d.len(), by_cluster: cluster_interval(&diffs, clusters, resamples, seed) })
 }
 
@@ -216,18 +217,12 @@ impl Report {
 
     /// The names of the methods every row is compared to, in a stable order.
     fn compared(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.methods.iter().flat_map(|m| m.paired.keys().cloned()).collect();
-        names.sort();
-        names.dedup();
-        names
+        sorted_unique(self.methods.iter().flat_map(|m| m.paired.keys().cloned()))
     }
 
     /// The measures any row carries, in a stable order.
     fn measure_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.methods.iter().flat_map(|m| m.measures.keys().cloned()).collect();
-        names.sort();
-        names.dedup();
-        names
+        sorted_unique(self.methods.iter().flat_map(|m| m.measures.keys().cloned()))
     }
 
     /// The table as Markdown: the headline metric, then one table per measure.
@@ -264,12 +259,7 @@ impl Report {
                 TRUNCATED => "Share of answers cut by max_tokens".to_string(),
                 other => format!("Reward value `{other}`"),
             };
-            let compared: Vec<String> = {
-                let mut n: Vec<String> = self.methods.iter().filter_map(|m| m.measures.get(&key)).flat_map(|x| x.paired.keys().cloned()).collect();
-                n.sort();
-                n.dedup();
-                n
-            };
+            let compared = sorted_unique(self.methods.iter().filter_map(|m| m.measures.get(&key)).flat_map(|x| x.paired.keys().cloned()));
             s.push_str(&format!("\n#### {title}\n\n| method | mean | 95% CI |{}", if clustered { " 95% CI by cluster |" } else { "" }));
             for c in &compared {
                 s.push_str(&format!(" Δ vs {c} (paired 95% CI) |"));
@@ -365,6 +355,14 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// `names` sorted, each once.
+fn sorted_unique(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// `[lo, hi]` of a cluster interval, or `–`.

@@ -208,10 +208,11 @@ struct Scan {
     first_skipped: Option<usize>,
 }
 
-/// Appends `line` to `f` (opened for appending, its lock held) on a line of its own: after a
-/// fragment that a killed writer left without a newline, a newline comes first. A failed write
-/// (a full disk) is rolled back, so it leaves no fragment either. Returns where `line` starts.
-fn append_line(f: &mut File, line: &[u8]) -> std::io::Result<u64> {
+/// Appends `line` to the JSONL file `f` (opened to read and append, with no other writer
+/// appending meanwhile: the cache holds its lock) on a line of its own: after a fragment that a
+/// killed writer left without a newline, a newline comes first. A failed write (a full disk) is
+/// rolled back, so it leaves no fragment either. Returns where `line` starts.
+pub fn append_line(f: &mut File, line: &[u8]) -> std::io::Result<u64> {
     let end = f.seek(SeekFrom::End(0))?;
     let mut bytes = Vec::with_capacity(line.len() + 1);
     if end > 0 {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
-pub use cache::{CACHE_FILE, CachedStudent, ResponseCache};
+pub use cache::{CACHE_FILE, CachedStudent, ResponseCache, append_line};
 pub use fingerprint::file_fingerprint;
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;

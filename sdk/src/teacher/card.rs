@@ -67,8 +67,12 @@ impl TeacherCard {
         }
     }
 
-    /// The card in `dir`, if it has one; a card that does not parse is an error naming it.
+    /// The card in `dir`, if it is a folder with one (a `.gguf` file or a hub id has none); a
+    /// card that does not parse is an error naming it.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
+        if !dir.is_dir() {
+            return Ok(None);
+        }
         let path = dir.join(CARD_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

@@ -312,9 +312,7 @@ impl Pipeline {
                     // The cards the Teacher wrote (the model's, and its LoRA adapter's), completed
                     // with what only the run knows.
                     for dir in [final_dir.clone(), final_dir.join("adapter")] {
-                        if dir.is_dir()
-                            && let Some(mut card) = crate::teacher::TeacherCard::read(&dir)?
-                        {
+                        if let Some(mut card) = crate::teacher::TeacherCard::read(&dir)? {
                             card.sampling = Some((&options.grpo).into());
                             card.student_prompt = Some(self.student_prompt.clone());
                             card.write(&dir)?;

@@ -95,7 +95,7 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
 }
 
 /// How many of the most recent queries `wst.max_failed_fraction` is a share of.
-pub(crate) fn failure_window(queries_per_step: usize) -> usize {
+fn failure_window(queries_per_step: usize) -> usize {
     queries_per_step.max(10)
 }
 

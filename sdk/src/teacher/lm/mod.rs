@@ -120,9 +120,7 @@ impl LmTeacher {
     /// (`smollm2-135m-instruct`, see [`crate::models`]).
     pub fn load(model: &str, mut options: TeacherOptions) -> Result<Self> {
         // A trained Teacher's folder says how it was prompted.
-        if Path::new(model).is_dir()
-            && let Some(card) = super::TeacherCard::read(Path::new(model))?
-        {
+        if let Some(card) = super::TeacherCard::read(Path::new(model))? {
             card.apply_to(&mut options.teacher, Path::new(model));
         }
         let adapter = Path::new(model).join("adapter_config.json");
