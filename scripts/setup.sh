@@ -44,3 +44,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
         exit 1
     fi
 fi
+
+# The official `openai` Python client, pinned, which the `wst serve` tests drive (tests/serve.rs):
+# installed into its own folder (no virtual environment needed), found through WST_PYCLIENT.
+export WST_PYCLIENT="${WST_PYCLIENT:-/var/tmp/wst-pyclient}"
+OPENAI_PY_VERSION=3.63.0
+if ! PYTHONPATH="$WST_PYCLIENT" python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+    echo "installing openai==$OPENAI_PY_VERSION (Python) into $WST_PYCLIENT for the wst serve tests" >&2
+    python3 -m pip install -q --disable-pip-version-check --upgrade --target "$WST_PYCLIENT" "openai==$OPENAI_PY_VERSION"
+fi

@@ -17,7 +17,7 @@ fn check(ok: bool, message: impl Into<String>) -> Result<(), Failed> {
 
 fn greedy(t: &mut LmTeacher, question: &str, tokens: usize) -> String {
     let sampling = TeacherSampling { num_generations: 1, temperature: 0.0, max_completion_length: tokens, ..Default::default() };
-    t.generate(&[vec![ChatMessage::user(question)]], &sampling).unwrap().remove(0).remove(0).instruction.text
+    t.generate(&[vec![ChatMessage::user(question)]], &[0], &sampling).unwrap().remove(0).remove(0).instruction.text
 }
 
 fn teacher_knows_paris(gguf: &Path, layers: (usize, usize)) -> Result<(), Failed> {

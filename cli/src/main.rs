@@ -53,6 +53,8 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// Score answers from a JSONL file with a reward plugin.
     Score(commands::score::Args),
+    /// Serve trained Teachers in front of a Student behind an OpenAI-compatible endpoint.
+    Serve(commands::serve::Args),
     /// Print the Teacher's instructions for a query.
     Instruct(commands::instruct::Args),
     /// Print a Student's answers to a prompt (optionally with instructions).
@@ -135,6 +137,7 @@ fn main() -> std::process::ExitCode {
         Command::Schema(a) => commands::schema::run(a),
         Command::Config(c) => commands::config::run(c),
         Command::Score(a) => commands::score::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Instruct(a) => commands::instruct::run(a),
         Command::Generate(a) => commands::generate::run(a),
         Command::Models(c) => commands::models::run(c),

@@ -40,7 +40,7 @@ pub mod types;
 
 pub use error::{Error, Result};
 pub use instruction::Instruction;
-pub use pipeline::{Pipeline, PipelineBuilder, PipelineParts, rewards_from_config};
+pub use pipeline::{Pipeline, PipelineBuilder, PipelineParts, respond, rewards_from_config};
 pub use query::Query;
 pub use reward::{Reward, RewardInput};
 pub use score::{Score, Weights, mean_by_name};

@@ -25,6 +25,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 use crate::LlamaCppConfig;
+use wst_sdk::student::{AnswerDelta, DeltaSink};
 use wst_sdk::{Error, Result, SamplingParams, StudentSample};
 
 use crate::sequence::{Sequence, sampler};
@@ -39,6 +40,8 @@ pub struct Job {
     pub params: SamplingParams,
     /// Where the answers (in index order) or the error go.
     pub reply: oneshot::Sender<Result<Vec<StudentSample>>>,
+    /// Where the answers' text goes piece by piece as it is written, when streamed.
+    pub stream: Option<DeltaSink>,
 }
 
 /// The handle of a running decoding thread; dropping it lets the thread finish its work and exit.
@@ -134,6 +137,7 @@ struct Request {
     admitted: usize,
     answers: Vec<Option<StudentSample>>,
     reply: Option<oneshot::Sender<Result<Vec<StudentSample>>>>,
+    stream: Option<DeltaSink>,
 }
 
 /// Some of a request's answers decoding together after one shared prompt.
@@ -289,6 +293,7 @@ impl<'m> Scheduler<'m> {
             admitted: 0,
             answers: (0..job.n).map(|_| None).collect(),
             reply: Some(job.reply),
+            stream: job.stream,
         };
         let id = match self.requests.iter().position(Option::is_none) {
             Some(i) => {
@@ -320,6 +325,7 @@ impl<'m> Scheduler<'m> {
                 }
             }
         }
+        self.stream_pieces();
         next.sort_unstable_by_key(|&(slot, ..)| slot);
         self.stats.sampled.fetch_add(next.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (slot, w, i, token) in next {
@@ -336,6 +342,19 @@ impl<'m> Scheduler<'m> {
         }
         let n = self.batch.n_tokens();
         self.ctx.decode(&mut self.batch).map_err(|e| self.error(format!("decode of {n} tokens failed: {e}")))
+    }
+
+    /// Sends what each streamed answer wrote since the last step (before finished answers retire).
+    fn stream_pieces(&mut self) {
+        for wave in self.waves.iter_mut() {
+            let Some(r) = self.requests[wave.request].as_ref() else { continue };
+            let Some(sink) = &r.stream else { continue };
+            for seq in wave.seqs.iter_mut() {
+                if let Some(text) = seq.take_ready(&r.params.stop) {
+                    let _ = sink.send(AnswerDelta { index: seq.answer, text });
+                }
+            }
+        }
     }
 
     /// Per-answer streams: copies a prompt decoded into a wave's first sequence to the others

@@ -37,7 +37,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use wst_sdk::chat_template::ChatTemplate;
-use wst_sdk::student::{StudentCapabilities, StudentUsage, UsageMeter};
+use wst_sdk::student::{DeltaSink, StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
 
 /// llama.cpp's backend may be initialised once per process; every Student shares it.
@@ -164,6 +164,18 @@ impl Student for LlamaCppStudent {
     }
 
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
+        self.answer(request, None).await
+    }
+
+    /// Streams each answer's text token by token as the decoding thread writes it.
+    async fn generate_streaming(&self, request: &StudentRequest, sink: &DeltaSink) -> Result<Vec<StudentSample>> {
+        self.answer(request, Some(sink.clone())).await
+    }
+}
+
+impl LlamaCppStudent {
+    /// Sends `request` to the decoding thread and waits for its answers.
+    async fn answer(&self, request: &StudentRequest, stream: Option<DeltaSink>) -> Result<Vec<StudentSample>> {
         if request.n == 0 {
             return Ok(Vec::new());
         }
@@ -176,7 +188,7 @@ impl Student for LlamaCppStudent {
         }
         let (reply, answers) = tokio::sync::oneshot::channel();
         self.engine
-            .submit(Job { prompt: tokens, n: request.n, params: request.params.clone(), reply })
+            .submit(Job { prompt: tokens, n: request.n, params: request.params.clone(), reply, stream })
             .map_err(|_| self.error("the decoding thread has stopped".into()))?;
         let answers = answers.await.map_err(|_| self.error("the decoding thread dropped the request".into()))??;
         let mut usage = wst_sdk::student::TokenUsage::default();

@@ -40,6 +40,11 @@ pub fn cut_at_stop(bytes: &mut Vec<u8>, stop: &[String]) -> bool {
     cut.is_some()
 }
 
+/// How many bytes at the end of `bytes` are a proper beginning of `stop` (they may yet become it).
+fn held_back(bytes: &[u8], stop: &[u8]) -> usize {
+    (1..stop.len().min(bytes.len() + 1)).rev().find(|&k| bytes.ends_with(&stop[..k])).unwrap_or(0)
+}
+
 /// A sequence of the shared context: one answer of one request.
 pub struct Sequence {
     /// The context's sequence id (a slot, reused once this answer ends).
@@ -48,6 +53,8 @@ pub struct Sequence {
     pub answer: usize,
     sampler: LlamaSampler,
     bytes: Vec<u8>,
+    /// Bytes already sent to a streaming caller.
+    emitted: usize,
     generated: usize,
     max_new: usize,
     /// Set once the answer has ended.
@@ -62,7 +69,7 @@ pub struct Sequence {
 impl Sequence {
     /// A sequence for answer `answer`, starting after a prompt of `prompt_len` tokens.
     pub fn new(slot: i32, answer: usize, sampler: LlamaSampler, prompt_len: usize, max_new: usize) -> Self {
-        Sequence { slot, answer, sampler, bytes: Vec::new(), generated: 0, max_new, finish: None, pos: prompt_len as i32, logits_at: None }
+        Sequence { slot, answer, sampler, bytes: Vec::new(), emitted: 0, generated: 0, max_new, finish: None, pos: prompt_len as i32, logits_at: None }
     }
 
     /// Samples the next token from the logits at `logits_at`; returns the token to feed back,
@@ -88,6 +95,33 @@ impl Sequence {
         }
     }
 
+    /// The text written since the last call that can be shown now: whole UTF-8 characters,
+    /// holding back an end that could still become a stop string (cut from the answer, never
+    /// shown). Once the answer has ended, all that is left. Joined, the pieces are the answer.
+    pub fn take_ready(&mut self, stop: &[String]) -> Option<String> {
+        let mut end = self.bytes.len();
+        if self.finish.is_none() {
+            let held = stop.iter().map(|s| held_back(&self.bytes, s.as_bytes())).max().unwrap_or(0);
+            end -= held;
+        }
+        if end <= self.emitted {
+            return None;
+        }
+        let chunk = &self.bytes[self.emitted..end];
+        let take = match std::str::from_utf8(chunk) {
+            Ok(_) => chunk.len(),
+            // A character cut by the end waits for its next bytes, unless the answer is over.
+            Err(e) if e.error_len().is_none() && self.finish.is_none() => e.valid_up_to(),
+            Err(e) => e.valid_up_to() + e.error_len().unwrap_or(chunk.len() - e.valid_up_to()),
+        };
+        if take == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&chunk[..take]).into_owned();
+        self.emitted += take;
+        Some(text)
+    }
+
     /// The finished answer; `prompt_tokens` is billed on answer 0 only, as servers do.
     pub fn into_sample(self, prompt_tokens: usize) -> StudentSample {
         StudentSample {
@@ -101,6 +135,16 @@ impl Sequence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_back_is_the_longest_end_that_begins_a_stop_string() {
+        assert_eq!(held_back(b"The answer\nQ", b"\nQ:"), 2);
+        assert_eq!(held_back(b"The answer\n", b"\nQ:"), 1);
+        assert_eq!(held_back(b"The answer", b"\nQ:"), 0);
+        // A whole stop string is cut, not held back.
+        assert_eq!(held_back(b"x\nQ:", b"\nQ:"), 0);
+        assert_eq!(held_back(b"", b"ab"), 0);
+    }
 
     #[test]
     fn stop_strings_cut_at_the_earliest_match() {

@@ -9,6 +9,7 @@ pub mod models;
 pub mod plot;
 pub mod schema;
 pub mod score;
+pub mod serve;
 pub mod train;
 
 /// A command-line argument out of its range (exit status 2, like clap's own usage errors).

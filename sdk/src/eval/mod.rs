@@ -257,7 +257,7 @@ pub async fn score_queries(
     };
     let prompt = prompt.cloned().unwrap_or_else(|| pipeline.student_prompt().clone());
     let request = |q: &Query, ins: &Option<Instruction>| -> Result<StudentRequest> {
-        let params = SamplingParams { seed: Some(mix(&[settings.seed, hash_str(&q.id)])), ..pipeline.student_sampling().clone() };
+        let params = SamplingParams { seed: Some(crate::pipeline::respond::eval_student_seed(settings.seed, &q.id)), ..pipeline.student_sampling().clone() };
         Ok(StudentRequest { messages: prompt.render(q, ins.as_ref())?, n: k, params })
     };
     // A Student that prefers bulk work (the OpenAI Batch API) gets every request at once.

@@ -6,6 +6,7 @@
 
 mod builder;
 mod from_config;
+pub mod respond;
 
 use std::sync::{Arc, Mutex};
 

@@ -87,6 +87,19 @@ pub struct StudentSample {
     pub usage: TokenUsage,
 }
 
+/// A piece of answer `index`'s text as it is written, for streaming replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerDelta {
+    /// Which of the request's `n` answers the piece belongs to.
+    pub index: usize,
+    /// The text written since the previous piece of that answer.
+    pub text: String,
+}
+
+/// Where [`Student::generate_streaming`] sends the pieces of the answers; a closed receiver
+/// (the client went away) is not an error for the Student.
+pub type DeltaSink = tokio::sync::mpsc::UnboundedSender<AnswerDelta>;
+
 /// What a Student backend can do, declared up front.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudentCapabilities {
@@ -133,6 +146,17 @@ pub trait Student: Send + Sync {
 
     /// `request.n` answers to `request.messages`.
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>>;
+
+    /// Like [`generate`](Self::generate), sending each answer's text to `sink` piece by piece
+    /// as it is written: the pieces of answer i, joined, are its final text. The default sends
+    /// each answer whole once all are done; a backend that decodes token by token overrides it.
+    async fn generate_streaming(&self, request: &StudentRequest, sink: &DeltaSink) -> Result<Vec<StudentSample>> {
+        let answers = self.generate(request).await?;
+        for (index, a) in answers.iter().enumerate() {
+            let _ = sink.send(AnswerDelta { index, text: a.text.clone() });
+        }
+        Ok(answers)
+    }
 
     /// Forces answers kept on the way (a response cache) to disk; the trainer calls it at every
     /// checkpoint, so a checkpoint never refers to answers that a crash could lose.
@@ -190,6 +214,9 @@ macro_rules! forward_student {
             }
             async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
                 (**self).generate(request).await
+            }
+            async fn generate_streaming(&self, request: &StudentRequest, sink: &DeltaSink) -> Result<Vec<StudentSample>> {
+                (**self).generate_streaming(request, sink).await
             }
             fn prefers_bulk(&self) -> bool {
                 (**self).prefers_bulk()

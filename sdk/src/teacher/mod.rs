@@ -128,7 +128,9 @@ pub struct StepMetrics {
 /// A model that writes instructions and learns from advantages. `Any`, so that a boxed Teacher
 /// handed back by [`crate::Pipeline::into_parts`] can be turned back into its own type.
 pub trait Teacher: Send + std::any::Any {
-    /// `sampling.num_generations` instructions for each query, in query order.
+    /// `sampling.num_generations` instructions for each query, in query order. What a query
+    /// gets should depend on the seed, its id and the weights, not on the other queries in
+    /// the call, so that batching (a server's, an evaluation's) changes nothing.
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>>;
 
     /// What makes this Teacher the one it is (its model, prompts, adapter settings), recorded in

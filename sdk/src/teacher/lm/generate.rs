@@ -4,7 +4,13 @@ use super::*;
 
 impl LmTeacher {
     /// `n` completions for each conversation (batched, KV-cached).
-    pub fn generate(&mut self, conversations: &[Vec<ChatMessage>], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+    /// Row `j` of conversation `i` samples from its own stream, seeded by `sampling.seed`,
+    /// `stream_keys[i]` and `j`, so what a conversation gets does not depend on the others in
+    /// its batch (a server's dynamic batch, an evaluation's chunk).
+    pub fn generate(&mut self, conversations: &[Vec<ChatMessage>], stream_keys: &[u64], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        if stream_keys.len() != conversations.len() {
+            return Err(Error::Teacher(format!("{} stream keys for {} conversations", stream_keys.len(), conversations.len())));
+        }
         let n = sampling.num_generations.max(1);
         let mut prompts = Vec::with_capacity(conversations.len());
         let prefix = self.options.teacher.instruction_prefix.as_str();
@@ -45,9 +51,11 @@ impl LmTeacher {
         let pos: Vec<Vec<i64>> = row_prompt.iter().map(|&p| padded.pos[p].clone()).collect();
         let real: Vec<Vec<bool>> = row_prompt.iter().map(|&p| padded.real[p].clone()).collect();
 
-        // The stream depends on the seed alone (not on earlier calls), so a resumed run samples
-        // what the uninterrupted one did, and the same seed and weights repeat themselves.
-        let mut rng = StdRng::seed_from_u64(sampling.seed);
+        // Each row's stream depends on the seed, its conversation's key and its index alone (not
+        // on earlier calls or on the batch), so a resumed run samples what the uninterrupted one
+        // did, the same seed and weights repeat themselves, and batching changes nothing.
+        let mut rngs: Vec<StdRng> =
+            (0..b).map(|r| StdRng::seed_from_u64(crate::types::mix(&[sampling.seed, stream_keys[r / n], (r % n) as u64]))).collect();
         let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
         let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
@@ -62,7 +70,7 @@ impl LmTeacher {
                     feed.push(pad);
                     continue;
                 }
-                let (tok, logprob) = sample(&logits[r], settings, &mut rng);
+                let (tok, logprob) = sample(&logits[r], settings, &mut rngs[r]);
                 logprobs[r].push(logprob);
                 completions[r].push(tok as u32);
                 feed.push(tok as u32);

@@ -6,7 +6,9 @@ use super::logprobs::packed_logprobs;
 impl Teacher for LmTeacher {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
         let convs = queries.iter().map(|q| self.messages(q)).collect::<Result<Vec<_>>>()?;
-        self.generate(&convs, sampling)
+        // A query's stream is keyed by its id: its instructions are the same in any batch.
+        let keys: Vec<u64> = queries.iter().map(|q| crate::types::hash_str(&q.id)).collect();
+        self.generate(&convs, &keys, sampling)
     }
 
     /// The model as given, and every `[teacher]` setting but the device (prompts, prefix,
