@@ -484,3 +484,35 @@ async fn the_official_openai_python_client_works_against_it() {
     }
     assert!(mock.requests() > 0, "the proxy reached the closed-API Student");
 }
+
+/// `Pipeline::respond` is the server's path without HTTP: the same instruction and answers for
+/// the same key and seed, and its streamed pieces join to the answers.
+#[tokio::test]
+async fn pipeline_respond_gives_what_the_server_gives() {
+    use wst_sdk::respond::{Guidance, RespondParams};
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), EchoStudent::new(Duration::ZERO));
+    let messages = vec![wst_sdk::ChatMessage::user("What is 6 + 1?")];
+    let params = RespondParams { n: 2, sampling: SamplingParams { seed: Some(4), ..p.student_sampling().clone() }, guidance: Guidance::Teacher, teacher_key: "k".into() };
+    let (sink, mut pieces) = tokio::sync::mpsc::unbounded_channel();
+    let reply = p.respond(&messages, &params, Some(&sink)).await.unwrap();
+    drop(sink);
+    let mut joined = vec![String::new(); 2];
+    while let Some(d) = pieces.recv().await {
+        joined[d.index].push_str(&d.text);
+    }
+    assert_eq!(joined, reply.answers.iter().map(|a| a.text.clone()).collect::<Vec<_>>());
+    assert!(reply.teacher_usage.completion_tokens > 0);
+    let off = p.respond(&messages, &RespondParams { guidance: Guidance::Off, ..params.clone() }, None).await.unwrap();
+    assert_eq!(off.instruction, None);
+    assert!(off.answers[0].text.starts_with("[user] What is 6 + 1?\n#0"), "{}", off.answers[0].text);
+    let no_user = p.respond(&[wst_sdk::ChatMessage::system("s")], &params, None).await.unwrap_err().to_string();
+    assert!(no_user.contains("no user turn"), "{no_user}");
+
+    let run = start(vec![served("tiny", p)], ServeOptions::default()).await;
+    let (_, _, body) = post(&run.base, &json!({"model": "tiny", "messages": user("What is 6 + 1?"), "n": 2, "seed": 4, "wst": {"query_id": "k"}})).await;
+    assert_eq!(body["wst"]["instruction"].as_str(), reply.instruction.as_ref().map(|i| i.text.as_str()));
+    for (i, a) in reply.answers.iter().enumerate() {
+        assert_eq!(body["choices"][i]["message"]["content"].as_str(), Some(a.text.as_str()));
+    }
+}
