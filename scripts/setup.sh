@@ -25,6 +25,7 @@ have c++ || missing+=(g++)
 have cmake || missing+=(cmake)          # llama.cpp's build
 has_libclang || missing+=(libclang-dev) # bindgen for llama.cpp's bindings
 have pkg-config || missing+=(pkg-config)
+have curl || missing+=(curl)            # the wst serve tests call it as the README does
 have python3 || missing+=(python3)      # pip fetches the offline models from PyPI
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 # PNG plots need a TrueType font.

@@ -71,7 +71,29 @@ fn serve_uses_the_teachers_card_and_stops_on_sigterm() {
 
     assert_eq!(http(&addr, "GET", "/health", None, "").0, 200);
     let request = json!({"model": "gsm8k-hints", "messages": [{"role": "user", "content": "What is 2 + 2?"}], "seed": 5}).to_string();
-    assert_eq!(http(&addr, "POST", "/v1/chat/completions", None, &request).0, 401);
+    // curl, as the README shows it: no key, a wrong key, malformed JSON, an oversized body.
+    let curl = |key: Option<&str>, data: &str| -> (String, Value) {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-H", "content-type: application/json", "--data-binary", "@-"]).arg(format!("http://{addr}/v1/chat/completions"));
+        if let Some(k) = key {
+            c.args(["-H", &format!("authorization: Bearer {k}")]);
+        }
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("curl runs");
+        child.stdin.take().unwrap().write_all(data.as_bytes()).unwrap();
+        let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+        let (body, code) = out.rsplit_once('\n').unwrap();
+        (code.to_string(), serde_json::from_str(body).unwrap_or(Value::Null))
+    };
+    let (code, body) = curl(None, &request);
+    assert_eq!((code.as_str(), body["error"]["type"].as_str()), ("401", Some("authentication_error")), "{body}");
+    let (code, body) = curl(Some("sk-wrong"), &request);
+    assert_eq!((code.as_str(), body["error"]["code"].as_str()), ("401", Some("invalid_api_key")), "{body}");
+    let (code, body) = curl(Some("sk-one"), "{\"model\": ");
+    assert_eq!((code.as_str(), body["error"]["code"].as_str()), ("400", Some("invalid_json")), "{body}");
+    let (code, body) = curl(Some("sk-one"), &"x".repeat(5 << 20));
+    assert_eq!((code.as_str(), body["error"]["code"].as_str()), ("413", Some("request_too_large")), "{body}");
+    let (code, body) = curl(Some("sk-one"), &json!({"model": "nope", "messages": [{"role": "user", "content": "Q"}]}).to_string());
+    assert_eq!((code.as_str(), body["error"]["code"].as_str()), ("400", Some("model_not_found")), "{body}");
     let (status, body) = http(&addr, "POST", "/v1/chat/completions", Some("sk-two"), &request);
     assert_eq!(status, 200, "{body}");
     let reply: Value = serde_json::from_str(&body).unwrap();
