@@ -52,6 +52,9 @@ async fn main() -> wst_sdk::Result<()> {
         println!("{:<22} {} = {:.3}  95% CI [{:.3}, {:.3}]  ({} queries)", r.name, r.metric, r.value, r.ci_low, r.ci_high, r.n_queries);
     }
     let u = gpt.usage();
-    println!("spent: {} requests, {} prompt + {} completion tokens, ${:.4} ({} answers from the cache)", u.requests, u.prompt_tokens, u.completion_tokens, u.cost_usd, u.cache_hits);
+    println!(
+        "spent: {} requests, {} prompt + {} completion tokens, ${:.4} ({} answers from the cache)",
+        u.requests, u.prompt_tokens, u.completion_tokens, u.cost_usd, u.cache_hits
+    );
     Ok(())
 }

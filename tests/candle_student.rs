@@ -7,11 +7,7 @@ use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 use wst_tests::tiny::{Arch, write_gguf, write_model};
 
 fn request(n: usize, temperature: f64, seed: u64) -> StudentRequest {
-    StudentRequest {
-        messages: vec![ChatMessage::user("hello world")],
-        n,
-        params: SamplingParams { temperature, seed: Some(seed), max_tokens: 8, ..Default::default() },
-    }
+    StudentRequest { messages: vec![ChatMessage::user("hello world")], n, params: SamplingParams { temperature, seed: Some(seed), max_tokens: 8, ..Default::default() } }
 }
 
 fn texts(a: &[wst_sdk::StudentSample]) -> Vec<String> {

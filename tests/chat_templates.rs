@@ -3,10 +3,10 @@
 //! `trim_blocks`/`lstrip_blocks`, and a GGUF without a template falls back to ChatML.
 
 use wst_candle::CandleStudent;
-use wst_llamacpp::LlamaCppStudent;
-use wst_sdk::ChatMessage;
 use wst_candle::CandleStudentConfig;
 use wst_llamacpp::LlamaCppConfig;
+use wst_llamacpp::LlamaCppStudent;
+use wst_sdk::ChatMessage;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions};
 use wst_tests::f32_teacher;
 use wst_tests::tiny::{Arch, write_gguf_with_template, write_model};
@@ -26,10 +26,7 @@ You are a helpful assistant.<|im_end|>
 {% endif %}";
 
 fn conversations() -> Vec<Vec<ChatMessage>> {
-    vec![
-        vec![ChatMessage::user("What is 2 + 3?")],
-        vec![ChatMessage::system("Be brief."), ChatMessage::user("What is 2 + 3?\n\nThink first.")],
-    ]
+    vec![vec![ChatMessage::user("What is 2 + 3?")], vec![ChatMessage::system("Be brief."), ChatMessage::user("What is 2 + 3?\n\nThink first.")]]
 }
 
 fn renders(gguf: &std::path::Path) -> [Vec<String>; 3] {
@@ -37,11 +34,7 @@ fn renders(gguf: &std::path::Path) -> [Vec<String>; 3] {
     let candle = CandleStudent::load(gguf.to_str().unwrap(), &CandleStudentConfig::default()).unwrap();
     let llama = LlamaCppStudent::load(gguf, &LlamaCppConfig { n_ctx: 256, ..Default::default() }).unwrap();
     let all = |f: &dyn Fn(&[ChatMessage]) -> String| conversations().iter().map(|c| f(c)).collect::<Vec<_>>();
-    [
-        all(&|m| teacher.tokenizer().render(m).unwrap()),
-        all(&|m| candle.render(m).unwrap()),
-        all(&|m| llama.render(m).unwrap()),
-    ]
+    [all(&|m| teacher.tokenizer().render(m).unwrap()), all(&|m| candle.render(m).unwrap()), all(&|m| llama.render(m).unwrap())]
 }
 
 #[test]
@@ -51,8 +44,7 @@ fn teacher_candle_and_llama_cpp_render_the_same_prompt() {
     let gguf = write_gguf_with_template(dir.path(), Some(TEMPLATE));
     let [teacher, candle, llama] = renders(&gguf);
     assert_eq!(
-        teacher[0],
-        "<|im_start|><|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
+        teacher[0], "<|im_start|><|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n",
         "blocks trimmed and stripped as transformers renders them (the tiny model's BOS is <|im_start|>)"
     );
     assert!(teacher[1].contains("<|im_start|>system\nBe brief.<|im_end|>\n") && !teacher[1].contains("helpful assistant"));

@@ -24,11 +24,7 @@ struct SmallDisk {
 impl SmallDisk {
     fn mount(kib: usize) -> Result<SmallDisk, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"]).arg(dir.path()).output().map_err(|e| format!("cannot run mount: {e}"))?;
         if !out.status.success() {
             return Err(format!("cannot mount a tmpfs (needs root and mount rights): {}", String::from_utf8_lossy(&out.stderr).trim()));
         }

@@ -105,8 +105,12 @@ fn json_value(depth: u32) -> impl Strategy<Value = serde_json::Value> {
     leaf.prop_recursive(depth, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-            prop::collection::btree_map(prop_oneof![Just("question".to_string()), Just("answer".to_string()), Just("id".to_string()), Just("solution".to_string()), "[a-z]{1,6}"], inner, 0..5)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(
+                prop_oneof![Just("question".to_string()), Just("answer".to_string()), Just("id".to_string()), Just("solution".to_string()), "[a-z]{1,6}"],
+                inner,
+                0..5
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use wst_llamacpp::LlamaCppStudent;
 use wst_llamacpp::LlamaCppConfig;
+use wst_llamacpp::LlamaCppStudent;
 use wst_sdk::student::FinishReason;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 use wst_tests::tiny::{Arch, write_gguf, write_model};
@@ -18,11 +18,7 @@ fn tiny() -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 fn request(n: usize, temperature: f64, seed: u64, max_tokens: usize) -> StudentRequest {
-    StudentRequest {
-        messages: vec![ChatMessage::user("hello world")],
-        n,
-        params: SamplingParams { temperature, seed: Some(seed), max_tokens, ..Default::default() },
-    }
+    StudentRequest { messages: vec![ChatMessage::user("hello world")], n, params: SamplingParams { temperature, seed: Some(seed), max_tokens, ..Default::default() } }
 }
 
 fn texts(a: &[wst_sdk::StudentSample]) -> Vec<String> {

@@ -4,23 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wst_openai::OpenAiStudent;
 use wst_openai::OpenAiConfig;
-use wst_sdk::types::Price;
+use wst_openai::OpenAiStudent;
 use wst_sdk::student::{CachedStudent, ResponseCache};
+use wst_sdk::types::Price;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 use wst_tests::openai_mock::{MockServer, Reply, echo_choices};
 
 fn config(urls: &[String]) -> OpenAiConfig {
-    OpenAiConfig {
-        base_urls: urls.to_vec(),
-        api_key_env: None,
-        max_retries: 4,
-        timeout_secs: 5.0,
-        backoff_base_secs: 0.01,
-        backoff_max_secs: 0.05,
-        ..Default::default()
-    }
+    OpenAiConfig { base_urls: urls.to_vec(), api_key_env: None, max_retries: 4, timeout_secs: 5.0, backoff_base_secs: 0.01, backoff_max_secs: 0.05, ..Default::default() }
 }
 
 fn request(n: usize, seed: Option<u64>) -> StudentRequest {
@@ -75,7 +67,9 @@ async fn a_server_that_ignores_n_is_fanned_out_with_seed_offsets() {
 
 #[tokio::test]
 async fn retry_after_is_honoured_on_429() {
-    let server = MockServer::start(Duration::ZERO, |i, b| if i == 0 { Reply::error(429, "slow down", Some("rate_limit_exceeded"), &[("retry-after", "1")]) } else { echo_choices(b, true) }).await;
+    let server =
+        MockServer::start(Duration::ZERO, |i, b| if i == 0 { Reply::error(429, "slow down", Some("rate_limit_exceeded"), &[("retry-after", "1")]) } else { echo_choices(b, true) })
+            .await;
     let s = OpenAiStudent::new("m", &config(&[server.base_url()])).unwrap();
     let t0 = Instant::now();
     let answers = s.generate(&request(2, Some(1))).await.unwrap();
@@ -152,10 +146,12 @@ async fn several_base_urls_share_the_load_and_concurrency_is_bounded() {
     let mut cfg = config(&[a.base_url(), b.base_url()]);
     cfg.max_concurrency = 2;
     let s = Arc::new(OpenAiStudent::new("m", &cfg).unwrap());
-    let jobs: Vec<_> = (0..8).map(|i| {
-        let s = s.clone();
-        tokio::spawn(async move { s.generate(&request(1, Some(i))).await.unwrap() })
-    }).collect();
+    let jobs: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.generate(&request(1, Some(i))).await.unwrap() })
+        })
+        .collect();
     for j in jobs {
         assert_eq!(j.await.unwrap().len(), 1);
     }
@@ -321,11 +317,9 @@ async fn a_failed_batch_fails_each_request_with_the_reason() {
     use serde_json::json;
     let server = MockServer::start_routed(Duration::ZERO, |_, seen| match (seen.method.as_str(), seen.path.as_str()) {
         ("POST", "/v1/files") => Reply::Json { status: 200, headers: vec![], body: json!({"id": "file-in"}) },
-        ("POST", "/v1/batches") => Reply::Json {
-            status: 200,
-            headers: vec![],
-            body: json!({"id": "b", "status": "failed", "errors": {"data": [{"message": "the model `m` does not support batches"}]}}),
-        },
+        ("POST", "/v1/batches") => {
+            Reply::Json { status: 200, headers: vec![], body: json!({"id": "b", "status": "failed", "errors": {"data": [{"message": "the model `m` does not support batches"}]}}) }
+        }
         other => panic!("unexpected request {other:?}"),
     })
     .await;

@@ -14,11 +14,7 @@ fn query() -> Query {
 #[tokio::test]
 async fn instruct_then_answer_uses_the_instruction() {
     let student = Arc::new(HintStudent::new("hint"));
-    let pipeline = Pipeline::builder()
-        .teacher(ScriptedTeacher::new(&["Use the hint: add the numbers.", "Guess."]))
-        .student_arc(student.clone())
-        .build()
-        .unwrap();
+    let pipeline = Pipeline::builder().teacher(ScriptedTeacher::new(&["Use the hint: add the numbers.", "Guess."])).student_arc(student.clone()).build().unwrap();
     let instructions = pipeline.instruct(&query(), 2).await.unwrap();
     assert_eq!(instructions.len(), 2);
     let helped = pipeline.answer(&query(), Some(&instructions[0]), 3).await.unwrap();
@@ -32,12 +28,7 @@ async fn instruct_then_answer_uses_the_instruction() {
 #[tokio::test]
 async fn pipeline_scores_answers_with_a_loaded_plugin_and_weights() {
     let length = PluginReward::load(plugin_path("wst_reward_length"), &serde_json::json!({"min_words": 1, "max_words": 4})).unwrap();
-    let pipeline = Pipeline::builder()
-        .student(HintStudent::new("hint"))
-        .reward(length)
-        .weights(Weights::new([("within_limit", 2.0)]))
-        .build()
-        .unwrap();
+    let pipeline = Pipeline::builder().student(HintStudent::new("hint")).reward(length).weights(Weights::new([("within_limit", 2.0)])).build().unwrap();
     let answers = pipeline.answer(&query(), None, 2).await.unwrap();
     let scores = pipeline.score(&query(), None, &answers).await.unwrap();
     // "Let me think. The answer is 43." has 7 words: 3 over a limit of 4 → 1 − 3/4 = 0.25, weighted ×2.
@@ -90,11 +81,7 @@ impl wst_sdk::Student for SlowWriter {
         let wait = 40 - 8 * user.chars().filter(char::is_ascii_digit).count().min(4) as u64;
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        Ok(vec![wst_sdk::StudentSample {
-            text: format!(" carry the tens of {user} "),
-            finish_reason: wst_sdk::student::FinishReason::Stop,
-            usage: Default::default(),
-        }])
+        Ok(vec![wst_sdk::StudentSample { text: format!(" carry the tens of {user} "), finish_reason: wst_sdk::student::FinishReason::Stop, usage: Default::default() }])
     }
 }
 
@@ -169,9 +156,7 @@ impl wst_sdk::Teacher for ShortTeacher {
             .enumerate()
             .map(|(i, _)| {
                 let n = if i == 1 { sampling.num_generations - 1 } else { sampling.num_generations };
-                (0..n)
-                    .map(|_| wst_sdk::TeacherSample { instruction: "x".into(), prompt_ids: vec![1], completion_ids: vec![2], logprobs: vec![-0.1], truncated: false })
-                    .collect()
+                (0..n).map(|_| wst_sdk::TeacherSample { instruction: "x".into(), prompt_ids: vec![1], completion_ids: vec![2], logprobs: vec![-0.1], truncated: false }).collect()
             })
             .collect())
     }

@@ -60,9 +60,7 @@ fn bad_config_is_reported_by_the_plugin() {
     let path = plugin_path("wst_test_plugin_panics");
     let err = PluginReward::load(&path, &serde_json::json!({"treshold": 1})).unwrap_err().to_string();
     assert!(err.contains("failed in `create`") && err.contains("invalid config") && err.contains("treshold"), "{err}");
-    let err = PluginReward::load(plugin_path("wst_reward_length"), &serde_json::json!({"min_words": 9, "max_words": 2}))
-        .unwrap_err()
-        .to_string();
+    let err = PluginReward::load(plugin_path("wst_reward_length"), &serde_json::json!({"min_words": 9, "max_words": 2})).unwrap_err().to_string();
     assert!(err.contains("min_words (9) is above max_words (2)"), "{err}");
 }
 
@@ -102,9 +100,7 @@ fn the_math_plugin_grades_through_the_abi() {
     let m = PluginReward::load(plugin_path("wst_reward_math"), &serde_json::json!({})).unwrap();
     assert_eq!(m.value_names(), vec!["accuracy".to_string()]);
     let item = |answer: &str, gold: &str| RewardInput { answer: answer.into(), gold: Some(gold.into()), ..Default::default() };
-    let s = m
-        .score(&[item("so \\boxed{\\dfrac{1}{2}}", "0.5"), item("The answer is 71.", "Work.\n#### 72"), item("#### 1,000", "1000")])
-        .unwrap();
+    let s = m.score(&[item("so \\boxed{\\dfrac{1}{2}}", "0.5"), item("The answer is 71.", "Work.\n#### 72"), item("#### 1,000", "1000")]).unwrap();
     let acc: Vec<f64> = s.iter().map(|s| s.get("accuracy").unwrap()).collect();
     assert_eq!(acc, vec![1.0, 0.0, 1.0]);
     let err = m.score(&[RewardInput { answer: "1".into(), ..Default::default() }]).unwrap_err().to_string();

@@ -34,7 +34,11 @@ fn teacher_knows_paris(gguf: &Path, layers: (usize, usize)) -> Result<(), Failed
 fn shipped_teacher_loads_and_writes(_smol: &Path) -> Result<(), Failed> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/teachers/gsm8k-smollm2");
     let mut t = LmTeacher::load_adapter(&dir, TeacherOptions { teacher: f32_teacher(), ..Default::default() })?;
-    let moved = t.trainable().iter().filter(|(n, _)| n.contains("lora_B")).any(|(_, v)| v.as_tensor().abs().and_then(|a| a.max_all()).and_then(|m| m.to_scalar::<f32>()).unwrap_or(0.0) > 0.0);
+    let moved = t
+        .trainable()
+        .iter()
+        .filter(|(n, _)| n.contains("lora_B"))
+        .any(|(_, v)| v.as_tensor().abs().and_then(|a| a.max_all()).and_then(|m| m.to_scalar::<f32>()).unwrap_or(0.0) > 0.0);
     check(moved, "the adapter's lora_B weights are all zero")?;
     let q = wst_sdk::Query::new("q", "A builder works 6 days a week for $50 a day. How much does he earn in 4 weeks?");
     let s = TeacherSampling { num_generations: 1, max_completion_length: 24, seed: 1, ..Default::default() };
@@ -169,16 +173,14 @@ fn main() {
     let hf_qwen = qwen_tokenizer_json();
     type Needs<'a> = Vec<&'a Result<PathBuf, String>>;
     let mut trials = Vec::new();
-    let mut add = |name: &str, needs: Needs<'_>, run: Box<dyn FnOnce(Vec<PathBuf>) -> Result<(), Failed> + Send>| {
-        match needs.iter().find_map(|n| n.as_ref().err()) {
-            Some(why) => {
-                eprintln!("SKIPPED {name}: {why}");
-                trials.push(Trial::test(name.to_string(), || Ok(())).with_ignored_flag(true));
-            }
-            None => {
-                let paths: Vec<PathBuf> = needs.iter().map(|n| n.as_ref().unwrap().clone()).collect();
-                trials.push(Trial::test(name.to_string(), move || run(paths)));
-            }
+    let mut add = |name: &str, needs: Needs<'_>, run: Box<dyn FnOnce(Vec<PathBuf>) -> Result<(), Failed> + Send>| match needs.iter().find_map(|n| n.as_ref().err()) {
+        Some(why) => {
+            eprintln!("SKIPPED {name}: {why}");
+            trials.push(Trial::test(name.to_string(), || Ok(())).with_ignored_flag(true));
+        }
+        None => {
+            let paths: Vec<PathBuf> = needs.iter().map(|n| n.as_ref().unwrap().clone()).collect();
+            trials.push(Trial::test(name.to_string(), move || run(paths)));
         }
     };
     add("smollm2_teacher_knows_the_capital_of_france", vec![&smol], Box::new(|p| teacher_knows_paris(&p[0], (30, 576))));

@@ -51,7 +51,11 @@ impl Student for EchoStudent {
         Ok((0..request.n)
             .map(|i| {
                 let text = Self::answer(request, i);
-                StudentSample { usage: TokenUsage { prompt_tokens: if i == 0 { 11 } else { 0 }, completion_tokens: text.split_whitespace().count() as u64 }, text, finish_reason: FinishReason::Stop }
+                StudentSample {
+                    usage: TokenUsage { prompt_tokens: if i == 0 { 11 } else { 0 }, completion_tokens: text.split_whitespace().count() as u64 },
+                    text,
+                    finish_reason: FinishReason::Stop,
+                }
             })
             .collect())
     }
@@ -232,7 +236,8 @@ async fn streaming_sends_openai_chunks_one_finish_per_choice_usage_and_done() {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     assert!(r.headers().get("x-wst-instruction").is_some());
     let text = r.text().await.unwrap();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.trim().is_empty()).map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data event: {e:?}"))).collect();
+    let events: Vec<&str> =
+        text.split("\n\n").filter(|e| !e.trim().is_empty()).map(|e| e.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data event: {e:?}"))).collect();
     assert_eq!(*events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     let (mut content, mut finishes, mut roles) = (vec![String::new(); 2], vec![0; 2], vec![0; 2]);
@@ -471,13 +476,17 @@ async fn the_official_openai_python_client_works_against_it() {
     let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // wst as a proxy in front of an OpenAI-compatible Student (a mock closed API).
     let mock = wst_tests::openai_mock::MockServer::start(Duration::ZERO, |_, body| wst_tests::openai_mock::echo_choices(body, true)).await;
-    let remote: Arc<dyn Student> = Arc::new(wst_openai::OpenAiStudent::new("gpt-4o-mini", &wst_openai::OpenAiConfig { base_urls: vec![mock.base_url()], api_key_env: None, ..Default::default() }).unwrap());
+    let remote: Arc<dyn Student> =
+        Arc::new(wst_openai::OpenAiStudent::new("gpt-4o-mini", &wst_openai::OpenAiConfig { base_urls: vec![mock.base_url()], api_key_env: None, ..Default::default() }).unwrap());
     let options = ServeOptions { api_keys: vec!["sk-test".into()], ..Default::default() };
     let run = start(vec![served("tiny-llamacpp", pipeline(t1.path(), llama)), served("tiny-proxy", pipeline(t2.path(), remote))], options).await;
     for model in ["tiny-llamacpp", "tiny-proxy"] {
         let base = format!("{}/v1", run.base);
         let (script, path) = (script.clone(), client_dir.clone());
-        let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").arg(&script).args([&base, model, "sk-test"]).env("PYTHONPATH", &path).output()).await.unwrap().expect("python3 runs");
+        let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").arg(&script).args([&base, model, "sk-test"]).env("PYTHONPATH", &path).output())
+            .await
+            .unwrap()
+            .expect("python3 runs");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{model}: the openai client failed (is it installed in {client_dir}? scripts/setup.sh installs it)\n{stdout}\n{stderr}");
         assert!(stdout.contains("all checks passed"), "{stdout}");

@@ -11,9 +11,9 @@ use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
 use wst_sdk::grpo::{ScaleRewards, compute_advantages};
 use wst_sdk::teacher::model::attention_mask;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
-use wst_tests::{f32_teacher, grpo_step};
 use wst_sdk::{Query, Teacher, TeacherSample, TeacherSampling};
 use wst_tests::tiny::{Arch, write_model};
+use wst_tests::{f32_teacher, grpo_step};
 
 fn options() -> TeacherOptions {
     TeacherOptions { teacher: f32_teacher(), ..Default::default() }
@@ -82,13 +82,7 @@ fn logits_match_candle_transformers_at_every_position() {
 }
 
 fn sample(prompt: Vec<u32>, completion: Vec<u32>) -> TeacherSample {
-    TeacherSample {
-        instruction: wst_sdk::Instruction::new(""),
-        logprobs: vec![0.0; completion.len()],
-        prompt_ids: prompt,
-        completion_ids: completion,
-        truncated: false,
-    }
+    TeacherSample { instruction: wst_sdk::Instruction::new(""), logprobs: vec![0.0; completion.len()], prompt_ids: prompt, completion_ids: completion, truncated: false }
 }
 
 #[test]
@@ -131,7 +125,13 @@ fn gradients_match_finite_differences() {
     assert!(params.len() > 20, "full fine-tuning trains every tensor");
     let with_grad = params.values().filter(|v| grads.get(v.as_tensor()).is_some()).count();
     assert_eq!(with_grad, params.len(), "every weight must get a gradient");
-    for name in ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.k_proj.bias", "lm_head.weight"] {
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.self_attn.k_proj.bias",
+        "lm_head.weight",
+    ] {
         let var: &Var = &params[name];
         let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let orig = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -193,16 +193,12 @@ fn train_toward_even_tokens(mut t: LmTeacher, grpo: &GrpoConfig, steps: usize) -
     let mut history = Vec::new();
     for step in 0..steps {
         let groups = t.sample(&q, &sampling(8, step as u64, 1.0)).unwrap();
-        let rewards: Vec<f64> = groups[0]
-            .iter()
-            .map(|s| s.completion_ids.iter().filter(|&&c| c % 2 == 0).count() as f64 / s.completion_ids.len().max(1) as f64)
-            .collect();
+        let rewards: Vec<f64> = groups[0].iter().map(|s| s.completion_ids.iter().filter(|&&c| c % 2 == 0).count() as f64 / s.completion_ids.len().max(1) as f64).collect();
         let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
         first.get_or_insert(mean);
         history.push(mean);
         let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
-        let items: Vec<TrainItem<'_>> =
-            groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
+        let items: Vec<TrainItem<'_>> = groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
         grpo_step(&mut t, &items, grpo);
     }
     let tail = &history[history.len().saturating_sub(3)..];
@@ -277,8 +273,7 @@ fn save_and_load_round_trip_exactly() {
     // One step so the adapter is no longer zero.
     let q = [Query::new("q", "Write.")];
     let groups = t.sample(&q, &sampling(4, 0, 1.0)).unwrap();
-    let items: Vec<TrainItem<'_>> =
-        groups[0].iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: if i % 2 == 0 { 1.0 } else { -1.0 } }).collect();
+    let items: Vec<TrainItem<'_>> = groups[0].iter().enumerate().map(|(i, s)| TrainItem { sample: s, advantage: if i % 2 == 0 { 1.0 } else { -1.0 } }).collect();
     grpo_step(&mut t, &items, &grpo(1e-2));
     let ids = t.tokenizer().encode("Add the numbers carefully.").unwrap();
     let before = our_logits(&t, &ids);
@@ -327,7 +322,11 @@ fn bad_checkpoints_are_clear_errors() {
     let err = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap_err().to_string();
     assert!(err.contains("config.json"), "{err}");
     write_model(dir.path(), Arch::Llama, 7);
-    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt_neox", "vocab_size": 1, "hidden_size": 1, "intermediate_size": 1, "num_hidden_layers": 1, "num_attention_heads": 1}"#).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "gpt_neox", "vocab_size": 1, "hidden_size": 1, "intermediate_size": 1, "num_hidden_layers": 1, "num_attention_heads": 1}"#,
+    )
+    .unwrap();
     let err = LmTeacher::load(dir.path().to_str().unwrap(), options()).unwrap_err().to_string();
     assert!(err.contains("gpt_neox") && err.contains("config.json"), "{err}");
     let err = LmTeacher::load("not/a/model/id", options()).unwrap_err().to_string();
@@ -491,8 +490,7 @@ fn inconsistent_gguf_tokenizer_metadata_is_an_error() {
     let gguf = wst_tests::tiny::write_gguf(dir.path());
     let mut f = std::fs::File::open(&gguf).unwrap();
     let content = Content::read(&mut f).unwrap();
-    let tensors: Vec<(String, candle_core::quantized::QTensor)> =
-        content.tensor_infos.keys().map(|k| (k.clone(), content.tensor(&mut f, k, &Device::Cpu).unwrap())).collect();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = content.tensor_infos.keys().map(|k| (k.clone(), content.tensor(&mut f, k, &Device::Cpu).unwrap())).collect();
     let rewrite = |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, Value>)| {
         let mut md = content.metadata.clone();
         edit(&mut md);

@@ -4,8 +4,8 @@
 //! ignored, with the reason, never as passed.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use wst_openai::OpenAiStudent;
 use wst_openai::OpenAiConfig;
+use wst_openai::OpenAiStudent;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
 const URL_VAR: &str = "WST_THIRD_PARTY_BASE_URL";

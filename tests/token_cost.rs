@@ -113,13 +113,8 @@ async fn accuracy_minus_token_cost_is_the_whole_recipe() {
     .await;
     let student = || OpenAiStudent::new("m", &OpenAiConfig { base_urls: vec![server.base_url()], api_key_env: None, ..Default::default() }).unwrap();
     let math = || PluginReward::load(plugin_path("wst_reward_math"), &json!({})).unwrap();
-    let pipeline = Pipeline::builder()
-        .student(student())
-        .reward(math())
-        .reward(cost(400))
-        .weights(Weights::new([("math/accuracy", 1.0), ("cost/token_cost", -0.5)]))
-        .build()
-        .unwrap();
+    let pipeline =
+        Pipeline::builder().student(student()).reward(math()).reward(cost(400)).weights(Weights::new([("math/accuracy", 1.0), ("cost/token_cost", -0.5)])).build().unwrap();
     let answers = pipeline.answer(&query(), None, 2).await.unwrap();
     let mut totals: Vec<f64> = pipeline.score(&query(), None, &answers).await.unwrap().iter().map(|s| s.total).collect();
     totals.sort_by(f64::total_cmp);

@@ -117,9 +117,25 @@ async fn training_raises_the_students_accuracy_above_its_baseline() {
     let steps: Vec<u64> = rows.iter().filter(|r| r.get("reward").is_some()).map(|r| r["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, (1..=25).collect::<Vec<_>>());
     for key in [
-        "loss", "reward", "reward_std", "frac_reward_zero_std", "grad_norm", "learning_rate", "entropy", "num_tokens", "completions/mean_length",
-        "completions/min_terminated_length", "completions/max_terminated_length", "clip_ratio/low_min", "clip_ratio/high_max",
-        "wst/student_score", "wst/student_baseline", "wst/failed_queries", "student/requests", "rewards/accuracy/mean", "rewards/accuracy/std",
+        "loss",
+        "reward",
+        "reward_std",
+        "frac_reward_zero_std",
+        "grad_norm",
+        "learning_rate",
+        "entropy",
+        "num_tokens",
+        "completions/mean_length",
+        "completions/min_terminated_length",
+        "completions/max_terminated_length",
+        "clip_ratio/low_min",
+        "clip_ratio/high_max",
+        "wst/student_score",
+        "wst/student_baseline",
+        "wst/failed_queries",
+        "student/requests",
+        "rewards/accuracy/mean",
+        "rewards/accuracy/std",
     ] {
         assert!(rows[0].get(key).is_some(), "metrics lack `{key}`: {}", rows[0]);
     }
@@ -158,10 +174,7 @@ async fn a_killed_run_resumes_exactly_where_it_stopped() {
     pipeline(teacher(dir.path()), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
 
     let killed = tempfile::tempdir().unwrap();
-    let first = pipeline(teacher(dir.path()), &hint)
-        .train(&train, TrainOptions { max_steps_this_run: Some(3), ..options(killed.path(), 6) })
-        .await
-        .unwrap();
+    let first = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { max_steps_this_run: Some(3), ..options(killed.path(), 6) }).await.unwrap();
     assert!(first.interrupted && first.steps_done == 3);
     // A kill during step 4 leaves a half-written temporary checkpoint and a partial log line.
     std::fs::create_dir_all(killed.path().join("checkpoints/.checkpoint-4.tmp/teacher")).unwrap();
@@ -303,8 +316,21 @@ async fn callbacks_see_each_phase_and_can_save_and_stop() {
     assert!(s.interrupted && s.steps_done == 2);
     let events = rec.0.lock().unwrap().clone();
     let want = [
-        "begin 0/5", "0:baselines", "0:instructions", "0:answers", "0:update", "end 1", "1:checkpoint", "checkpoint 1",
-        "1:instructions", "1:answers", "1:update", "end 2", "2:checkpoint", "checkpoint 2", "done 2 interrupted=true",
+        "begin 0/5",
+        "0:baselines",
+        "0:instructions",
+        "0:answers",
+        "0:update",
+        "end 1",
+        "1:checkpoint",
+        "checkpoint 1",
+        "1:instructions",
+        "1:answers",
+        "1:update",
+        "end 2",
+        "2:checkpoint",
+        "checkpoint 2",
+        "done 2 interrupted=true",
     ];
     // A step whose groups all have zero spread has no update phase; everything else is fixed.
     let without_update = |v: &[String]| v.iter().filter(|e| !e.ends_with(":update")).cloned().collect::<Vec<_>>();

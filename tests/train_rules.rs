@@ -38,7 +38,15 @@ fn queries(n: i64) -> Vec<Query> {
 const SCRIPT: [&str; 8] = ["use the hint", "guess", "use the hint", "guess", "guess", "guess", "guess", "guess"];
 
 fn grpo(steps: usize) -> GrpoConfig {
-    GrpoConfig { num_generations: 4, per_device_train_batch_size: 8, max_steps: Some(steps), learning_rate: 1.0, lr_scheduler_type: wst_sdk::config::LrScheduler::Linear, seed: 1, ..Default::default() }
+    GrpoConfig {
+        num_generations: 4,
+        per_device_train_batch_size: 8,
+        max_steps: Some(steps),
+        learning_rate: 1.0,
+        lr_scheduler_type: wst_sdk::config::LrScheduler::Linear,
+        seed: 1,
+        ..Default::default()
+    }
 }
 
 fn options(out: &std::path::Path, grpo: GrpoConfig, wst: WstSettings) -> TrainOptions {
@@ -128,7 +136,8 @@ async fn batch_scaling_and_uncentred_advantages_by_hand() {
             let mut a = self.0.generate(r).await?;
             if !r.messages.last().unwrap().content.contains("Instructions") {
                 // Without an instruction: answer 0 right, answer 1 wrong.
-                let right = self.0.generate(&StudentRequest { messages: vec![wst_sdk::ChatMessage::user(format!("{} hint", r.messages.last().unwrap().content))], ..r.clone() }).await?;
+                let right =
+                    self.0.generate(&StudentRequest { messages: vec![wst_sdk::ChatMessage::user(format!("{} hint", r.messages.last().unwrap().content))], ..r.clone() }).await?;
                 a[0] = right[0].clone();
             }
             Ok(a)
@@ -311,10 +320,13 @@ async fn at_the_defaults_one_failing_query_of_one_per_step_is_left_out_and_a_per
     let failed: u64 = metrics(out.path()).iter().map(|r| r["wst/failed_queries"].as_u64().unwrap_or(0)).sum();
     assert_eq!(failed, 1);
     // Every query fails: the sixth failure of ten is more than half.
-    let all: Vec<Query> = queries(12).into_iter().map(|mut q| {
-        q.text.push_str(" boom");
-        q
-    }).collect();
+    let all: Vec<Query> = queries(12)
+        .into_iter()
+        .map(|mut q| {
+            q.text.push_str(" boom");
+            q
+        })
+        .collect();
     let out = tempfile::tempdir().unwrap();
     let err = train(flaky, &all, options(out.path(), one_per_step(12), w)).await.0.unwrap_err();
     let Error::StepFailed { step, failed, total, .. } = &err else { panic!("{err}") };

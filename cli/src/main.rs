@@ -96,10 +96,7 @@ fn init_logging(cli: &Cli) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = ["RUST_LOG", "WST_LOG"]
-        .iter()
-        .find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
+    let filter = ["RUST_LOG", "WST_LOG"].iter().find_map(|v| tracing_subscriber::EnvFilter::try_from_env(v).ok()).unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
     // Colour only for a terminal: a log file gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     use tracing_subscriber::Layer;

@@ -12,15 +12,8 @@ fn help_lists_the_commands() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     // The first word of each line of the "Commands:" section, not words anywhere in the prose.
-    let listed: Vec<&str> = text
-        .split("Commands:")
-        .nth(1)
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let listed: Vec<&str> =
+        text.split("Commands:").nth(1).unwrap_or_default().lines().skip(1).take_while(|l| !l.trim().is_empty()).filter_map(|l| l.split_whitespace().next()).collect();
     for c in ["demo", "train", "eval", "plot", "generate", "instruct", "schema", "config", "score", "models"] {
         assert!(listed.contains(&c), "`{c}` is not a listed command: {listed:?}\n{text}");
     }
@@ -185,8 +178,7 @@ fn score_reports_bad_lines_and_goes_on() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("answers.jsonl:2") && stderr.contains("answers.jsonl:4"), "{stderr}");
     assert!(stderr.contains("scored 2 lines, 2 bad"), "{stderr}");
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4, "one output line per non-blank input line");
     assert_eq!((lines[0]["line"].as_u64(), lines[0]["accuracy"].as_f64()), (Some(1), Some(1.0)));
     assert!(lines[1]["error"].as_str().unwrap().contains("answer"));
@@ -253,8 +245,7 @@ fn shipped_teacher_matches_the_recipe() {
     for section in ["teacher", "student", "rewards", "data", "grpo", "wst"] {
         assert_eq!(recipe.get(section), shipped.get(section), "[{section}] differs between the recipe and the shipped Teacher's config");
     }
-    let adapter: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/adapter_config.json")).unwrap()).unwrap();
+    let adapter: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/adapter_config.json")).unwrap()).unwrap();
     assert_eq!(adapter["base_model_name_or_path"].as_str(), recipe["teacher"]["model"].as_str(), "the adapter's base is the recipe's Teacher");
     assert_eq!(adapter["r"].as_i64(), recipe["teacher"]["lora"]["r"].as_integer());
     // Its card asks it as the recipe trained it.

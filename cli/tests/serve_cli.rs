@@ -101,7 +101,11 @@ fn serve_uses_the_teachers_card_and_stops_on_sigterm() {
     assert!(instruction.starts_with("Hint:"), "the card's prefix: {instruction}");
     assert_eq!(reply["choices"][0]["message"]["content"], "s5-0", "the request's seed reached the Student");
     let sent = mock.seen.lock().unwrap().last().unwrap().body.clone();
-    assert_eq!(sent["messages"], json!([{"role": "system", "content": "From the card."}, {"role": "user", "content": format!("What is 2 + 2?\n\nTeacher says: {instruction}")}]), "the card's Student prompt");
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "system", "content": "From the card."}, {"role": "user", "content": format!("What is 2 + 2?\n\nTeacher says: {instruction}")}]),
+        "the card's Student prompt"
+    );
 
     // SIGTERM: a clean stop.
     let pid = child.id().to_string();
@@ -118,7 +122,8 @@ fn serve_refuses_missing_pieces_with_usage_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_wst")).args(["serve", "--teacher", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--student"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_wst")).args(["serve", "--student", "openai:gpt-4o-mini", "--teacher", "x", "--api-key-env", "WST_SURELY_UNSET_VAR"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wst")).args(["serve", "--student", "openai:gpt-4o-mini", "--teacher", "x", "--api-key-env", "WST_SURELY_UNSET_VAR"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WST_SURELY_UNSET_VAR"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -167,7 +167,15 @@ fn train_survives_a_kill_then_eval_and_plot() {
     }
     assert!(out.join("eval/results.csv").is_file() && out.join("eval/results.md").is_file());
 
-    let plot = wst().args(["plot", "--metrics"]).arg(&metrics).arg("--pareto").arg(out.join("eval/results.json")).args(["--x", "accuracy", "--y", "accuracy", "--out"]).arg(dir.path().join("plots")).output().unwrap();
+    let plot = wst()
+        .args(["plot", "--metrics"])
+        .arg(&metrics)
+        .arg("--pareto")
+        .arg(out.join("eval/results.json"))
+        .args(["--x", "accuracy", "--y", "accuracy", "--out"])
+        .arg(dir.path().join("plots"))
+        .output()
+        .unwrap();
     assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
     for f in ["training.svg", "training.png", "pareto.svg", "pareto.png"] {
         assert!(dir.path().join("plots").join(f).is_file(), "{f}");

@@ -46,9 +46,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::student::{CachedStudent, ResponseCache, Student, StudentSpec};
 use crate::config::StudentConfig;
 use crate::error::{Error, Result};
+use crate::student::{CachedStudent, ResponseCache, Student, StudentSpec};
 
 /// One Student backend: its spec prefix, its settings section and how it builds a Student.
 pub trait StudentBackend: Send + Sync + 'static {
@@ -138,10 +138,9 @@ impl Backends {
     }
 
     fn backend(&self, prefix: &str, field: &str) -> Result<&Arc<dyn Erased>> {
-        self.by_prefix.get(prefix).ok_or_else(|| Error::Config {
-            location: field.to_string(),
-            message: format!("no Student backend `{prefix}` is registered; expected {}", self.expected()),
-        })
+        self.by_prefix
+            .get(prefix)
+            .ok_or_else(|| Error::Config { location: field.to_string(), message: format!("no Student backend `{prefix}` is registered; expected {}", self.expected()) })
     }
 
     /// The spec's backend, after checking every other `[student.<name>]` section.

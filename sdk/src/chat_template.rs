@@ -8,8 +8,8 @@ use std::path::Path;
 use minijinja::context;
 
 use crate::error::Result;
-use crate::types::ChatMessage;
 use crate::template::Template;
+use crate::types::ChatMessage;
 
 /// ChatML, the fallback for checkpoints without a template (what llama.cpp also falls back to).
 pub const CHATML: &str = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";

@@ -46,16 +46,10 @@ impl Score {
         for (name, w) in &weights.0 {
             let v = self.values.get(name).ok_or_else(|| Error::Reward {
                 reward: name.clone(),
-                message: format!(
-                    "weight given for value `{name}` but the score has only [{}]",
-                    self.values.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                message: format!("weight given for value `{name}` but the score has only [{}]", self.values.keys().cloned().collect::<Vec<_>>().join(", ")),
             })?;
             if !v.is_finite() {
-                return Err(Error::Reward {
-                    reward: name.clone(),
-                    message: format!("value `{name}` is not finite ({v})"),
-                });
+                return Err(Error::Reward { reward: name.clone(), message: format!("value `{name}` is not finite ({v})") });
             }
             total += w * v;
         }

@@ -25,10 +25,11 @@ impl Template {
     pub fn chat(name: impl Into<String>, source: impl Into<String>) -> Result<Self> {
         let name = name.into();
         let mut env = Self::environment();
-        let syntax = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().map_err(|e| Error::Config {
-            location: name.clone(),
-            message: format!("template syntax: {e}"),
-        })?;
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| Error::Config { location: name.clone(), message: format!("template syntax: {e}") })?;
         env.set_syntax(syntax);
         Self::compile(env, name, source.into())
     }
@@ -43,10 +44,7 @@ impl Template {
     }
 
     fn compile(mut env: Environment<'static>, name: String, source: String) -> Result<Self> {
-        env.add_template_owned(name.clone(), source).map_err(|e| Error::Config {
-            location: name.clone(),
-            message: format!("invalid template: {e:#}"),
-        })?;
+        env.add_template_owned(name.clone(), source).map_err(|e| Error::Config { location: name.clone(), message: format!("invalid template: {e:#}") })?;
         Ok(Template { env, source_name: name })
     }
 
@@ -59,14 +57,8 @@ impl Template {
 
     /// Renders the template with `ctx` (usually `minijinja::context!`, or `Value::from(Serde(x))`).
     pub fn render(&self, ctx: impl Into<Value>) -> Result<String> {
-        let tmpl = self.env.get_template(&self.source_name).map_err(|e| Error::Config {
-            location: self.source_name.clone(),
-            message: e.to_string(),
-        })?;
-        tmpl.render(ctx).map_err(|e| Error::Config {
-            location: self.source_name.clone(),
-            message: format!("cannot render template: {e:#}"),
-        })
+        let tmpl = self.env.get_template(&self.source_name).map_err(|e| Error::Config { location: self.source_name.clone(), message: e.to_string() })?;
+        tmpl.render(ctx).map_err(|e| Error::Config { location: self.source_name.clone(), message: format!("cannot render template: {e:#}") })
     }
 }
 

@@ -54,7 +54,8 @@ pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, headers
 async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, start: Instant, model_name: &mut String) -> Result<Response, ApiError> {
     state.authorize(headers)?;
     let models = state.ready()?;
-    let body = body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::too_large(state.options.max_body_bytes) } else { ApiError::malformed(e.body_text()) })?;
+    let body =
+        body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::too_large(state.options.max_body_bytes) } else { ApiError::malformed(e.body_text()) })?;
     let request: ChatRequest = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(format!("the body is not a chat completion request: {e}")))?;
     let plan = plan(&request, models)?;
     *model_name = models[plan.model].name.clone();
@@ -88,7 +89,12 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Result<Bytes, 
             .answers
             .iter()
             .enumerate()
-            .map(|(index, a)| Choice { index, message: AssistantMessage { role: "assistant", content: a.text.clone() }, finish_reason: a.finish_reason.as_str().to_string(), logprobs: None })
+            .map(|(index, a)| Choice {
+                index,
+                message: AssistantMessage { role: "assistant", content: a.text.clone() },
+                finish_reason: a.finish_reason.as_str().to_string(),
+                logprobs: None,
+            })
             .collect(),
         usage,
         wst: state.options.echo_instruction.then(|| WstReply { instruction: reply.instruction.as_ref().map(|i| i.text.clone()) }),
@@ -100,7 +106,8 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Result<Bytes, 
 
 /// Checks the request against the served models and turns it into a plan.
 fn plan(request: &ChatRequest, models: &[Model]) -> Result<Plan, ApiError> {
-    let model = models.iter().position(|m| m.name == request.model).ok_or_else(|| ApiError::unknown_model(&request.model, &models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()))?;
+    let model =
+        models.iter().position(|m| m.name == request.model).ok_or_else(|| ApiError::unknown_model(&request.model, &models.iter().map(|m| m.name.clone()).collect::<Vec<_>>()))?;
     let messages = request.conversation()?;
     let n = request.n()?;
     request.check_sampling()?;

@@ -93,14 +93,7 @@ impl Server {
     pub fn new(options: ServeOptions) -> Self {
         let admission = Arc::new(Admission::new(options.max_concurrency, options.max_queue));
         Server {
-            state: Arc::new(AppState {
-                options,
-                models: OnceLock::new(),
-                metrics: Arc::new(Metrics::default()),
-                admission,
-                draining: AtomicBool::new(false),
-                started: unix_now(),
-            }),
+            state: Arc::new(AppState { options, models: OnceLock::new(), metrics: Arc::new(Metrics::default()), admission, draining: AtomicBool::new(false), started: unix_now() }),
         }
     }
 
@@ -204,5 +197,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    ApiError { status: StatusCode::NOT_FOUND, message: "no such route; wst serves /v1/chat/completions, /v1/models, /health and /metrics".into(), kind: "invalid_request_error", param: None, code: Some("not_found"), retry_after: None }.into_response()
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "no such route; wst serves /v1/chat/completions, /v1/models, /health and /metrics".into(),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("not_found"),
+        retry_after: None,
+    }
+    .into_response()
 }

@@ -16,10 +16,8 @@ fn main() {
     let lib = wst_tests::plugin_path("wst_reward_math");
     let reward = PluginReward::load(&lib, &serde_json::json!({})).expect("load math plugin");
     let repeat: usize = std::env::var("REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let items: Vec<RewardInput> = (0..repeat)
-        .flat_map(|_| table::CASES.iter())
-        .map(|(pred, gold, _)| RewardInput { answer: pred.to_string(), gold: Some(gold.to_string()), ..Default::default() })
-        .collect();
+    let items: Vec<RewardInput> =
+        (0..repeat).flat_map(|_| table::CASES.iter()).map(|(pred, gold, _)| RewardInput { answer: pred.to_string(), gold: Some(gold.to_string()), ..Default::default() }).collect();
     let out = wst_tests::artifact_dir().join("..").join("math_items.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&out).expect("items file"));
     for (pred, gold, want) in table::CASES {

@@ -112,12 +112,8 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         write_model(dir.path(), Arch::Llama, 3);
         let teacher = LmTeacher::load(dir.path().to_str().unwrap(), TeacherOptions { teacher: TeacherConfig { dtype: "f32".into(), ..Default::default() }, seed: 1 }).unwrap();
-        let guided = Pipeline::builder()
-            .teacher(teacher)
-            .student_arc(student.clone())
-            .teacher_sampling(TeacherSampling { max_completion_length: 8, ..Default::default() })
-            .build()
-            .unwrap();
+        let guided =
+            Pipeline::builder().teacher(teacher).student_arc(student.clone()).teacher_sampling(TeacherSampling { max_completion_length: 8, ..Default::default() }).build().unwrap();
         let models = vec![ServedModel { name: "plain".into(), pipeline: Arc::new(plain) }, ServedModel { name: "guided".into(), pipeline: Arc::new(guided) }];
         let base = serve(models, ServeOptions { max_concurrency: clients * 2, max_batch: 64, ..Default::default() }).await;
         let messages = json!([{"role": "user", "content": "What is 2 + 3?"}]);
@@ -132,20 +128,14 @@ fn main() {
             ServeOptions { max_concurrency: c, max_queue: q, ..Default::default() },
         )
         .await;
-        rows.push(load(&format!("wst serve, limit {c} + queue {q}"), format!("{limited}/v1/chat/completions"), json!({"model": "plain", "messages": messages}), clients, seconds).await);
+        rows.push(
+            load(&format!("wst serve, limit {c} + queue {q}"), format!("{limited}/v1/chat/completions"), json!({"model": "plain", "messages": messages}), clients, seconds).await,
+        );
         println!("{clients} clients, {seconds} s per row, mock Student latency {} ms", latency.as_millis());
         println!("| row | answered | req/s | p50 ms | p99 ms | statuses |");
         println!("| --- | ---: | ---: | ---: | ---: | --- |");
         for r in &rows {
-            println!(
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {:?} |",
-                r.label,
-                r.ok,
-                r.ok as f64 / r.seconds,
-                r.quantile(0.5) * 1e3,
-                r.quantile(0.99) * 1e3,
-                r.statuses
-            );
+            println!("| {} | {} | {:.1} | {:.1} | {:.1} | {:?} |", r.label, r.ok, r.ok as f64 / r.seconds, r.quantile(0.5) * 1e3, r.quantile(0.99) * 1e3, r.statuses);
         }
         let added = (rows[1].quantile(0.5) - rows[0].quantile(0.5)) * 1e3;
         println!("wst serve adds {added:.2} ms at p50 with guidance off (goal: under 5 ms)");

@@ -15,10 +15,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wst_llamacpp::LlamaCppStudent;
-use wst_openai::OpenAiStudent;
 use wst_llamacpp::LlamaCppConfig;
+use wst_llamacpp::LlamaCppStudent;
 use wst_openai::OpenAiConfig;
+use wst_openai::OpenAiStudent;
 use wst_sdk::{ChatMessage, SamplingParams, Student, StudentRequest};
 
 const PROMPTS: [&str; 4] = [
@@ -37,11 +37,7 @@ fn preamble() -> String {
 }
 
 fn request(prompt: &str, n: usize, max_tokens: usize, seed: u64) -> StudentRequest {
-    StudentRequest {
-        messages: vec![ChatMessage::user(prompt)],
-        n,
-        params: SamplingParams { temperature: 0.8, max_tokens, seed: Some(seed), ..Default::default() },
-    }
+    StudentRequest { messages: vec![ChatMessage::user(prompt)], n, params: SamplingParams { temperature: 0.8, max_tokens, seed: Some(seed), ..Default::default() } }
 }
 
 /// How a row loads the Student.
@@ -171,6 +167,11 @@ async fn main() {
         }
     }
     let n = (reps - 1) as f64;
-    println!("http raw POST: {:.2} ms/request; OpenAiStudent: {:.2} ms/request; overhead {:+.2} ms ({:+.1}%)",
-        raw / n * 1e3, ours / n * 1e3, (ours - raw) / n * 1e3, (ours / raw - 1.0) * 100.0);
+    println!(
+        "http raw POST: {:.2} ms/request; OpenAiStudent: {:.2} ms/request; overhead {:+.2} ms ({:+.1}%)",
+        raw / n * 1e3,
+        ours / n * 1e3,
+        (ours - raw) / n * 1e3,
+        (ours / raw - 1.0) * 100.0
+    );
 }

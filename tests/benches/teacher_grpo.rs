@@ -16,18 +16,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
 use wst_sdk::grpo::{ScaleRewards, compute_advantages};
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
-use wst_tests::f32_teacher;
 use wst_sdk::{Query, Teacher, TeacherSampling};
+use wst_tests::f32_teacher;
 
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()).map(|kb| kb / 1024.0).unwrap_or(f64::NAN)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -62,7 +56,8 @@ fn main() {
     .enumerate()
     .map(|(i, q)| Query::new(i.to_string(), *q))
     .collect();
-    let sampling = TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1, ..Default::default() };
+    let sampling =
+        TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1, ..Default::default() };
     let start = Instant::now();
     let groups = t.sample(&queries, &sampling).unwrap();
     let sample_s = start.elapsed().as_secs_f64();

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use wst_sdk::student::{FinishReason, StudentCapabilities, TokenUsage};
 use wst_sdk::config::GrpoConfig;
+use wst_sdk::student::{FinishReason, StudentCapabilities, TokenUsage};
 use wst_sdk::teacher::{StepMetrics, StepSettings, TrainItem};
 use wst_sdk::{Instruction, Query, Result, Student, StudentRequest, StudentSample, Teacher, TeacherSample, TeacherSampling};
 
@@ -142,12 +142,7 @@ impl Student for HintStudent {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let user = &request.messages.last().expect("a user message").content;
         // The query text is "What is A + B?"; the sum is computed, the hint decides correctness.
-        let nums: Vec<i64> = user
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .take(2)
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let nums: Vec<i64> = user.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(2).map(|s| s.parse().unwrap()).collect();
         let right = nums.iter().sum::<i64>();
         let answer = if user.contains(&self.hint) { right } else { right + 1 };
         Ok((0..request.n)
@@ -197,13 +192,7 @@ impl Teacher for ScriptedTeacher {
                     .map(|_| {
                         let text = self.script[self.next % self.script.len()].clone();
                         self.next += 1;
-                        TeacherSample {
-                            instruction: Instruction::new(text),
-                            prompt_ids: vec![1, 2],
-                            completion_ids: vec![3],
-                            logprobs: vec![-0.5],
-                            truncated: false,
-                        }
+                        TeacherSample { instruction: Instruction::new(text), prompt_ids: vec![1, 2], completion_ids: vec![3], logprobs: vec![-0.5], truncated: false }
                     })
                     .collect()
             })

@@ -29,11 +29,7 @@ pub enum Reply {
 impl Reply {
     /// A 200 with the given answer texts as choices, and usage.
     pub fn choices(texts: &[String]) -> Reply {
-        let choices: Vec<Value> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| json!({"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}))
-            .collect();
+        let choices: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"})).collect();
         Reply::Json {
             status: 200,
             headers: vec![],

@@ -180,8 +180,7 @@ pub fn write_gguf_with_template(dir: &Path, chat_template: Option<&str>) -> std:
         q.push((gname, QTensor::quantize(&t, GgmlDType::F32).unwrap()));
     }
     let tj: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
-    let mut vocab: Vec<(String, u64)> =
-        tj["model"]["vocab"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+    let mut vocab: Vec<(String, u64)> = tj["model"]["vocab"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
     vocab.sort_by_key(|(_, i)| *i);
     let specials: Vec<u64> = tj["added_tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
     let merges: Vec<Value> = tj["model"]["merges"]

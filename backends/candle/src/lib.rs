@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use candle_core::{DType, Device};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
 use wst_sdk::models::hub::resolve_model_dir;
+use wst_sdk::student::{FinishReason, StudentCapabilities, StudentUsage, TokenUsage, UsageMeter};
 use wst_sdk::teacher::{ChatTokenizer, parse_device};
 use wst_sdk::{Error, Result, SamplingParams, Student, StudentRequest, StudentSample};
 

@@ -123,12 +123,7 @@ pub fn load_gguf(path: &Path, device: &Device, dequantize: bool) -> Result<(Mode
 }
 
 fn build_gguf<R: std::io::Read + std::io::Seek>(path: &Path, content: Content, file: &mut R, device: &Device) -> Result<(Model, ChatTokenizer)> {
-    let arch = content
-        .metadata
-        .get("general.architecture")
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-        .ok_or_else(|| err(path, "missing metadata `general.architecture`"))?;
+    let arch = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().ok_or_else(|| err(path, "missing metadata `general.architecture`"))?;
     let (tokenizer, _) = gguf_tokenizer(&content, path)?;
     let model = match arch.as_str() {
         "llama" => Model::QuantLlama(quantized_llama::ModelWeights::from_gguf(content, file, device).map_err(|e| err(path, e.to_string()))?),

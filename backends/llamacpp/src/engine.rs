@@ -18,13 +18,13 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use crate::LlamaCppConfig;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
-use crate::LlamaCppConfig;
 use wst_sdk::student::{AnswerDelta, DeltaSink};
 use wst_sdk::{Error, Result, SamplingParams, StudentSample};
 
@@ -113,11 +113,7 @@ fn new_context<'m>(model: &'m LlamaModel, config: &LlamaCppConfig) -> std::resul
         .with_n_ubatch(config.n_batch.min(512))
         .with_n_seq_max(sequences(config) as u32)
         .with_kv_unified(config.kv_unified)
-        .with_flash_attention_policy(if config.flash_attention {
-            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED
-        } else {
-            llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED
-        })
+        .with_flash_attention_policy(if config.flash_attention { llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED } else { llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED })
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     // Creating contexts in parallel is unsound in llama.cpp (it mutates the model).
@@ -202,12 +198,7 @@ impl<'m> Scheduler<'m> {
         let room = if self.config.kv_unified {
             format!("student.llamacpp.n_ctx is {} (a unified cache)", self.config.n_ctx)
         } else {
-            format!(
-                "each answer has {} KV cells (student.llamacpp.n_ctx {} shared by max_sequences {})",
-                self.cells_per_answer,
-                self.config.n_ctx,
-                sequences(&self.config)
-            )
+            format!("each answer has {} KV cells (student.llamacpp.n_ctx {} shared by max_sequences {})", self.cells_per_answer, self.config.n_ctx, sequences(&self.config))
         };
         format!("the prompt has {len} tokens and max_tokens is {max_new}, which do not fit: {room}; raise n_ctx or lower max_tokens")
     }
@@ -245,9 +236,7 @@ impl<'m> Scheduler<'m> {
     /// Drops the requests whose callers went away (a timeout, a cancelled task), freeing their
     /// sequences now instead of decoding them to `max_tokens` for nobody.
     fn cancel_abandoned(&mut self) -> Result<()> {
-        let abandoned: Vec<usize> = (0..self.requests.len())
-            .filter(|&i| self.requests[i].as_ref().is_some_and(|r| r.reply.as_ref().is_some_and(|s| s.is_closed())))
-            .collect();
+        let abandoned: Vec<usize> = (0..self.requests.len()).filter(|&i| self.requests[i].as_ref().is_some_and(|r| r.reply.as_ref().is_some_and(|s| s.is_closed()))).collect();
         for id in abandoned {
             let mut w = 0;
             while w < self.waves.len() {

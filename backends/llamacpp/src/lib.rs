@@ -34,8 +34,8 @@ use engine::{Engine, Job};
 
 use async_trait::async_trait;
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
 use wst_sdk::chat_template::ChatTemplate;
 use wst_sdk::student::{DeltaSink, StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
@@ -153,10 +153,7 @@ impl Student for LlamaCppStudent {
     }
 
     fn capabilities(&self) -> StudentCapabilities {
-        StudentCapabilities {
-            native_n: true,
-            max_concurrency: self.config.max_sequences.max(1),
-        }
+        StudentCapabilities { native_n: true, max_concurrency: self.config.max_sequences.max(1) }
     }
 
     fn usage(&self) -> StudentUsage {

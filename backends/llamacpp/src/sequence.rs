@@ -1,9 +1,9 @@
 //! One answer being decoded: its seeded sampler chain, the bytes so far, and why it ended.
 
+use crate::LlamaCppConfig;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use crate::LlamaCppConfig;
 use wst_sdk::student::{FinishReason, TokenUsage};
 use wst_sdk::{SamplingParams, StudentSample};
 

@@ -61,10 +61,7 @@ async fn submit_and_wait(s: &OpenAiStudent, requests: &[StudentRequest]) -> Resu
         Some(r) => r,
         None => {
             let file = exchange(s, "uploading the batch file", || {
-                let part = reqwest::multipart::Part::bytes(jsonl.clone().into_bytes())
-                    .file_name("wst-batch.jsonl")
-                    .mime_str("application/jsonl")
-                    .expect("a valid MIME type");
+                let part = reqwest::multipart::Part::bytes(jsonl.clone().into_bytes()).file_name("wst-batch.jsonl").mime_str("application/jsonl").expect("a valid MIME type");
                 let form = reqwest::multipart::Form::new().text("purpose", "batch").part("file", part);
                 s.authed(s.client().post(format!("{url}/files")).multipart(form))
             })
@@ -130,7 +127,8 @@ async fn submit_and_wait(s: &OpenAiStudent, requests: &[StudentRequest]) -> Resu
 fn line_result(s: &OpenAiStudent, v: &Value, n: usize) -> Result<Vec<StudentSample>> {
     let code = v["response"]["status_code"].as_u64().unwrap_or(0);
     if code == 200 {
-        let parsed: crate::wire::ChatResponse = serde_json::from_value(v["response"]["body"].clone()).map_err(|e| s.error(format!("a batch result is not a chat completion: {e}")))?;
+        let parsed: crate::wire::ChatResponse =
+            serde_json::from_value(v["response"]["body"].clone()).map_err(|e| s.error(format!("a batch result is not a chat completion: {e}")))?;
         let answers = s.answers(parsed).map_err(|m| s.error(m))?;
         if answers.len() < n {
             return Err(s.error(format!("the batch returned {} of {n} answers", answers.len())));

@@ -244,8 +244,7 @@ impl OpenAiStudent {
 
     async fn attempt(&self, url: &str, body: &wire::ChatRequest<'_>) -> std::result::Result<Vec<StudentSample>, Failure> {
         let bytes = self.read_body(self.authed(self.client.post(format!("{url}/chat/completions")).json(body))).await?;
-        let parsed: wire::ChatResponse =
-            serde_json::from_slice(&bytes).map_err(|e| Failure::transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
+        let parsed: wire::ChatResponse = serde_json::from_slice(&bytes).map_err(|e| Failure::transient(format!("malformed response ({e}): {}", snippet(&bytes))))?;
         self.answers(parsed).map_err(Failure::transient)
     }
 
@@ -267,7 +266,9 @@ impl OpenAiStudent {
         }
         let mut resp = resp;
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait, http: None })? {
+        while let Some(chunk) =
+            resp.chunk().await.map_err(|e| Failure::Transient { message: format!("HTTP {status}, body cut short: {}", describe(&e)), retry_after: wait, http: None })?
+        {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_big());
             }
@@ -315,10 +316,7 @@ impl OpenAiStudent {
                         Some("length") => FinishReason::Length,
                         Some(other) => FinishReason::Other(other.to_string()),
                     },
-                    usage: TokenUsage {
-                        prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 },
-                        completion_tokens: usage.completion_tokens / k + extra,
-                    },
+                    usage: TokenUsage { prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 }, completion_tokens: usage.completion_tokens / k + extra },
                 }
             })
             .collect())
@@ -384,10 +382,7 @@ impl Student for OpenAiStudent {
     }
 
     fn capabilities(&self) -> StudentCapabilities {
-        StudentCapabilities {
-            native_n: !self.ignores_n.load(Ordering::Relaxed),
-            max_concurrency: self.config.max_concurrency.max(1),
-        }
+        StudentCapabilities { native_n: !self.ignores_n.load(Ordering::Relaxed), max_concurrency: self.config.max_concurrency.max(1) }
     }
 
     fn usage(&self) -> StudentUsage {
@@ -417,11 +412,7 @@ impl Student for OpenAiStudent {
             return Ok(Vec::new());
         }
         let seed = request.params.seed;
-        let mut answers = if want == 1 || !self.ignores_n.load(Ordering::Relaxed) {
-            self.call(request, want, seed).await?
-        } else {
-            Vec::new()
-        };
+        let mut answers = if want == 1 || !self.ignores_n.load(Ordering::Relaxed) { self.call(request, want, seed).await? } else { Vec::new() };
         if answers.len() < want {
             if !answers.is_empty() && !self.ignores_n.swap(true, Ordering::Relaxed) {
                 tracing::warn!(student = %self.name, "the server returned {} of {want} answers: it ignores `n`; fanning out one request per answer", answers.len());

@@ -25,7 +25,8 @@ pub enum ConfigCommand {
     },
 }
 
-const HEADER: &str = "wst run configuration.\nEvery field shows its default; delete the ones you do not change.\nSchema: `wst schema`. Names follow TRL's GRPOConfig where TRL has the knob.";
+const HEADER: &str =
+    "wst run configuration.\nEvery field shows its default; delete the ones you do not change.\nSchema: `wst schema`. Names follow TRL's GRPOConfig where TRL has the knob.";
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
     match cmd {

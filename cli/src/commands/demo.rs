@@ -58,10 +58,7 @@ fn config(out: &Path, teacher: &str, student: &str, steps: usize, eval_queries: 
     llamacpp.n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
     c.student.set_backend_settings("llamacpp", &llamacpp)?;
     c.data.train.path = out.join("data").join("gsm_symbolic_train.jsonl");
-    let eval = c.data.eval.as_mut().ok_or_else(|| wst_sdk::Error::Config {
-        location: RECIPE_PATH.into(),
-        message: "the recipe has no [data.eval]".into(),
-    })?;
+    let eval = c.data.eval.as_mut().ok_or_else(|| wst_sdk::Error::Config { location: RECIPE_PATH.into(), message: "the recipe has no [data.eval]".into() })?;
     eval.path = out.join("data").join("gsm_symbolic_eval.jsonl");
     eval.limit = Some(eval_queries);
     c.grpo.max_steps = Some(steps);

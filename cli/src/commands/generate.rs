@@ -104,14 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let student = crate::run::student_from(&config)?;
     let instruction = args.instruction.as_deref().map(Instruction::from);
     let messages = StudentPrompt::default().render(&Query::new("cli", args.prompt.clone()), instruction.as_ref())?;
-    let params = SamplingParams {
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: args.top_k,
-        max_tokens: args.max_tokens,
-        seed: args.seed,
-        stop: args.stop.clone(),
-    };
+    let params = SamplingParams { temperature: args.temperature, top_p: args.top_p, top_k: args.top_k, max_tokens: args.max_tokens, seed: args.seed, stop: args.stop.clone() };
     let request = StudentRequest { messages, n: args.num_answers, params };
     let runtime = tokio::runtime::Runtime::new()?;
     let answers = runtime.block_on(student.generate(&request))?;
@@ -129,6 +122,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let usage = student.usage();
-    tracing::info!(requests = usage.requests, prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens, cost_usd = usage.cost_usd, cache_hits = usage.cache_hits, "usage");
+    tracing::info!(
+        requests = usage.requests,
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        cost_usd = usage.cost_usd,
+        cache_hits = usage.cache_hits,
+        "usage"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -62,10 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let groups = teacher.sample(&[Query::new("cli", args.query.clone())], &sampling)?;
     for (i, s) in groups.into_iter().flatten().enumerate() {
         if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"index": i, "instruction": s.instruction.text, "tokens": s.completion_ids.len(), "truncated": s.truncated})
-            );
+            println!("{}", serde_json::json!({"index": i, "instruction": s.instruction.text, "tokens": s.completion_ids.len(), "truncated": s.truncated}));
         } else {
             if i > 0 {
                 println!("---");

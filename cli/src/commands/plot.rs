@@ -114,12 +114,7 @@ where
             s.label(name.clone()).legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
@@ -140,9 +135,7 @@ fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Serie
 /// Reward and Student score over steps from a metrics log; evaluation points when present.
 pub fn plot_metrics(metrics: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let rows = wst_sdk::train::log::read_jsonl(metrics)?;
-    let series_of = |key: &str| -> Vec<(f64, f64)> {
-        rows.iter().filter_map(|r| Some((r["step"].as_f64()?, r.get(key)?.as_f64()?))).collect()
-    };
+    let series_of = |key: &str| -> Vec<(f64, f64)> { rows.iter().filter_map(|r| Some((r["step"].as_f64()?, r.get(key)?.as_f64()?))).collect() };
     let mut series: Vec<Series> = Vec::new();
     for (key, label) in [
         ("reward", "WST reward r = mean − s"),
@@ -164,11 +157,7 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> 
 
 /// The non-dominated points (maximising both coordinates), sorted by x.
 pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut front: Vec<(f64, f64)> = points
-        .iter()
-        .copied()
-        .filter(|&(x, y)| !points.iter().any(|&(a, b)| a >= x && b >= y && (a > x || b > y)))
-        .collect();
+    let mut front: Vec<(f64, f64)> = points.iter().copied().filter(|&(x, y)| !points.iter().any(|&(a, b)| a >= x && b >= y && (a > x || b > y))).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     front.dedup();
     front
@@ -202,8 +191,8 @@ fn plot_pareto(files: &[PathBuf], spec: &ParetoSpec<'_>, out: &Path) -> anyhow::
     let (x, y) = (spec.x, spec.y);
     let mut by_method: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for f in files {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
-            .with_context(|| format!("{} is not JSON", f.display()))?;
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?).with_context(|| format!("{} is not JSON", f.display()))?;
         let methods = v["methods"].as_array().with_context(|| format!("{}: no `methods` array", f.display()))?;
         for m in methods {
             let name = m["name"].as_str().unwrap_or("?").to_string();
@@ -213,8 +202,7 @@ fn plot_pareto(files: &[PathBuf], spec: &ParetoSpec<'_>, out: &Path) -> anyhow::
             by_method.entry(name).or_default().push((px, py));
         }
     }
-    let candidates: Vec<(f64, f64)> =
-        by_method.iter().filter(|(n, _)| spec.frontier_of.is_none_or(|p| n.starts_with(p))).flat_map(|(_, p)| p.iter().copied()).collect();
+    let candidates: Vec<(f64, f64)> = by_method.iter().filter(|(n, _)| spec.frontier_of.is_none_or(|p| n.starts_with(p))).flat_map(|(_, p)| p.iter().copied()).collect();
     if candidates.is_empty() {
         anyhow::bail!("no row's name starts with `{}`: nothing to draw a frontier of", spec.frontier_of.unwrap_or_default());
     }

@@ -93,8 +93,7 @@ pub unsafe fn score<T: RewardPlugin>(instance: *const c_void, items: *const u8, 
             return Err("null instance or output buffer".into());
         }
         let this = unsafe { &*(instance as *const T) };
-        let items: Vec<RewardInput> =
-            serde_json::from_slice(unsafe { bytes(items, len) }).map_err(|e| format!("invalid items JSON: {e}"))?;
+        let items: Vec<RewardInput> = serde_json::from_slice(unsafe { bytes(items, len) }).map_err(|e| format!("invalid items JSON: {e}"))?;
         let scores = this.score(&items)?;
         if scores.len() != items.len() {
             return Err(format!("returned {} scores for {} items", scores.len(), items.len()));

@@ -85,11 +85,7 @@ fn choice_letter(s: &str) -> Option<char> {
 fn matrix_rows(s: &str) -> Option<Answer> {
     let begin = ["pmatrix", "bmatrix", "matrix", "vmatrix"].iter().find(|m| s.starts_with(&format!("\\begin{{{m}}}")))?;
     let inner = s.strip_prefix(&format!("\\begin{{{begin}}}"))?.strip_suffix(&format!("\\end{{{begin}}}"))?;
-    let rows: Vec<Answer> = inner
-        .split("\\\\")
-        .filter(|r| !r.trim().is_empty())
-        .map(|r| Answer::Tuple(r.split('&').map(|x| parse_norm(x.trim())).collect()))
-        .collect();
+    let rows: Vec<Answer> = inner.split("\\\\").filter(|r| !r.trim().is_empty()).map(|r| Answer::Tuple(r.split('&').map(|x| parse_norm(x.trim())).collect())).collect();
     Some(if rows.len() == 1 { rows.into_iter().next()? } else { Answer::Tuple(rows) })
 }
 
@@ -402,13 +398,10 @@ fn equiv(pred: &Answer, gold: &Answer, percent: bool) -> bool {
         (Expr(a), Expr(b)) => {
             expr::equivalent(a, b)
                 || (percent
-                    && (expr::equivalent(&scaled(a, Num::rat(1, 100).unwrap_or(Num::int(0))), b)
-                        || expr::equivalent(a, &scaled(b, Num::rat(1, 100).unwrap_or(Num::int(0))))))
+                    && (expr::equivalent(&scaled(a, Num::rat(1, 100).unwrap_or(Num::int(0))), b) || expr::equivalent(a, &scaled(b, Num::rat(1, 100).unwrap_or(Num::int(0))))))
         }
         (Tuple(a), Tuple(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| equiv(x, y, percent)),
-        (Interval(l1, a1, b1, r1), Interval(l2, a2, b2, r2)) => {
-            l1 == l2 && r1 == r2 && expr::equivalent(a1, a2) && expr::equivalent(b1, b2)
-        }
+        (Interval(l1, a1, b1, r1), Interval(l2, a2, b2, r2)) => l1 == l2 && r1 == r2 && expr::equivalent(a1, a2) && expr::equivalent(b1, b2),
         // An open interval and a pair are written the same way.
         (Tuple(t), Interval(false, a, b, false)) | (Interval(false, a, b, false), Tuple(t)) => {
             t.len() == 2 && equiv(&t[0], &Expr(a.clone()), false) && equiv(&t[1], &Expr(b.clone()), false)
@@ -422,17 +415,11 @@ fn equiv(pred: &Answer, gold: &Answer, percent: bool) -> bool {
             let d2n = crate::expr::Expr::Neg(Box::new(d2.clone()));
             expr::equivalent(&d1, &d2) || expr::equivalent(&d1, &d2n)
         }
-        (Assignment(a), Assignment(b)) => {
-            a.len() == b.len() && a.iter().all(|(v, x)| b.iter().find(|(w, _)| w == v).is_some_and(|(_, y)| equiv(x, y, percent)))
-        }
+        (Assignment(a), Assignment(b)) => a.len() == b.len() && a.iter().all(|(v, x)| b.iter().find(|(w, _)| w == v).is_some_and(|(_, y)| equiv(x, y, percent))),
         // Values written without their names, in the assignment's order: (6, 5) for (x, y) = (6, 5).
-        (Assignment(a), Tuple(t) | Set(t)) | (Tuple(t) | Set(t), Assignment(a)) => {
-            a.len() == t.len() && a.iter().zip(t).all(|((_, x), y)| equiv(x, y, percent))
-        }
+        (Assignment(a), Tuple(t) | Set(t)) | (Tuple(t) | Set(t), Assignment(a)) => a.len() == t.len() && a.iter().zip(t).all(|((_, x), y)| equiv(x, y, percent)),
         (Choice(a), Choice(b)) => a == b,
-        (Expr(crate::expr::Expr::Var(v)), Choice(c)) | (Choice(c), Expr(crate::expr::Expr::Var(v))) => {
-            v.len() == 1 && v.starts_with(*c)
-        }
+        (Expr(crate::expr::Expr::Var(v)), Choice(c)) | (Choice(c), Expr(crate::expr::Expr::Var(v))) => v.len() == 1 && v.starts_with(*c),
         (Text(a), Text(b)) => a == b,
         _ => false,
     }

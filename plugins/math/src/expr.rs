@@ -148,9 +148,7 @@ const WORDS: &[&str] = &["sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "ln",
 pub fn is_function_word(w: &str) -> bool {
     WORDS.contains(&w.to_ascii_lowercase().as_str())
 }
-const GREEK: &[&str] = &[
-    "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "phi", "varphi", "omega", "sigma", "tau", "rho",
-];
+const GREEK: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "phi", "varphi", "omega", "sigma", "tau", "rho"];
 
 struct Parser {
     toks: Vec<Tok>,

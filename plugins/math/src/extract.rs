@@ -64,11 +64,8 @@ fn last_sentence(text: &str) -> Option<&str> {
     loop {
         let head = &text[..end];
         // A sentence ends at a newline or at ". ", "! ", "? " (not at the point of 3.5).
-        let start = head
-            .char_indices()
-            .rev()
-            .find(|&(i, c)| c == '\n' || (matches!(c, '.' | '!' | '?') && head[i + 1..].starts_with(' ') && i + 1 < head.len()))
-            .map_or(0, |(i, _)| i + 1);
+        let start =
+            head.char_indices().rev().find(|&(i, c)| c == '\n' || (matches!(c, '.' | '!' | '?') && head[i + 1..].starts_with(' ') && i + 1 < head.len())).map_or(0, |(i, _)| i + 1);
         let s = head[start..].trim();
         if s.chars().any(|c| c.is_ascii_digit()) || s.contains('$') || s.contains("\\(") {
             return Some(s);
@@ -103,10 +100,7 @@ fn inline_math(s: &str) -> Vec<&str> {
 /// as mathematics (units and currency aside), else its last formula's right-hand side.
 fn stated_result(text: &str) -> Option<String> {
     let s = last_sentence(text)?.trim_end_matches(['.', '!', '?']);
-    let verb = [" is ", " are ", " equals ", " equal to ", " was ", " were ", " be ", " becomes ", " gives "]
-        .iter()
-        .filter_map(|v| s.rfind(v).map(|i| i + v.len()))
-        .max();
+    let verb = [" is ", " are ", " equals ", " equal to ", " was ", " were ", " be ", " becomes ", " gives "].iter().filter_map(|v| s.rfind(v).map(|i| i + v.len())).max();
     if let Some(at) = verb {
         let tail = s[at..].trim().trim_end_matches([',', ';', ':']);
         let candidate = result_of(tail);
@@ -142,10 +136,7 @@ pub fn last_number(text: &str) -> Option<String> {
                 start -= 1;
             }
             let mut j = i;
-            while j < c.len()
-                && (c[j].is_ascii_digit()
-                    || ((c[j] == ',' || c[j] == '.' || c[j] == '/') && j + 1 < c.len() && c[j + 1].is_ascii_digit()))
-            {
+            while j < c.len() && (c[j].is_ascii_digit() || ((c[j] == ',' || c[j] == '.' || c[j] == '/') && j + 1 < c.len() && c[j + 1].is_ascii_digit())) {
                 j += 1;
             }
             // A percent sign belongs to the number ("12.5%").

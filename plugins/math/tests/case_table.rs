@@ -355,4 +355,3 @@ pub const CASES: &[(&str, &str, bool)] = &[
     ("\\boxed{y=2x}", "2y", false),
     ("\\boxed{\\frac{1}{2}}", "2", false),
 ];
-

@@ -18,10 +18,7 @@ fn table_has_enough_cases_of_both_verdicts() {
 
 #[test]
 fn every_case_gets_its_verdict() {
-    let failures: Vec<String> = CASES
-        .iter()
-        .filter(|(pred, gold, want)| is_correct(pred, gold) != *want)
-        .map(|(pred, gold, want)| format!("expected {want}: pred {pred:?} vs gold {gold:?}"))
-        .collect();
+    let failures: Vec<String> =
+        CASES.iter().filter(|(pred, gold, want)| is_correct(pred, gold) != *want).map(|(pred, gold, want)| format!("expected {want}: pred {pred:?} vs gold {gold:?}")).collect();
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }

@@ -60,20 +60,14 @@ struct Attention {
 
 impl Attention {
     fn new(cfg: &Gpt2Config, vb: VarBuilder) -> Result<Self> {
-        Ok(Attention {
-            c_attn: conv1d(vb.pp("c_attn"), cfg.n_embd, 3 * cfg.n_embd)?,
-            c_proj: conv1d(vb.pp("c_proj"), cfg.n_embd, cfg.n_embd)?,
-            n_head: cfg.n_head,
-        })
+        Ok(Attention { c_attn: conv1d(vb.pp("c_attn"), cfg.n_embd, 3 * cfg.n_embd)?, c_proj: conv1d(vb.pp("c_proj"), cfg.n_embd, cfg.n_embd)?, n_head: cfg.n_head })
     }
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let hd = c / self.n_head;
         let qkv = self.c_attn.forward(x)?;
-        let split = |i: usize| -> Result<Tensor> {
-            qkv.narrow(D::Minus1, i * c, c)?.reshape((b, t, self.n_head, hd))?.transpose(1, 2)?.contiguous()
-        };
+        let split = |i: usize| -> Result<Tensor> { qkv.narrow(D::Minus1, i * c, c)?.reshape((b, t, self.n_head, hd))?.transpose(1, 2)?.contiguous() };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let att = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
         let att = att.broadcast_add(mask)?;

@@ -140,9 +140,7 @@ impl RewardModel {
             let logits = self.model.forward(&ids, &lengths).map_err(|e| format!("forward: {e}"))?;
             let logits: Vec<Vec<f32>> = logits.to_vec2().map_err(|e| e.to_string())?;
             for row in logits {
-                let v = *row.get(self.config.label_index).ok_or_else(|| {
-                    format!("label_index {} but the head has {} labels", self.config.label_index, row.len())
-                })?;
+                let v = *row.get(self.config.label_index).ok_or_else(|| format!("label_index {} but the head has {} labels", self.config.label_index, row.len()))?;
                 out.push(v as f64);
             }
         }

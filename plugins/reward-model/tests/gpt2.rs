@@ -61,8 +61,7 @@ fn write_checkpoint(dir: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
             data.iter_mut().for_each(|x| *x += 1.0);
         }
     }
-    let tensors: HashMap<String, Tensor> =
-        w.iter().map(|(k, (s, d))| (k.clone(), Tensor::from_vec(d.clone(), s.as_slice(), &Device::Cpu).unwrap())).collect();
+    let tensors: HashMap<String, Tensor> = w.iter().map(|(k, (s, d))| (k.clone(), Tensor::from_vec(d.clone(), s.as_slice(), &Device::Cpu).unwrap())).collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
     let config = serde_json::json!({
         "model_type": "gpt2", "vocab_size": v, "n_positions": P, "n_embd": E, "n_layer": L, "n_head": H,
@@ -102,9 +101,7 @@ fn reference(w: &HashMap<String, (Vec<usize>, Vec<f32>)>, ids: &[usize]) -> f64 
         for h in 0..H {
             for i in 0..t {
                 let q = &qkv[i][h * hd..(h + 1) * hd];
-                let scores: Vec<f64> = (0..=i)
-                    .map(|j| q.iter().zip(&qkv[j][E + h * hd..E + (h + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt())
-                    .collect();
+                let scores: Vec<f64> = (0..=i).map(|j| q.iter().zip(&qkv[j][E + h * hd..E + (h + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt()).collect();
                 let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
                 for (j, s) in scores.iter().enumerate() {

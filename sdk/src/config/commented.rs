@@ -67,11 +67,7 @@ fn comment(out: &mut String, text: &str) {
 }
 
 fn key(k: &str) -> String {
-    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        k.to_string()
-    } else {
-        Value::String(k.to_string()).to_string()
-    }
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { k.to_string() } else { Value::String(k.to_string()).to_string() }
 }
 
 fn is_table(v: &Value) -> bool {
@@ -99,12 +95,7 @@ fn emit_table(out: &mut String, path: &[String], root: &Value, schema: &Value, v
             keys.push(k.clone());
         }
     }
-    let prop_schema = |k: &str| -> Value {
-        props
-            .and_then(|p| p.get(k).cloned())
-            .or_else(|| schema.get("additionalProperties").cloned())
-            .unwrap_or(Value::Bool(true))
-    };
+    let prop_schema = |k: &str| -> Value { props.and_then(|p| p.get(k).cloned()).or_else(|| schema.get("additionalProperties").cloned()).unwrap_or(Value::Bool(true)) };
     // Plain values must come before sub-tables in TOML.
     for k in &keys {
         let ps = prop_schema(k);

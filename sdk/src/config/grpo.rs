@@ -193,7 +193,14 @@ pub struct WstSettings {
 
 impl Default for WstSettings {
     fn default() -> Self {
-        WstSettings { student_samples: 10, baseline_samples: 10, zero_std_groups: ZeroStdGroups::Keep, max_concurrency: 16, centring: Centring::GroupMean, max_failed_fraction: 0.5 }
+        WstSettings {
+            student_samples: 10,
+            baseline_samples: 10,
+            zero_std_groups: ZeroStdGroups::Keep,
+            max_concurrency: 16,
+            centring: Centring::GroupMean,
+            max_failed_fraction: 0.5,
+        }
     }
 }
 

@@ -14,12 +14,10 @@ use crate::dataset::DataConfig;
 use crate::error::{Error, Result};
 use crate::score::Weights;
 
+pub use crate::types::Price;
 pub use commented::commented_toml;
 pub use grpo::{GrpoConfig, LrScheduler, WstSettings, ZeroStdGroups};
-pub use crate::types::Price;
-pub use models::{
-    DEFAULT_TEACHER_SYSTEM, LoraConfig, StudentConfig, TeacherConfig,
-};
+pub use models::{DEFAULT_TEACHER_SYSTEM, LoraConfig, StudentConfig, TeacherConfig};
 
 /// Everything a WST run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -179,10 +177,9 @@ impl WstConfig {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
-        let cfg: WstConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| Error::Config {
-            location: format!("{origin} with --set {}", overrides.join(" --set ")),
-            message: e.message().trim().to_string(),
-        })?;
+        let cfg: WstConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config { location: format!("{origin} with --set {}", overrides.join(" --set ")), message: e.message().trim().to_string() })?;
         cfg.validated(origin)
     }
 
@@ -207,10 +204,7 @@ impl WstConfig {
         if batch == 0 || batch % g.num_generations != 0 {
             return bad(
                 "grpo.per_device_train_batch_size",
-                format!(
-                    "per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a positive multiple of num_generations ({})",
-                    g.num_generations
-                ),
+                format!("per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a positive multiple of num_generations ({})", g.num_generations),
             );
         }
         if g.num_iterations == 0 {
@@ -239,7 +233,10 @@ impl WstConfig {
         if !(g.temperature > 0.0 && g.temperature.is_finite()) {
             return bad(
                 "grpo.temperature",
-                format!("must be > 0, got {}: training samples G instructions per query, and greedy decoding (0) writes the same one G times, so no group has any spread to learn from", g.temperature),
+                format!(
+                    "must be > 0, got {}: training samples G instructions per query, and greedy decoding (0) writes the same one G times, so no group has any spread to learn from",
+                    g.temperature
+                ),
             );
         }
         if g.max_completion_length == 0 {
@@ -315,7 +312,12 @@ mod tests {
     #[test]
     fn set_overrides_any_field_and_names_unknown_ones() {
         let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let c = WstConfig::from_toml_str_with("[grpo]\nnum_generations = 4\nper_device_train_batch_size = 8\n", "run.toml", &o(&["grpo.learning_rate=3e-5", "student.spec=openai:gpt-4o-mini", "teacher.lora.r=4", "wst.zero_std_groups=skip"])).unwrap();
+        let c = WstConfig::from_toml_str_with(
+            "[grpo]\nnum_generations = 4\nper_device_train_batch_size = 8\n",
+            "run.toml",
+            &o(&["grpo.learning_rate=3e-5", "student.spec=openai:gpt-4o-mini", "teacher.lora.r=4", "wst.zero_std_groups=skip"]),
+        )
+        .unwrap();
         assert_eq!(c.grpo.learning_rate, 3e-5);
         assert_eq!(c.grpo.num_generations, 4);
         assert_eq!(c.student.spec, "openai:gpt-4o-mini");

@@ -42,7 +42,8 @@ pub struct TeacherConfig {
 }
 
 /// The default Teacher system message: ask for instructions, not an answer.
-pub const DEFAULT_TEACHER_SYSTEM: &str = "You are a teacher. Read the problem and write short, specific instructions that will help a student solve it. Do not solve the problem yourself.";
+pub const DEFAULT_TEACHER_SYSTEM: &str =
+    "You are a teacher. Read the problem and write short, specific instructions that will help a student solve it. Do not solve the problem yourself.";
 
 impl Default for TeacherConfig {
     fn default() -> Self {
@@ -75,13 +76,7 @@ pub struct LoraConfig {
 
 impl Default for LoraConfig {
     fn default() -> Self {
-        LoraConfig {
-            r: 16,
-            lora_alpha: 32.0,
-            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-                .map(String::from)
-                .to_vec(),
-        }
+        LoraConfig { r: 16, lora_alpha: 32.0, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].map(String::from).to_vec() }
     }
 }
 
@@ -118,10 +113,6 @@ impl Default for StudentConfig {
         }
     }
 }
-
-
-
-
 
 impl StudentConfig {
     /// The `[student.<prefix>]` section read as `T` (its defaults when absent); an error names the section.

@@ -106,8 +106,7 @@ pub fn parse_queries(text: &str, config: &DatasetConfig) -> Result<Vec<Query>> {
             let rows: Vec<&RawValue> = match &config.records_field {
                 None => serde_json::from_str(text),
                 Some(field) => {
-                    let obj: Map<String, Value> =
-                        serde_json::from_str(text).map_err(|e| row_error(path, e.line(), "<file>", format!("invalid JSON: {e}")))?;
+                    let obj: Map<String, Value> = serde_json::from_str(text).map_err(|e| row_error(path, e.line(), "<file>", format!("invalid JSON: {e}")))?;
                     if !obj.contains_key(field) {
                         return Err(row_error(path, 1, field, "the file's object has no such field".into()));
                     }

@@ -16,9 +16,7 @@ pub fn bootstrap_ci(values: &[f64], resamples: usize, level: f64, seed: u64) -> 
         return (mean, mean, mean);
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
-        .collect();
+    let mut means: Vec<f64> = (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
     let pick = |q: f64| means[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)];

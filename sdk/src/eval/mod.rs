@@ -158,10 +158,7 @@ fn cluster_of(q: &Query, field: &str) -> Result<String> {
     match q.metadata.get(field) {
         Some(serde_json::Value::String(s)) => Ok(s.clone()),
         Some(v @ serde_json::Value::Number(_)) => Ok(v.to_string()),
-        _ => Err(Error::invalid(
-            "cluster_by",
-            format!("query `{}` has no metadata field `{field}` to cluster by (list it in data.eval.fields.metadata)", q.id),
-        )),
+        _ => Err(Error::invalid("cluster_by", format!("query `{}` has no metadata field `{field}` to cluster by (list it in data.eval.fields.metadata)", q.id))),
     }
 }
 
@@ -221,11 +218,7 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
 /// with whitespace (a writer does not continue the prefix as a primed Teacher does).
 fn with_prefix(prefix: &str, text: &str) -> String {
     let text = text.trim();
-    if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) {
-        format!("{prefix}{text}")
-    } else {
-        format!("{prefix} {text}")
-    }
+    if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) { format!("{prefix}{text}") } else { format!("{prefix} {text}") }
 }
 
 /// The outcomes of the queries that could be scored, and the ones left out.
@@ -315,12 +308,7 @@ pub async fn score_queries(
         if scored.failed.len() as f64 > settings.max_failed_fraction * queries.len() as f64 || scored.outcomes.is_empty() {
             return Err(Error::invalid(
                 "eval",
-                format!(
-                    "{} of {} queries failed, more than max_failed_fraction = {} allows; first error: {e}",
-                    scored.failed.len(),
-                    queries.len(),
-                    settings.max_failed_fraction
-                ),
+                format!("{} of {} queries failed, more than max_failed_fraction = {} allows; first error: {e}", scored.failed.len(), queries.len(), settings.max_failed_fraction),
             ));
         }
     }

@@ -94,7 +94,8 @@ pub async fn run_plan(cfg: &WstConfig, backends: &Backends, plan: &EvalPlan, hoo
     if let Some(n) = plan.limit {
         queries.truncate(n);
     }
-    let settings = EvalSettings { student_samples: plan.k, seed: cfg.grpo.seed, max_concurrency: cfg.wst.max_concurrency, cluster_by: plan.cluster_by.clone(), ..Default::default() };
+    let settings =
+        EvalSettings { student_samples: plan.k, seed: cfg.grpo.seed, max_concurrency: cfg.wst.max_concurrency, cluster_by: plan.cluster_by.clone(), ..Default::default() };
     let student = backends.build(&cfg.student)?;
     let teacher_source = InstructionSource::Teacher(crate::teacher::TeacherSampling { num_generations: 1, ..crate::teacher::TeacherSampling::from_grpo(&cfg.grpo, cfg.grpo.seed) });
     let mut table = Table { report: Report::default(), failed: Vec::new(), plan, settings: &settings, hooks };
@@ -127,7 +128,12 @@ pub async fn run_plan(cfg: &WstConfig, backends: &Backends, plan: &EvalPlan, hoo
         let (name, instruction) = &plan.menu[selection.best];
         let value = selection.report.methods[selection.best].value;
         hooks.status(&format!("best fixed instruction on training data: {name} ({value:.4}): {:?}", instruction.text));
-        table.report.best_fixed = Some(BestFixed { method: name.clone(), instruction: instruction.text.clone(), chosen_on: format!("data.train (first {} queries, K = {})", train.len(), plan.k), value });
+        table.report.best_fixed = Some(BestFixed {
+            method: name.clone(),
+            instruction: instruction.text.clone(),
+            chosen_on: format!("data.train (first {} queries, K = {})", train.len(), plan.k),
+            value,
+        });
     }
     for (name, instruction) in &plan.menu {
         table.run(&base, EvalMethod { name: name.clone(), source: InstructionSource::Fixed(instruction.clone()), prompt: None }, &queries).await?;

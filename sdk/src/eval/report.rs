@@ -303,7 +303,9 @@ impl Report {
         let mut s = String::from("method,metric,value,ci_low,ci_high,cluster_ci_low,cluster_ci_high,n_queries,relative_improvement");
         let diff_cols = |s: &mut String, prefix: &str| {
             for c in &compared {
-                s.push_str(&format!(",{prefix}diff_vs_{c},{prefix}diff_vs_{c}_ci_low,{prefix}diff_vs_{c}_ci_high,{prefix}diff_vs_{c}_cluster_ci_low,{prefix}diff_vs_{c}_cluster_ci_high"));
+                s.push_str(&format!(
+                    ",{prefix}diff_vs_{c},{prefix}diff_vs_{c}_ci_low,{prefix}diff_vs_{c}_ci_high,{prefix}diff_vs_{c}_cluster_ci_low,{prefix}diff_vs_{c}_cluster_ci_high"
+                ));
             }
         };
         diff_cols(&mut s, "");
@@ -424,7 +426,10 @@ mod tests {
         let md = r.to_markdown();
         assert!(md.contains("Δ vs direct (paired 95% CI)") && md.contains("+0.5000 [+0.5000, +0.5000] *"), "{md}");
         let csv = r.to_csv();
-        assert!(csv.lines().next().unwrap().ends_with("diff_vs_untrained-teacher_ci_high,diff_vs_untrained-teacher_cluster_ci_low,diff_vs_untrained-teacher_cluster_ci_high"), "{csv}");
+        assert!(
+            csv.lines().next().unwrap().ends_with("diff_vs_untrained-teacher_ci_high,diff_vs_untrained-teacher_cluster_ci_low,diff_vs_untrained-teacher_cluster_ci_high"),
+            "{csv}"
+        );
     }
 
     #[test]

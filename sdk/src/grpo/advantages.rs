@@ -79,10 +79,7 @@ pub fn advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards, centr
         return Err(Error::invalid("num_generations", format!("GRPO needs at least 2 completions per group, got {group_size}")));
     }
     if rewards.len() % group_size != 0 {
-        return Err(Error::invalid(
-            "rewards",
-            format!("{} rewards do not split into groups of {group_size}", rewards.len()),
-        ));
+        return Err(Error::invalid("rewards", format!("{} rewards do not split into groups of {group_size}", rewards.len())));
     }
     if let Some(r) = rewards.iter().find(|r| !r.is_finite()) {
         return Err(Error::invalid("rewards", format!("non-finite reward {r}")));

@@ -93,10 +93,7 @@ impl GrpoLoss {
     pub fn compute(&self, logp: &Tensor, old_logp: Option<&Tensor>, ref_logp: Option<&Tensor>, advantages: &Tensor, mask: &Tensor, batch: BatchSize) -> Result<LossOutput> {
         let (b, t) = logp.dims2()?;
         if mask.dims() != [b, t] || advantages.dims() != [b] {
-            return Err(Error::invalid(
-                "mask/advantages",
-                format!("expected mask [{b}, {t}] and advantages [{b}], got {:?} and {:?}", mask.dims(), advantages.dims()),
-            ));
+            return Err(Error::invalid("mask/advantages", format!("expected mask [{b}, {t}] and advantages [{b}], got {:?} and {:?}", mask.dims(), advantages.dims())));
         }
         if self.beta != 0.0 && ref_logp.is_none() {
             return Err(Error::invalid("ref_logp", "beta != 0 needs the reference model's log-probs"));
@@ -147,14 +144,7 @@ impl GrpoLoss {
         let low = ratio_d.lt(1.0 - self.epsilon)?.to_dtype(logp.dtype())?.broadcast_mul(&adv_neg)?;
         let high = ratio_d.gt(1.0 + self.epsilon_high)?.to_dtype(logp.dtype())?.broadcast_mul(&adv_pos)?;
         let region = (&low + &high)?;
-        Ok(LossOutput {
-            loss,
-            kl: kl_mean,
-            clip_ratio_low: masked_mean(&low)?,
-            clip_ratio_high: masked_mean(&high)?,
-            clip_ratio_region: masked_mean(&region)?,
-            tokens,
-        })
+        Ok(LossOutput { loss, kl: kl_mean, clip_ratio_low: masked_mean(&low)?, clip_ratio_high: masked_mean(&high)?, clip_ratio_region: masked_mean(&region)?, tokens })
     }
 }
 

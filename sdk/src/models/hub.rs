@@ -55,9 +55,9 @@ pub fn dataset_repo(id: &str, revision: &str) -> HubRepo {
 /// The hub cache folder: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 pub fn cache_dir() -> PathBuf {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("HF_HUB_CACHE").or_else(|| var("HF_HOME").map(|h| h.join("hub"))).unwrap_or_else(|| {
-        var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("huggingface").join("hub")
-    })
+    var("HF_HUB_CACHE")
+        .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
+        .unwrap_or_else(|| var("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache").join("huggingface").join("hub"))
 }
 
 /// The cached copy of `file` in a hub repo, without any network access (for `HF_HUB_OFFLINE`,
@@ -134,8 +134,7 @@ pub fn resolve_model_dir(spec: &str, revision: &str) -> Result<PathBuf> {
         let index = get("model.safetensors.index.json")?;
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| hub_err(e.to_string()))?;
-        let mut files: Vec<String> =
-            v["weight_map"].as_object().map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let mut files: Vec<String> = v["weight_map"].as_object().map(|m| m.values().filter_map(|f| f.as_str().map(str::to_string)).collect()).unwrap_or_default();
         files.sort();
         files.dedup();
         for f in files {

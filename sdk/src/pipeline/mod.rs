@@ -48,11 +48,7 @@ pub struct PipelineParts {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("teacher", &self.teacher.is_some())
-            .field("student", &self.student.name())
-            .field("reward", &self.reward)
-            .finish()
+        f.debug_struct("Pipeline").field("teacher", &self.teacher.is_some()).field("student", &self.student.name()).field("reward", &self.reward).finish()
     }
 }
 
@@ -153,23 +149,14 @@ impl Pipeline {
     }
 
     /// Like [`Pipeline::answer`] with explicit sampling settings.
-    pub async fn answer_with(
-        &self,
-        query: &Query,
-        instruction: Option<&Instruction>,
-        n: usize,
-        params: &SamplingParams,
-    ) -> Result<Vec<StudentSample>> {
+    pub async fn answer_with(&self, query: &Query, instruction: Option<&Instruction>, n: usize, params: &SamplingParams) -> Result<Vec<StudentSample>> {
         if n == 0 {
             return Err(Error::invalid("n", "ask for at least one answer"));
         }
         let request = StudentRequest { messages: self.student_prompt.render(query, instruction)?, n, params: params.clone() };
         let answers = self.student.generate(&request).await?;
         if answers.len() != n {
-            return Err(Error::Student {
-                student: self.student.name().to_string(),
-                message: format!("asked for {n} answers, got {}", answers.len()),
-            });
+            return Err(Error::Student { student: self.student.name().to_string(), message: format!("asked for {n} answers, got {}", answers.len()) });
         }
         Ok(answers)
     }
@@ -189,8 +176,6 @@ impl Pipeline {
                 finish_reason: Some(a.finish_reason.as_str().to_string()),
             })
             .collect();
-        tokio::task::spawn_blocking(move || reward.score(&inputs))
-            .await
-            .map_err(|e| Error::Reward { reward: "<pipeline>".into(), message: format!("scoring task failed: {e}") })?
+        tokio::task::spawn_blocking(move || reward.score(&inputs)).await.map_err(|e| Error::Reward { reward: "<pipeline>".into(), message: format!("scoring task failed: {e}") })?
     }
 }

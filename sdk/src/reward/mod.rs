@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::score::Score;
 
-pub use plugin::{PluginReward, PluginSearchPath, PLUGIN_PATH_ENV};
+pub use plugin::{PLUGIN_PATH_ENV, PluginReward, PluginSearchPath};
 pub use weighted::{WeightedReward, WeightedScore};
 
 /// One answer to score, with everything a reward may need (the plugin ABI's JSON shape).

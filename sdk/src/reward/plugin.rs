@@ -65,13 +65,7 @@ impl PluginLibrary {
         let describe: DescribeFn = symbol(lib, path, wst_plugin_abi::SYMBOL_DESCRIBE)?;
         let mut this = PluginLibrary {
             path: path.to_path_buf(),
-            description: Description {
-                abi_version: found,
-                name: String::new(),
-                version: String::new(),
-                values: Vec::new(),
-                config_schema: serde_json::Value::Null,
-            },
+            description: Description { abi_version: found, name: String::new(), version: String::new(), values: Vec::new(), config_schema: serde_json::Value::Null },
             create: symbol(lib, path, wst_plugin_abi::SYMBOL_CREATE)?,
             score: symbol(lib, path, wst_plugin_abi::SYMBOL_SCORE)?,
             last_error: symbol(lib, path, wst_plugin_abi::SYMBOL_LAST_ERROR)?,
@@ -256,8 +250,7 @@ impl Reward for PluginReward {
         // SAFETY: the instance is live, `json` is readable, `out` is a valid out-parameter.
         let status = unsafe { (self.lib.score)(self.instance, json.as_ptr(), json.len(), &mut out) };
         let bytes = self.lib.check(status, out, "score")?;
-        let scores: Vec<Score> =
-            serde_json::from_slice(&bytes).map_err(|e| plugin_err(&self.lib.path, format!("invalid scores JSON: {e}")))?;
+        let scores: Vec<Score> = serde_json::from_slice(&bytes).map_err(|e| plugin_err(&self.lib.path, format!("invalid scores JSON: {e}")))?;
         if scores.len() != inputs.len() {
             return Err(plugin_err(&self.lib.path, format!("returned {} scores for {} items", scores.len(), inputs.len())));
         }

@@ -92,19 +92,13 @@ impl WeightedReward {
         for r in &self.rewards {
             let scores = r.score(inputs)?;
             if scores.len() != inputs.len() {
-                return Err(Error::Reward {
-                    reward: r.name().to_string(),
-                    message: format!("returned {} scores for {} inputs", scores.len(), inputs.len()),
-                });
+                return Err(Error::Reward { reward: r.name().to_string(), message: format!("returned {} scores for {} inputs", scores.len(), inputs.len()) });
             }
             for (m, s) in merged.iter_mut().zip(&scores) {
                 m.extend_prefixed(prefixed.then_some(r.name()), s);
             }
         }
-        merged
-            .into_iter()
-            .map(|values| Ok(WeightedScore { total: values.combine(&self.weights)?, values }))
-            .collect()
+        merged.into_iter().map(|values| Ok(WeightedScore { total: values.combine(&self.weights)?, values })).collect()
     }
 }
 
@@ -127,11 +121,9 @@ mod tests {
 
     #[test]
     fn two_rewards_combine_by_weight_and_keep_both_values() {
-        let w = WeightedReward::new(
-            vec![Arc::new(Constant("helpful", 2.0)), Arc::new(Constant("harmless", -1.0))],
-            Weights::new([("helpful/score", 0.25), ("harmless/score", 0.75)]),
-        )
-        .unwrap();
+        let w =
+            WeightedReward::new(vec![Arc::new(Constant("helpful", 2.0)), Arc::new(Constant("harmless", -1.0))], Weights::new([("helpful/score", 0.25), ("harmless/score", 0.75)]))
+                .unwrap();
         let s = w.score(&[RewardInput::default()]).unwrap();
         assert!((s[0].total - (0.5 - 0.75)).abs() < 1e-12);
         assert_eq!(s[0].values.get("helpful/score"), Some(2.0));
@@ -140,9 +132,7 @@ mod tests {
 
     #[test]
     fn a_weight_for_an_unknown_value_is_an_error() {
-        let err = WeightedReward::new(vec![Arc::new(Constant("a", 1.0))], Weights::new([("acc", 1.0)]))
-            .unwrap_err()
-            .to_string();
+        let err = WeightedReward::new(vec![Arc::new(Constant("a", 1.0))], Weights::new([("acc", 1.0)])).unwrap_err().to_string();
         assert!(err.contains("acc") && err.contains("score"), "{err}");
     }
 

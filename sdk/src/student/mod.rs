@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+pub use crate::types::{ChatMessage, SamplingParams};
 pub use cache::{CACHE_FILE, CachedStudent, ResponseCache, append_line};
 pub use fingerprint::file_fingerprint;
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
 pub use usage::{StudentUsage, UsageMeter};
-pub use crate::types::{ChatMessage, SamplingParams};
 
 /// A request for `n` answers to one conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,8 @@ impl FromStr for StudentSpec {
     type Err = Error;
 
     fn from_str(spec: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid("student spec", format!("`{spec}`: {why}; expected BACKEND:MODEL, e.g. openai:gpt-4o-mini, llamacpp:PATH.gguf or candle:PATH_OR_HUB_ID"));
+        let bad =
+            |why: &str| Error::invalid("student spec", format!("`{spec}`: {why}; expected BACKEND:MODEL, e.g. openai:gpt-4o-mini, llamacpp:PATH.gguf or candle:PATH_OR_HUB_ID"));
         let (backend, model) = spec.split_once(':').ok_or_else(|| bad("no backend prefix"))?;
         if backend.is_empty() || !backend.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(bad("the backend prefix must be a word (letters, digits, `_`, `-`)"));

@@ -171,11 +171,7 @@ impl AdamW {
     }
 
     fn check(&self, name: &str, path: &Path) -> Result<()> {
-        if self.params.contains_key(name) {
-            Ok(())
-        } else {
-            Err(Error::Model { path: path.to_path_buf(), message: format!("optimizer state for unknown parameter `{name}`") })
-        }
+        if self.params.contains_key(name) { Ok(()) } else { Err(Error::Model { path: path.to_path_buf(), message: format!("optimizer state for unknown parameter `{name}`") }) }
     }
 }
 

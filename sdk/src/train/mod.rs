@@ -26,12 +26,12 @@ use crate::eval::{EvalSettings, InstructionSource, score_queries};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::teacher::TeacherSampling;
+use crate::types::{hash_str, mix};
 pub use callback::{Control, Phase, TrainerCallback};
 pub use checkpoint::TrainerState;
-pub use tokio_util::sync::CancellationToken;
 use log::{JsonlLog, Keep};
 use schedule::Schedule;
-use crate::types::{hash_str, mix};
+pub use tokio_util::sync::CancellationToken;
 
 /// Everything `Pipeline::train` needs besides the pipeline.
 #[derive(Clone, Default)]
@@ -70,13 +70,7 @@ impl TrainOptions {
     /// in the output folder), with no held-out queries, callbacks or cancellation: set those
     /// fields for the run at hand.
     pub fn from_config(cfg: &crate::config::WstConfig) -> Result<Self> {
-        Ok(TrainOptions {
-            grpo: cfg.grpo.clone(),
-            wst: cfg.wst.clone(),
-            output: cfg.output.clone(),
-            config_toml: Some(cfg.to_toml()?),
-            ..Default::default()
-        })
+        Ok(TrainOptions { grpo: cfg.grpo.clone(), wst: cfg.wst.clone(), output: cfg.output.clone(), config_toml: Some(cfg.to_toml()?), ..Default::default() })
     }
 }
 
@@ -140,7 +134,12 @@ impl Pipeline {
         let can = self.student.capabilities().max_concurrency;
         let asked = options.wst.max_concurrency * options.wst.student_samples.max(1);
         if asked < can {
-            tracing::warn!(student = self.student.name(), can, asked, "the Student can produce {can} answers at once but at most {asked} are in flight (wst.max_concurrency × K); raise wst.max_concurrency to keep it busy");
+            tracing::warn!(
+                student = self.student.name(),
+                can,
+                asked,
+                "the Student can produce {can} answers at once but at most {asked} are in flight (wst.max_concurrency × K); raise wst.max_concurrency to keep it busy"
+            );
         }
         let schedule = Schedule::new(queries.len(), queries_per_step, g.max_steps, g.num_train_epochs, g.seed);
         let out = options.output.output_dir.clone();
@@ -369,7 +368,10 @@ impl Pipeline {
             // delete unasked.
             return Err(Error::Config {
                 location: out.display().to_string(),
-                message: format!("nothing to resume: the output folder holds an earlier run ({}) but no checkpoint; start over with --overwrite (which removes it) or choose another output_dir", names()),
+                message: format!(
+                    "nothing to resume: the output folder holds an earlier run ({}) but no checkpoint; start over with --overwrite (which removes it) or choose another output_dir",
+                    names()
+                ),
             });
         }
         if resume && !overwrite {
@@ -379,7 +381,10 @@ impl Pipeline {
         } else if !overwrite {
             return Err(Error::Config {
                 location: out.display().to_string(),
-                message: format!("the output folder holds an earlier run ({}); resume it (--resume), start over (--overwrite, which removes it) or choose another output_dir", names()),
+                message: format!(
+                    "the output folder holds an earlier run ({}); resume it (--resume), start over (--overwrite, which removes it) or choose another output_dir",
+                    names()
+                ),
             });
         }
         for p in earlier {

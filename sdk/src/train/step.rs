@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::TrainOptions;
 use super::checkpoint::TrainerState;
-use crate::types::{hash_str, mix};
 use crate::config::ZeroStdGroups;
 use crate::error::{Error, Result};
 use crate::grpo::{CompletionMetrics, RewardMetrics, advantages, wst_reward};
@@ -14,6 +13,7 @@ use crate::query::Query;
 use crate::score::mean_by_name;
 use crate::student::SamplingParams;
 use crate::teacher::{StepSettings, TeacherSample, TeacherSampling, TrainItem};
+use crate::types::{hash_str, mix};
 
 /// What a step produced for the logs.
 pub struct StepOutcome {
@@ -163,10 +163,8 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     if !missing.is_empty() {
         phase(super::Phase::Baselines);
     }
-    let computed: Vec<(usize, Result<f64>)> = futures::stream::iter(missing.into_iter().map(|i| async move { (i, baseline(p, &batch[i], options).await) }))
-        .buffered(options.wst.max_concurrency.max(1))
-        .collect()
-        .await;
+    let computed: Vec<(usize, Result<f64>)> =
+        futures::stream::iter(missing.into_iter().map(|i| async move { (i, baseline(p, &batch[i], options).await) })).buffered(options.wst.max_concurrency.max(1)).collect().await;
     for (i, r) in computed {
         match r {
             Ok(s) => {
@@ -206,13 +204,7 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
     let failed_recently = recent.iter().filter(|f| **f).count();
     // Queries not yet asked count as healthy: the share is over a full window.
     if !failures.is_empty() && failed_recently as f64 > limit * window as f64 {
-        return Err(StepError::BeforeUpdate(Error::StepFailed {
-            step: step + 1,
-            failed: failed_recently,
-            total: window,
-            limit,
-            first: failures[0].1.to_string(),
-        }));
+        return Err(StepError::BeforeUpdate(Error::StepFailed { step: step + 1, failed: failed_recently, total: window, limit, first: failures[0].1.to_string() }));
     }
     state.recent_failures = recent;
     // From here on only the queries that came through take part.

@@ -23,13 +23,6 @@ pub struct SamplingParams {
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams {
-            temperature: 0.7,
-            top_p: 1.0,
-            top_k: None,
-            max_tokens: 512,
-            seed: None,
-            stop: Vec::new(),
-        }
+        SamplingParams { temperature: 0.7, top_p: 1.0, top_k: None, max_tokens: 512, seed: None, stop: Vec::new() }
     }
 }

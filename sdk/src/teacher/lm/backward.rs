@@ -1,7 +1,7 @@
 //! The checkpointed backward pass: one layer recomputed at a time, gradients accumulated.
 
-use super::*;
 use super::logprobs::{Packed, head_chunk_rows, head_logprobs};
+use super::*;
 
 impl LmTeacher {
     /// Gradient checkpointing: the policy's log-probs of `p` computed without a graph, `loss`
@@ -44,13 +44,7 @@ impl LmTeacher {
         let store = (p.batch.predictors(vp.as_tensor(), vc.as_tensor())? * Tensor::cat(&g_x, 0)?)?.sum_all()?.backward()?;
         let t2 = std::time::Instant::now();
         self.decoder.backward_checkpointed(ck, (grad_or_zeros(&store, &vp)?, grad_or_zeros(&store, &vc)?), absorb)?;
-        tracing::debug!(
-            forward_s = (t1 - t0).as_secs_f64(),
-            head_backward_s = (t2 - t1).as_secs_f64(),
-            layers_backward_s = t2.elapsed().as_secs_f64(),
-            "checkpointed micro-batch"
-        );
+        tracing::debug!(forward_s = (t1 - t0).as_secs_f64(), head_backward_s = (t2 - t1).as_secs_f64(), layers_backward_s = t2.elapsed().as_secs_f64(), "checkpointed micro-batch");
         Ok(out)
     }
-
 }

@@ -54,8 +54,7 @@ impl LmTeacher {
         // Each row's stream depends on the seed, its conversation's key and its index alone (not
         // on earlier calls or on the batch), so a resumed run samples what the uninterrupted one
         // did, the same seed and weights repeat themselves, and batching changes nothing.
-        let mut rngs: Vec<StdRng> =
-            (0..b).map(|r| StdRng::seed_from_u64(crate::types::mix(&[sampling.seed, stream_keys[r / n], (r % n) as u64]))).collect();
+        let mut rngs: Vec<StdRng> = (0..b).map(|r| StdRng::seed_from_u64(crate::types::mix(&[sampling.seed, stream_keys[r / n], (r % n) as u64]))).collect();
         let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
         let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
@@ -104,15 +103,8 @@ impl LmTeacher {
             let truncated = !done[r];
             let text = self.tokenizer.decode(&completion)?;
             let text = format!("{prefix}{}", self.cut_at_stop(&text));
-            out.last_mut().map(|g| {
-                g.push(TeacherSample {
-                    instruction: Instruction::new(text.trim()),
-                    prompt_ids: rows[r].clone(),
-                    completion_ids: completion,
-                    logprobs: lp,
-                    truncated,
-                })
-            });
+            out.last_mut()
+                .map(|g| g.push(TeacherSample { instruction: Instruction::new(text.trim()), prompt_ids: rows[r].clone(), completion_ids: completion, logprobs: lp, truncated }));
         }
         Ok(out)
     }
@@ -131,5 +123,4 @@ impl LmTeacher {
         let cut = self.options.teacher.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
         text[..cut].to_string()
     }
-
 }

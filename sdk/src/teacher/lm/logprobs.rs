@@ -20,11 +20,7 @@ impl LmTeacher {
             targets.extend(s.completion_ids.iter().copied().chain(std::iter::repeat(0)).take(tc));
             cmask.extend((0..tc).map(|j| if j < s.completion_ids.len() { 1.0f32 } else { 0.0 }));
         }
-        Ok(Packed {
-            batch,
-            targets: Tensor::from_vec(targets, (samples.len(), tc), &self.device)?,
-            cmask: Tensor::from_vec(cmask, (samples.len(), tc), &self.device)?,
-        })
+        Ok(Packed { batch, targets: Tensor::from_vec(targets, (samples.len(), tc), &self.device)?, cmask: Tensor::from_vec(cmask, (samples.len(), tc), &self.device)? })
     }
 
     /// The reference model's per-token log-probs of `p`'s completions (no graph), if β > 0.
@@ -33,7 +29,6 @@ impl LmTeacher {
         // The reference holds plain tensors: its forward records no graph.
         Ok(Some(packed_logprobs(r, p, temperature, None)?.detach()))
     }
-
 }
 
 /// A micro-batch packed for a forward pass (see [`LmTeacher::pack`]).

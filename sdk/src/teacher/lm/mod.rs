@@ -20,7 +20,6 @@ use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
 use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask};
-use crate::models::hub;
 use super::optimizer::AdamW;
 use super::sampler::{SamplerSettings, sample};
 use super::{StepMetrics, StepSettings, Teacher, TeacherSample, TeacherSampling, TrainItem};
@@ -28,9 +27,10 @@ use crate::config::{GrpoConfig, TeacherConfig};
 use crate::error::{Error, Result};
 use crate::grpo::{BatchSize, GrpoLoss};
 use crate::instruction::Instruction;
+use crate::models::hub;
 use crate::query::Query;
-use crate::types::ChatMessage;
 use crate::template::Template;
+use crate::types::ChatMessage;
 
 /// Everything `LmTeacher` needs besides the checkpoint. GRPO settings are not among them: the
 /// trainer passes its one [`GrpoConfig`] to every step ([`StepSettings`]).
@@ -164,7 +164,9 @@ impl LmTeacher {
         let tensors = candle_core::safetensors::load(&weights, &t.device).map_err(|e| Error::Model { path: weights.clone(), message: e.to_string() })?;
         let names: Vec<String> = t.optimizer.params().keys().cloned().collect();
         for name in &names {
-            let v = tensors.get(name).ok_or_else(|| Error::Model { path: weights.clone(), message: format!("missing `{name}` (the adapter was trained on another model or other target_modules)") })?;
+            let v = tensors
+                .get(name)
+                .ok_or_else(|| Error::Model { path: weights.clone(), message: format!("missing `{name}` (the adapter was trained on another model or other target_modules)") })?;
             let want = t.optimizer.params()[name].dims().to_vec();
             if v.dims() != want.as_slice() {
                 return Err(Error::Model { path: weights.clone(), message: format!("`{name}` has shape {:?}, the base model needs {want:?}", v.dims()) });
@@ -195,13 +197,7 @@ impl LmTeacher {
     }
 
     /// Builds a Teacher from a config, tensors by Hugging Face name and a tokenizer.
-    pub fn from_parts(
-        config: ModelConfig,
-        tensors: BTreeMap<String, Tensor>,
-        tokenizer: ChatTokenizer,
-        source_dir: &Path,
-        options: TeacherOptions,
-    ) -> Result<Self> {
+    pub fn from_parts(config: ModelConfig, tensors: BTreeMap<String, Tensor>, tokenizer: ChatTokenizer, source_dir: &Path, options: TeacherOptions) -> Result<Self> {
         config.check().map_err(|message| Error::Model { path: source_dir.join("config.json"), message })?;
         let device = tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
         let dtype = tensors.values().next().map(|t| t.dtype()).unwrap_or(DType::F32);
@@ -230,10 +226,7 @@ impl LmTeacher {
                 })
                 .map_err(model_err)?;
             if lora.is_empty() {
-                return Err(Error::Config {
-                    location: "teacher.lora.target_modules".into(),
-                    message: format!("none of {:?} is a linear layer of this model", l.target_modules),
-                });
+                return Err(Error::Config { location: "teacher.lora.target_modules".into(), message: format!("none of {:?} is a linear layer of this model", l.target_modules) });
             }
         }
         let params: BTreeMap<String, Var> = if full {
@@ -241,19 +234,14 @@ impl LmTeacher {
         } else {
             // PEFT's names: base_model.model.<layer path>.lora_{A,B}.weight.
             lora.iter()
-                .flat_map(|(path, (a, b, _))| {
-                    [(format!("base_model.model.{path}.lora_A.weight"), a.clone()), (format!("base_model.model.{path}.lora_B.weight"), b.clone())]
-                })
+                .flat_map(|(path, (a, b, _))| [(format!("base_model.model.{path}.lora_A.weight"), a.clone()), (format!("base_model.model.{path}.lora_B.weight"), b.clone())])
                 .collect()
         };
         let optimizer = AdamW::new(params)?;
         // Every checkpoint tensor by name, trainable ones as their `Var` (which shares storage and
         // sees every update), so the frozen originals are not kept alive unless the reference uses them.
-        let base: BTreeMap<String, Tensor> = store
-            .tensors()
-            .iter()
-            .map(|(k, t)| (k.clone(), store.vars.get(k).map(|v| v.as_tensor().clone()).unwrap_or_else(|| t.clone())))
-            .collect();
+        let base: BTreeMap<String, Tensor> =
+            store.tensors().iter().map(|(k, t)| (k.clone(), store.vars.get(k).map(|v| v.as_tensor().clone()).unwrap_or_else(|| t.clone()))).collect();
         let prompt = Template::strict("teacher.prompt_template", options.teacher.prompt_template.clone())?;
         Ok(LmTeacher {
             decoder,
@@ -308,7 +296,6 @@ impl LmTeacher {
         m.push(ChatMessage::user(user));
         Ok(m)
     }
-
 }
 
 mod backward;

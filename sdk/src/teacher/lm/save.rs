@@ -58,8 +58,7 @@ impl LmTeacher {
     pub fn save_adapter(&self, dir: &Path) -> Result<()> {
         let l = self.options.teacher.lora.as_ref().ok_or_else(|| Error::invalid("lora", "this Teacher has no LoRA adapter"))?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tensors: std::collections::HashMap<String, Tensor> =
-            self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let tensors: std::collections::HashMap<String, Tensor> = self.optimizer.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         write_safetensors(&tensors, &dir.join("adapter_model.safetensors"))?;
         let cfg = serde_json::json!({
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": l.r, "lora_alpha": l.lora_alpha,
@@ -76,8 +75,7 @@ impl LmTeacher {
     /// masters of bf16 weights) and optimiser state.
     pub fn save_training_state(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tensors: std::collections::HashMap<String, Tensor> =
-            self.optimizer.params().keys().filter_map(|k| Some((k.clone(), self.optimizer.full_precision(k)?))).collect();
+        let tensors: std::collections::HashMap<String, Tensor> = self.optimizer.params().keys().filter_map(|k| Some((k.clone(), self.optimizer.full_precision(k)?))).collect();
         write_safetensors(&tensors, &dir.join("trainable.safetensors"))?;
         let opt = dir.join("optimizer.safetensors");
         let tmp = dir.join("optimizer.safetensors.tmp");

@@ -1,7 +1,7 @@
 //! The [`Teacher`] implementation: sampling for the trainer and the GRPO step.
 
-use super::*;
 use super::logprobs::packed_logprobs;
+use super::*;
 
 impl Teacher for LmTeacher {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
@@ -43,7 +43,9 @@ impl Teacher for LmTeacher {
             return Ok(());
         }
         if self.optimizer.step > 0 {
-            return Err(Error::Teacher("β > 0 needs the initial weights as the KL reference, but this Teacher has already been trained; call prepare_training before the first step".into()));
+            return Err(Error::Teacher(
+                "β > 0 needs the initial weights as the KL reference, but this Teacher has already been trained; call prepare_training before the first step".into(),
+            ));
         }
         let full = self.options.teacher.lora.is_none();
         // LoRA: the reference is the base model without adapters (frozen weights shared).
@@ -51,8 +53,8 @@ impl Teacher for LmTeacher {
         let tensors: BTreeMap<String, Tensor> =
             self.base.iter().map(|(k, t)| Ok((k.clone(), if full { t.detach().copy()? } else { t.detach() }))).collect::<candle_core::Result<_>>()?;
         let mut store = TensorStore::new(tensors, false, &self.source_dir);
-        let reference = Decoder::new(&self.decoder.config, &mut store, self.dtype, &self.device)
-            .map_err(|e| Error::Model { path: self.source_dir.clone(), message: e.to_string() })?;
+        let reference =
+            Decoder::new(&self.decoder.config, &mut store, self.dtype, &self.device).map_err(|e| Error::Model { path: self.source_dir.clone(), message: e.to_string() })?;
         self.reference = Some(reference);
         Ok(())
     }
@@ -78,10 +80,7 @@ impl Teacher for LmTeacher {
         // Micro-batches bound memory only: every loss type divides by the whole batch's size.
         // Masked (truncated) completions count as sequences but contribute no tokens, as in TRL.
         let masked = |s: &TeacherSample| g.mask_truncated_completions && s.truncated;
-        let batch = BatchSize {
-            sequences: items.len(),
-            tokens: items.iter().filter(|i| !masked(i.sample)).map(|i| i.sample.completion_ids.len()).sum(),
-        };
+        let batch = BatchSize { sequences: items.len(), tokens: items.iter().filter(|i| !masked(i.sample)).map(|i| i.sample.completion_ids.len()).sum() };
         let mut micro = Vec::new();
         for mb in items.chunks(g.per_device_train_batch_size.max(1)) {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();

@@ -98,9 +98,7 @@ mod tests {
         let rows: [(&[u32], &[u32]); 3] = [(&[1, 5, 9], &[3, 7, 2]), (&[1, 5, 9], &[4]), (&[6, 8], &[9, 9])];
         let batch = SharedBatch::new(&rows, 0, DType::F32, &Device::Cpu).unwrap();
         let weights = Tensor::randn(0f32, 1.0, (3, 3, 40), &Device::Cpu).unwrap();
-        let loss = |yp: &Tensor, yc: &Tensor, dec: &Decoder| -> Result<Tensor> {
-            (dec.logits(&dec.final_norm(&batch.predictors(yp, yc)?)?)? * &weights)?.sum_all()
-        };
+        let loss = |yp: &Tensor, yc: &Tensor, dec: &Decoder| -> Result<Tensor> { (dec.logits(&dec.final_norm(&batch.predictors(yp, yc)?)?)? * &weights)?.sum_all() };
 
         // Plain: one graph through everything.
         let (yp, yc) = d.forward_shared(&batch).unwrap();

@@ -106,10 +106,7 @@ impl ModelConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Model {
-            path: path.to_path_buf(),
-            message: format!("line {}: {e}", e.line()),
-        })?;
+        let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Model { path: path.to_path_buf(), message: format!("line {}: {e}", e.line()) })?;
         cfg.check().map_err(|message| Error::Model { path: path.to_path_buf(), message })?;
         Ok(cfg)
     }
@@ -123,11 +120,7 @@ impl ModelConfig {
             return Err(format!("hidden_act `{}` is not supported (silu)", self.hidden_act));
         }
         if self.num_attention_heads == 0 || self.num_attention_heads % self.num_kv_heads() != 0 {
-            return Err(format!(
-                "num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})",
-                self.num_attention_heads,
-                self.num_kv_heads()
-            ));
+            return Err(format!("num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})", self.num_attention_heads, self.num_kv_heads()));
         }
         if let Some(s) = &self.rope_scaling
             && !matches!(s.rope_type.as_str(), "llama3" | "linear" | "default")

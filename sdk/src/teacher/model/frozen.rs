@@ -32,27 +32,7 @@ impl CustomOp2 for FrozenMatmul {
         // dst [rows, out] row-major = x [rows, k] (row-major) · wᵀ, where wᵀ [k, out] reads w
         // with row stride 1 and column stride k.
         unsafe {
-            gemm::gemm(
-                rows,
-                out,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                out as isize,
-                false,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+            gemm::gemm(rows, out, k, dst.as_mut_ptr(), 1, out as isize, false, x.as_ptr(), 1, k as isize, w.as_ptr(), k as isize, 1, 0.0, 1.0, false, false, false, parallelism);
         }
         Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
     }

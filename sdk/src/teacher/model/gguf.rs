@@ -11,10 +11,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::config::{ModelConfig, RopeScaling};
 use crate::error::Result;
-use crate::models::gguf::{err, guarded};
 pub use crate::models::gguf::read_content;
+use crate::models::gguf::{err, guarded};
 use crate::teacher::chat::ChatTokenizer;
-
 
 /// What a GGUF file holds, ready for [`crate::teacher::LmTeacher::from_parts`].
 pub struct GgufCheckpoint {
@@ -78,12 +77,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheck
         v.to_u32().map(|x| x as usize).or_else(|_| v.to_u64().map(|x| x as usize)).map_err(|e| err(path, format!("{arch}.{k}: {e}")))
     };
     let float = |k: &str, default: f64| -> f64 { md.get(&format!("{arch}.{k}")).and_then(|v| v.to_f32().ok()).map(|x| x as f64).unwrap_or(default) };
-    let tokens: Vec<String> = get("tokenizer.ggml.tokens")?
-        .to_vec()
-        .map_err(|e| err(path, e.to_string()))?
-        .iter()
-        .map(|v| v.to_string().cloned().unwrap_or_default())
-        .collect();
+    let tokens: Vec<String> = get("tokenizer.ggml.tokens")?.to_vec().map_err(|e| err(path, e.to_string()))?.iter().map(|v| v.to_string().cloned().unwrap_or_default()).collect();
     let n_heads = num("attention.head_count")?;
     let n_kv = num("attention.head_count_kv").unwrap_or(n_heads);
     let has_output = content.tensor_infos.contains_key("output.weight");
@@ -197,16 +191,10 @@ pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, 
     if model != "gpt2" {
         return Err(err(path, format!("tokenizer model `{model}` is not supported (gpt2 byte-level BPE)")));
     }
-    let merges: Vec<String> = md
-        .get("tokenizer.ggml.merges")
-        .and_then(|v| v.to_vec().ok())
-        .map(|v| v.iter().filter_map(|m| m.to_string().ok().cloned()).collect())
-        .unwrap_or_default();
-    let types: Vec<i64> = md
-        .get("tokenizer.ggml.token_type")
-        .and_then(|v| v.to_vec().ok())
-        .map(|v| v.iter().map(|t| t.to_i32().map(|x| x as i64).unwrap_or(1)).collect())
-        .unwrap_or_default();
+    let merges: Vec<String> =
+        md.get("tokenizer.ggml.merges").and_then(|v| v.to_vec().ok()).map(|v| v.iter().filter_map(|m| m.to_string().ok().cloned()).collect()).unwrap_or_default();
+    let types: Vec<i64> =
+        md.get("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()).map(|v| v.iter().map(|t| t.to_i32().map(|x| x as i64).unwrap_or(1)).collect()).unwrap_or_default();
     if !types.is_empty() && types.len() != tokens.len() {
         return Err(err(path, format!("tokenizer.ggml.token_type has {} entries for {} tokens in tokenizer.ggml.tokens", types.len(), tokens.len())));
     }
@@ -243,13 +231,7 @@ pub fn gguf_tokenizer(content: &Content, path: &Path) -> Result<(ChatTokenizer, 
     let tok: tokenizers::Tokenizer = tokenizer_json.parse().map_err(|e| err(path, format!("rebuilding the tokenizer: {e}")))?;
     let chat_template = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
     let name_of = |id: Option<u32>| id.and_then(|i| tokens.get(i as usize)).cloned().unwrap_or_default();
-    let tokenizer = ChatTokenizer::new(
-        tok,
-        chat_template.as_deref(),
-        &name_of(tok_id("tokenizer.ggml.bos_token_id")),
-        &name_of(eos),
-        eos.into_iter().collect(),
-        &path.display().to_string(),
-    )?;
+    let tokenizer =
+        ChatTokenizer::new(tok, chat_template.as_deref(), &name_of(tok_id("tokenizer.ggml.bos_token_id")), &name_of(eos), eos.into_iter().collect(), &path.display().to_string())?;
     Ok((tokenizer, tokenizer_json))
 }

@@ -13,11 +13,11 @@ pub mod gguf;
 pub(crate) mod linear;
 pub(crate) mod shared;
 pub(crate) mod softmax;
-pub mod transformer;
 #[cfg(test)]
 mod testing;
+pub mod transformer;
 pub mod weights;
 
 pub use config::ModelConfig;
-pub use transformer::{Decoder, KvCache, LeftPadded, WeightSource, attention_mask};
 pub(crate) use shared::SharedBatch;
+pub use transformer::{Decoder, KvCache, LeftPadded, WeightSource, attention_mask};

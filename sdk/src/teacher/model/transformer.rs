@@ -73,10 +73,7 @@ impl Rope {
                 sin.push(a.sin() as f32);
             }
         }
-        Ok(Rope {
-            cos: Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?,
-            sin: Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?,
-        })
+        Ok(Rope { cos: Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?, sin: Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)? })
     }
 
     /// cos and sin for `positions` [B, T] as [B, 1, T, head_dim].
@@ -154,9 +151,7 @@ impl LayerCache {
         c.len = need;
         if k.track_op() || v.track_op() {
             // Keep gradients for this step's own keys and values (the past stays detached).
-            let past = |buf: &Tensor, new: &Tensor| -> Result<Tensor> {
-                if len == 0 { Ok(new.clone()) } else { Tensor::cat(&[&buf.narrow(2, 0, len)?, new], 2) }
-            };
+            let past = |buf: &Tensor, new: &Tensor| -> Result<Tensor> { if len == 0 { Ok(new.clone()) } else { Tensor::cat(&[&buf.narrow(2, 0, len)?, new], 2) } };
             return Ok((past(&c.k, k)?, past(&c.v, v)?));
         }
         Ok((c.k.narrow(2, 0, need)?, c.v.narrow(2, 0, need)?))
@@ -306,10 +301,7 @@ impl Decoder {
                     n_kv: cfg.num_kv_heads(),
                     head_dim: cfg.head_dim(),
                 },
-                post_attention_layernorm: RmsNorm {
-                    weight: source.get(&format!("{p}.post_attention_layernorm.weight"))?,
-                    eps: cfg.rms_norm_eps,
-                },
+                post_attention_layernorm: RmsNorm { weight: source.get(&format!("{p}.post_attention_layernorm.weight"))?, eps: cfg.rms_norm_eps },
                 mlp: Mlp {
                     gate_proj: source.linear(&format!("{p}.mlp.gate_proj"), false)?,
                     up_proj: source.linear(&format!("{p}.mlp.up_proj"), false)?,
@@ -318,11 +310,7 @@ impl Decoder {
             });
         }
         let norm = RmsNorm { weight: source.get("model.norm.weight")?, eps: cfg.rms_norm_eps };
-        let lm_head = if cfg.tie_word_embeddings || !source.contains("lm_head.weight") {
-            embed_tokens.clone()
-        } else {
-            source.get("lm_head.weight")?
-        };
+        let lm_head = if cfg.tie_word_embeddings || !source.contains("lm_head.weight") { embed_tokens.clone() } else { source.get("lm_head.weight")? };
         Ok(Decoder { embed_tokens, layers, norm, lm_head, rope: Rope::new(cfg, dtype, device)?, config: cfg.clone() })
     }
 

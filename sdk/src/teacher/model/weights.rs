@@ -18,12 +18,8 @@ pub fn load_safetensors(dir: &Path, dtype: DType, device: &Device) -> Result<BTr
         vec![single]
     } else if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::Model { path: index.clone(), message: e.to_string() })?;
-        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::Model {
-            path: index.clone(),
-            message: "expected a `weight_map` object".into(),
-        })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Model { path: index.clone(), message: e.to_string() })?;
+        let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::Model { path: index.clone(), message: "expected a `weight_map` object".into() })?;
         let mut files: Vec<PathBuf> = map.values().filter_map(|f| f.as_str()).map(|f| dir.join(f)).collect();
         files.sort();
         files.dedup();
@@ -74,11 +70,7 @@ impl WeightSource for TensorStore {
         if let Some(v) = self.vars.get(name) {
             return Ok(v.as_tensor().clone());
         }
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("{}: missing tensor `{name}`", self.origin.display())))?
-            .clone();
+        let t = self.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("{}: missing tensor `{name}`", self.origin.display())))?.clone();
         if self.trainable {
             let v = Var::from_tensor(&t)?;
             self.vars.insert(name.to_string(), v.clone());
