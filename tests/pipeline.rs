@@ -173,3 +173,63 @@ async fn a_teacher_returning_the_wrong_number_of_instructions_is_an_error_not_a_
     let err = p.sample_instructions(&qs, &sampling).await.unwrap_err().to_string();
     assert!(err.contains("2 instructions for query 1") && err.contains("num_generations = 3"), "{err}");
 }
+
+/// A Student whose weights are a file: its identity is the file's head-and-tail fingerprint (as
+/// the llama.cpp and candle Students build theirs) and its answer the file's middle byte.
+struct FileStudent(std::path::PathBuf);
+
+#[async_trait::async_trait]
+impl wst_sdk::Student for FileStudent {
+    fn name(&self) -> &str {
+        "file-student"
+    }
+    fn identity(&self) -> String {
+        wst_sdk::student::file_fingerprint(&self.0).unwrap()
+    }
+    fn weight_files(&self) -> Vec<std::path::PathBuf> {
+        vec![self.0.clone()]
+    }
+    async fn generate(&self, request: &wst_sdk::StudentRequest) -> wst_sdk::Result<Vec<wst_sdk::StudentSample>> {
+        let bytes = std::fs::read(&self.0).unwrap();
+        let text = format!("middle byte {}", bytes[bytes.len() / 2]);
+        Ok((0..request.n)
+            .map(|_| wst_sdk::StudentSample { text: text.clone(), finish_reason: wst_sdk::student::FinishReason::Stop, usage: Default::default() })
+            .collect())
+    }
+}
+
+/// A fine-tune that changes only middle tensors keeps the file's size, head and tail: the
+/// response cache must not hand back the old model's answers for it.
+#[tokio::test]
+async fn the_cache_does_not_reuse_answers_when_the_weights_change_under_the_same_identity() {
+    use wst_sdk::student::{CachedStudent, IDENTITIES_FILE, ResponseCache};
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("model.gguf");
+    let mut data: Vec<u8> = (0..10_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&weights, &data).unwrap();
+    let query = Query::new("q", "What is 1 + 1?");
+    let answer = |cache_dir: std::path::PathBuf| {
+        let (weights, query) = (weights.clone(), query.clone());
+        async move {
+            let student = CachedStudent::new(Arc::new(FileStudent(weights)), ResponseCache::open(&cache_dir).unwrap());
+            let p = Pipeline::builder().student(student).build().unwrap();
+            let a = p.answer_with(&query, None, 1, &wst_sdk::SamplingParams { seed: Some(1), ..Default::default() }).await.unwrap();
+            (a[0].text.clone(), p.student().usage().cache_hits)
+        }
+    };
+    let cache = dir.path().join("cache");
+    let (first, _) = answer(cache.clone()).await;
+    assert!(cache.join(IDENTITIES_FILE).is_file(), "the weights' hash is recorded beside the cache");
+    let (again, hits) = answer(cache.clone()).await;
+    assert_eq!((again.as_str(), hits), (first.as_str(), 1), "unchanged weights: the cached answer");
+    let before = wst_sdk::student::file_fingerprint(&weights).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&weights, &data).unwrap();
+    assert_eq!(wst_sdk::student::file_fingerprint(&weights).unwrap(), before, "the identity alone cannot tell");
+    let (changed, hits) = answer(cache.clone()).await;
+    assert_eq!(hits, 0, "changed weights: no cached answer is reused");
+    assert_ne!(changed, first);
+    let (changed_again, hits) = answer(cache).await;
+    assert_eq!((changed_again, hits), (changed, 1), "the new weights' own answers are reused");
+}

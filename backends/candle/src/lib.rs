@@ -45,6 +45,8 @@ struct Loaded {
 pub struct CandleStudent {
     name: String,
     identity: String,
+    /// The files holding the weights (the GGUF, or the folder's config and every shard).
+    weight_files: Vec<std::path::PathBuf>,
     device: Device,
     inner: Arc<Mutex<Loaded>>,
     meter: Arc<UsageMeter>,
@@ -62,12 +64,14 @@ impl CandleStudent {
         let resolved = wst_sdk::models::resolve(model)?;
         let model = resolved.as_str();
         let device = parse_device(&config.device)?;
+        let mut weight_files = Vec::new();
         let (loaded, stem, content) = if model.ends_with(".gguf") {
             let path = Path::new(model);
             if !path.is_file() {
                 return Err(Error::Model { path: path.into(), message: "no such GGUF file".into() });
             }
             let content = wst_sdk::student::file_fingerprint(path)?;
+            weight_files.push(path.to_path_buf());
             let (model, tokenizer) = model::load_gguf(path, &device, config.dequantize_gguf)?;
             (Loaded { model, tokenizer }, path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), content)
         } else {
@@ -89,10 +93,19 @@ impl CandleStudent {
                     content.push_str(&format!("|{f}={}", wst_sdk::student::file_fingerprint(&p)?));
                 }
             }
+            // Sharded weights: the index names them; every shard's content is checked by the cache.
+            let mut shards: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| Error::io(&dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect();
+            shards.sort();
+            weight_files.push(dir.join("config.json"));
+            weight_files.extend(shards);
             (Loaded { model, tokenizer }, dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), content)
         };
         let identity = format!("candle|{content}|device={}|dequantize_gguf={}", config.device, config.dequantize_gguf);
-        Ok(CandleStudent { name: format!("candle:{stem}"), identity, device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
+        Ok(CandleStudent { name: format!("candle:{stem}"), identity, weight_files, device, inner: Arc::new(Mutex::new(loaded)), meter: Arc::new(UsageMeter::default()) })
     }
 
     /// The prompt text the model sees for `messages` (its chat template, assistant turn open).
@@ -166,6 +179,10 @@ impl Student for CandleStudent {
 
     fn identity(&self) -> String {
         self.identity.clone()
+    }
+
+    fn weight_files(&self) -> Vec<std::path::PathBuf> {
+        self.weight_files.iter().filter(|p| p.is_file()).cloned().collect()
     }
 
     fn capabilities(&self) -> StudentCapabilities {

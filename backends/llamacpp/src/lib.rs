@@ -152,6 +152,10 @@ impl Student for LlamaCppStudent {
         self.identity.clone()
     }
 
+    fn weight_files(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+
     fn capabilities(&self) -> StudentCapabilities {
         StudentCapabilities { native_n: true, max_concurrency: self.config.max_sequences.max(1) }
     }

@@ -246,11 +246,16 @@ fn contiguous_runs(indices: &[usize]) -> Vec<&[usize]> {
     runs
 }
 
+/// The file beside a response cache that records, for each Student identity, the content
+/// hash of the weights its answers came from.
+pub const IDENTITIES_FILE: &str = "identities.json";
+
 /// A Student whose answers go through a [`ResponseCache`].
 pub struct CachedStudent {
     inner: Arc<dyn Student>,
     cache: Arc<ResponseCache>,
     hits: AtomicU64,
+    identity: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for CachedStudent {
@@ -266,7 +271,49 @@ impl CachedStudent {
         if let Some(dir) = cache.path().parent() {
             inner.use_state_dir(dir);
         }
-        CachedStudent { inner, cache, hits: AtomicU64::new(0) }
+        CachedStudent { inner, cache, hits: AtomicU64::new(0), identity: std::sync::OnceLock::new() }
+    }
+
+    /// The Student's identity, checked against the content of its weights: the first time a
+    /// cache sees an identity it records the weights' hash ([`IDENTITIES_FILE`]); when the
+    /// weights later differ under the same identity (a fine-tune that changed only middle
+    /// tensors keeps the size, head and tail), the identity gains the new hash, so the old
+    /// answers are not reused, and a warning says so.
+    fn checked_identity(&self) -> String {
+        self.identity.get_or_init(|| {
+            let base = self.inner.identity();
+            let files = self.inner.weight_files();
+            if files.is_empty() {
+                return base;
+            }
+            let hash = match files.iter().map(|f| super::content_hash(f)).collect::<Result<Vec<_>>>() {
+                Ok(h) => h.join("+"),
+                Err(e) => {
+                    tracing::warn!(student = self.inner.name(), error = %e, "cannot hash the Student's weights; the cache trusts its identity alone");
+                    return base;
+                }
+            };
+            let Some(dir) = self.cache.path().parent() else { return base };
+            let path = dir.join(IDENTITIES_FILE);
+            let mut known: std::collections::BTreeMap<String, String> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            match known.get(&base) {
+                Some(recorded) if *recorded == hash => base,
+                Some(recorded) => {
+                    tracing::warn!(student = self.inner.name(), cache = %dir.display(), recorded = %recorded, now = %hash,
+                        "the Student's weights changed under the same identity: its earlier answers in this cache are not reused");
+                    format!("{base}|weights={hash}")
+                }
+                None => {
+                    known.insert(base.clone(), hash);
+                    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+                    let written = serde_json::to_vec_pretty(&known).ok().is_some_and(|t| std::fs::write(&tmp, t).is_ok() && std::fs::rename(&tmp, &path).is_ok());
+                    if !written {
+                        tracing::warn!(path = %path.display(), "cannot record the Student's weights hash beside its cache");
+                    }
+                    base
+                }
+            }
+        }).clone()
     }
 
     /// The cache.
@@ -297,7 +344,11 @@ impl Student for CachedStudent {
     }
 
     fn identity(&self) -> String {
-        self.inner.identity()
+        self.checked_identity()
+    }
+
+    fn weight_files(&self) -> Vec<std::path::PathBuf> {
+        self.inner.weight_files()
     }
 
     fn usage(&self) -> StudentUsage {
@@ -306,7 +357,7 @@ impl Student for CachedStudent {
 
     async fn generate(&self, request: &StudentRequest) -> Result<Vec<StudentSample>> {
         let name = self.inner.name().to_string();
-        let identity = self.inner.identity();
+        let identity = self.checked_identity();
         let keys: Vec<String> = (0..request.n).map(|i| ResponseCache::key(&identity, request, i)).collect();
         let mut out: Vec<Option<StudentSample>> = keys.iter().map(|k| self.cache.get(k)).collect::<Result<_>>()?;
         let missing: Vec<usize> = (0..request.n).filter(|&i| out[i].is_none()).collect();
@@ -359,7 +410,7 @@ impl Student for CachedStudent {
     /// wrapped Student in one bulk call, and their answers are cached as that call returns.
     async fn generate_many(&self, requests: &[StudentRequest]) -> Vec<Result<Vec<StudentSample>>> {
         let name = self.inner.name().to_string();
-        let identity = self.inner.identity();
+        let identity = self.checked_identity();
         let mut out: Vec<Option<Result<Vec<StudentSample>>>> = Vec::with_capacity(requests.len());
         let mut todo: Vec<usize> = Vec::new();
         for (ri, request) in requests.iter().enumerate() {

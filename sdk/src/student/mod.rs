@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 pub use crate::types::{ChatMessage, SamplingParams};
-pub use cache::{CACHE_FILE, CachedStudent, ResponseCache, append_line};
-pub use fingerprint::file_fingerprint;
+pub use cache::{CACHE_FILE, CachedStudent, IDENTITIES_FILE, ResponseCache, append_line};
+pub use fingerprint::{content_hash, file_fingerprint};
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
 pub use usage::{StudentUsage, UsageMeter};
@@ -134,6 +134,14 @@ pub trait Student: Send + Sync {
         self.name().to_string()
     }
 
+    /// The files whose whole content is the model's weights (a GGUF, a folder's shards), for
+    /// the response cache: it records their content hash for this Student's identity and will
+    /// not reuse answers when the files change under an identity that stays the same. Empty for
+    /// remote Students.
+    fn weight_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// What this backend can do.
     fn capabilities(&self) -> StudentCapabilities {
         StudentCapabilities::default()
@@ -205,6 +213,9 @@ macro_rules! forward_student {
             }
             fn identity(&self) -> String {
                 (**self).identity()
+            }
+            fn weight_files(&self) -> Vec<std::path::PathBuf> {
+                (**self).weight_files()
             }
             fn capabilities(&self) -> StudentCapabilities {
                 (**self).capabilities()
