@@ -418,3 +418,55 @@ async fn errors_carry_the_status_code_retryability_and_attempts_an_app_branches_
     let err = gone.generate(&request(1, None)).await.unwrap_err();
     assert!(matches!(&err, Error::Http { status: None, retryable: true, attempts: 1, .. }), "{err:?}");
 }
+
+/// Log lines written while `f` runs on this thread (a current-thread runtime keeps every task
+/// on it).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A re-pointed alias: the server reports another `model` or `system_fingerprint` than the one
+/// the cache's answers came from, and the run says so (issue: cached answers from the old model).
+#[tokio::test]
+async fn a_change_of_the_reported_model_is_recorded_and_warned_about() {
+    use wst_openai::{SERVED_FILE, Served};
+    let log = Captured::default();
+    let writer = log.clone();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish());
+    let version = std::sync::Arc::new(std::sync::Mutex::new("qwen-7b"));
+    let v = version.clone();
+    let server = MockServer::start(Duration::ZERO, move |_, body| {
+        let mut reply = wst_tests::openai_mock::echo_choices(body, true);
+        if let Reply::Json { body, .. } = &mut reply {
+            body["model"] = serde_json::json!(*v.lock().unwrap());
+            body["system_fingerprint"] = serde_json::json!(format!("fp_{}", v.lock().unwrap()));
+        }
+        reply
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let student = || {
+        let s = OpenAiStudent::new("my-alias", &OpenAiConfig { base_urls: vec![server.base_url()], api_key_env: None, ..Default::default() }).unwrap();
+        CachedStudent::new(std::sync::Arc::new(s), ResponseCache::open(dir.path()).unwrap())
+    };
+    let ask = |seed: u64| StudentRequest { messages: vec![ChatMessage::user("hi")], n: 1, params: SamplingParams { seed: Some(seed), ..Default::default() } };
+    student().generate(&ask(1)).await.unwrap();
+    let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(SERVED_FILE)).unwrap()).unwrap();
+    let entry = recorded.as_object().unwrap().values().next().unwrap().clone();
+    assert_eq!(serde_json::from_value::<Served>(entry).unwrap(), Served { model: Some("qwen-7b".into()), system_fingerprint: Some("fp_qwen-7b".into()) });
+    assert!(!String::from_utf8_lossy(&log.0.lock().unwrap()).contains("another model"), "no change yet");
+    // The alias now points at another model; a new run notices on its first answer.
+    *version.lock().unwrap() = "llama-8b";
+    student().generate(&ask(2)).await.unwrap();
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).to_string();
+    assert!(text.contains("another model") && text.contains("qwen-7b") && text.contains("llama-8b"), "{text}");
+}

@@ -192,9 +192,7 @@ impl wst_sdk::Student for FileStudent {
     async fn generate(&self, request: &wst_sdk::StudentRequest) -> wst_sdk::Result<Vec<wst_sdk::StudentSample>> {
         let bytes = std::fs::read(&self.0).unwrap();
         let text = format!("middle byte {}", bytes[bytes.len() / 2]);
-        Ok((0..request.n)
-            .map(|_| wst_sdk::StudentSample { text: text.clone(), finish_reason: wst_sdk::student::FinishReason::Stop, usage: Default::default() })
-            .collect())
+        Ok((0..request.n).map(|_| wst_sdk::StudentSample { text: text.clone(), finish_reason: wst_sdk::student::FinishReason::Stop, usage: Default::default() }).collect())
     }
 }
 

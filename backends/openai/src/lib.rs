@@ -27,6 +27,7 @@ mod config;
 mod journal;
 mod limiter;
 mod retry;
+mod served;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,6 +42,7 @@ pub use backend::OpenAiBackend;
 pub use config::{OpenAiConfig, TokenLimitField};
 pub use limiter::RateLimiter;
 use retry::{Failure, backoff, retry_after};
+pub use served::{SERVED_FILE, Served};
 
 /// A Student served over HTTP by an OpenAI-compatible server.
 pub struct OpenAiStudent {
@@ -60,6 +62,8 @@ pub struct OpenAiStudent {
     ignores_n: AtomicBool,
     /// Where submitted batches are recorded ([`Student::use_state_dir`]).
     state_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// The model and system fingerprint the server reports, checked for changes.
+    served: served::ServedTracker,
 }
 
 impl std::fmt::Debug for OpenAiStudent {
@@ -74,6 +78,11 @@ impl std::fmt::Debug for OpenAiStudent {
 }
 
 impl OpenAiStudent {
+    /// The `model` and `system_fingerprint` the server reported with its last answer.
+    pub fn last_served(&self) -> Option<served::Served> {
+        self.served.last()
+    }
+
     /// A Student asking `model` at `config.base_urls`. The key is read from the variable named
     /// by `config.api_key_env`; it is required for api.openai.com and optional elsewhere.
     pub fn new(model: &str, config: &OpenAiConfig) -> Result<Self> {
@@ -126,6 +135,7 @@ impl OpenAiStudent {
             meter: UsageMeter::new(model, &config.prices),
             ignores_n: AtomicBool::new(false),
             state_dir: std::sync::OnceLock::new(),
+            served: served::ServedTracker::default(),
         })
     }
 
@@ -298,6 +308,8 @@ impl OpenAiStudent {
             return Err("the server returned no choices".into());
         }
         parsed.choices.sort_by_key(|c| c.index.unwrap_or(0));
+        let key = format!("{}@{}", self.name, redact_userinfo(self.base_url()));
+        self.served.observe(served::Served { model: parsed.model.take(), system_fingerprint: parsed.system_fingerprint.take() }, &key, self.state_dir());
         let usage = parsed.usage.unwrap_or_default();
         let k = parsed.choices.len() as u64;
         self.meter.record(parsed.choices.len(), TokenUsage { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens });
@@ -311,11 +323,7 @@ impl OpenAiStudent {
                 let extra = u64::from((i as u64) < usage.completion_tokens % k);
                 StudentSample {
                     text: c.message.content.or(c.message.refusal).unwrap_or_default(),
-                    finish_reason: match c.finish_reason.as_deref() {
-                        Some("stop") | None => FinishReason::Stop,
-                        Some("length") => FinishReason::Length,
-                        Some(other) => FinishReason::Other(other.to_string()),
-                    },
+                    finish_reason: c.finish_reason.as_deref().map(FinishReason::from).unwrap_or(FinishReason::Stop),
                     usage: TokenUsage { prompt_tokens: if i == 0 { usage.prompt_tokens } else { 0 }, completion_tokens: usage.completion_tokens / k + extra },
                 }
             })

@@ -32,6 +32,12 @@ pub struct ChatResponse {
     pub choices: Vec<Choice>,
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// The model that answered, as the server names it.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// OpenAI's backend configuration fingerprint.
+    #[serde(default)]
+    pub system_fingerprint: Option<String>,
 }
 
 /// One of the `n` answers.

@@ -280,40 +280,42 @@ impl CachedStudent {
     /// tensors keeps the size, head and tail), the identity gains the new hash, so the old
     /// answers are not reused, and a warning says so.
     fn checked_identity(&self) -> String {
-        self.identity.get_or_init(|| {
-            let base = self.inner.identity();
-            let files = self.inner.weight_files();
-            if files.is_empty() {
-                return base;
-            }
-            let hash = match files.iter().map(|f| super::content_hash(f)).collect::<Result<Vec<_>>>() {
-                Ok(h) => h.join("+"),
-                Err(e) => {
-                    tracing::warn!(student = self.inner.name(), error = %e, "cannot hash the Student's weights; the cache trusts its identity alone");
+        self.identity
+            .get_or_init(|| {
+                let base = self.inner.identity();
+                let files = self.inner.weight_files();
+                if files.is_empty() {
                     return base;
                 }
-            };
-            let Some(dir) = self.cache.path().parent() else { return base };
-            let path = dir.join(IDENTITIES_FILE);
-            let mut known: std::collections::BTreeMap<String, String> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-            match known.get(&base) {
-                Some(recorded) if *recorded == hash => base,
-                Some(recorded) => {
-                    tracing::warn!(student = self.inner.name(), cache = %dir.display(), recorded = %recorded, now = %hash,
-                        "the Student's weights changed under the same identity: its earlier answers in this cache are not reused");
-                    format!("{base}|weights={hash}")
-                }
-                None => {
-                    known.insert(base.clone(), hash);
-                    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-                    let written = serde_json::to_vec_pretty(&known).ok().is_some_and(|t| std::fs::write(&tmp, t).is_ok() && std::fs::rename(&tmp, &path).is_ok());
-                    if !written {
-                        tracing::warn!(path = %path.display(), "cannot record the Student's weights hash beside its cache");
+                let hash = match files.iter().map(|f| super::content_hash(f)).collect::<Result<Vec<_>>>() {
+                    Ok(h) => h.join("+"),
+                    Err(e) => {
+                        tracing::warn!(student = self.inner.name(), error = %e, "cannot hash the Student's weights; the cache trusts its identity alone");
+                        return base;
                     }
-                    base
+                };
+                let Some(dir) = self.cache.path().parent() else { return base };
+                let path = dir.join(IDENTITIES_FILE);
+                let mut known: std::collections::BTreeMap<String, String> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                match known.get(&base) {
+                    Some(recorded) if *recorded == hash => base,
+                    Some(recorded) => {
+                        tracing::warn!(student = self.inner.name(), cache = %dir.display(), recorded = %recorded, now = %hash,
+                        "the Student's weights changed under the same identity: its earlier answers in this cache are not reused");
+                        format!("{base}|weights={hash}")
+                    }
+                    None => {
+                        known.insert(base.clone(), hash);
+                        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+                        let written = serde_json::to_vec_pretty(&known).ok().is_some_and(|t| std::fs::write(&tmp, t).is_ok() && std::fs::rename(&tmp, &path).is_ok());
+                        if !written {
+                            tracing::warn!(path = %path.display(), "cannot record the Student's weights hash beside its cache");
+                        }
+                        base
+                    }
                 }
-            }
-        }).clone()
+            })
+            .clone()
     }
 
     /// The cache.

@@ -49,6 +49,17 @@ pub enum FinishReason {
     Other(String),
 }
 
+impl From<&str> for FinishReason {
+    /// OpenAI's name of a finish reason (`stop`, `length`, anything else kept as it is).
+    fn from(s: &str) -> Self {
+        match s {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            other => FinishReason::Other(other.to_string()),
+        }
+    }
+}
+
 impl FinishReason {
     /// The name OpenAI's API uses (`stop`, `length`, or the server's own word).
     pub fn as_str(&self) -> &str {
