@@ -614,3 +614,59 @@ fn a_saved_teacher_keeps_its_prompting_and_explicit_settings_override_it() {
     let err = LmTeacher::load(saved.path().to_str().unwrap(), TeacherOptions { teacher: f32_teacher(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("wst_teacher.json"), "{err}");
 }
+
+/// A Teacher restricted to `teacher.choices` replies with exactly one of them, records the
+/// whole vocabulary's log-probs (a full forward agrees), and GRPO learns which to pick.
+#[test]
+fn a_teacher_with_choices_picks_one_and_grpo_learns_which() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 4);
+    let choices: Vec<String> = [" 50 tokens.", " 100 tokens.", " 200 tokens.", " 400 tokens."].iter().map(|s| s.to_string()).collect();
+    let teacher = TeacherConfig {
+        choices: choices.clone(),
+        instruction_prefix: "Use less than".into(),
+        lora: Some(LoraConfig { r: 8, lora_alpha: 16.0, ..Default::default() }),
+        ..f32_teacher()
+    };
+    let mut t = LmTeacher::load(dir.path().to_str().unwrap(), TeacherOptions { teacher, seed: 1 }).unwrap();
+    let allowed: Vec<String> = choices.iter().map(|c| format!("Use less than{c}")).collect();
+    let q = [Query::new("q", "What is 12 + 30?")];
+    let wide = TeacherSampling { max_completion_length: 12, ..sampling(16, 3, 1.0) };
+    let groups = t.sample(&q, &wide).unwrap();
+    for s in &groups[0] {
+        assert!(allowed.contains(&s.instruction.text), "{:?} is not a choice", s.instruction.text);
+        assert!(!s.truncated);
+    }
+    let flat: Vec<&TeacherSample> = groups[0].iter().collect();
+    let (lp, _) = t.completion_logprobs(t.decoder(), &flat, 1.0).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    for (r, s) in flat.iter().enumerate() {
+        for (j, want) in s.logprobs.iter().enumerate() {
+            assert!((lp[r][j] - want).abs() < 1e-4, "row {r} token {j}: {} vs {want}", lp[r][j]);
+        }
+    }
+    // Reward the rarest choice the untrained Teacher still writes (its prior favours another).
+    let count = |c: &String| groups[0].iter().filter(|s| s.instruction.text == *c).count();
+    let target = allowed.iter().filter(|c| count(c) > 0).min_by_key(|c| count(c)).unwrap().clone();
+    let target = target.as_str();
+    let share = |groups: &[Vec<TeacherSample>]| groups[0].iter().filter(|s| s.instruction.text == target).count() as f64 / groups[0].len() as f64;
+    let before = share(&groups);
+    let grpo = GrpoConfig { learning_rate: 3e-2, beta: 0.0, max_completion_length: 12, per_device_train_batch_size: 16, ..Default::default() };
+    let mut last = 0.0;
+    for step in 0..15 {
+        let groups = t.sample(&q, &TeacherSampling { seed: 100 + step, ..wide.clone() }).unwrap();
+        last = share(&groups);
+        let rewards: Vec<f64> = groups[0].iter().map(|s| f64::from(u8::from(s.instruction.text == target))).collect();
+        let adv = compute_advantages(&rewards, 16, ScaleRewards::Group).unwrap();
+        let items: Vec<TrainItem<'_>> = groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
+        grpo_step(&mut t, &items, &grpo);
+    }
+    eprintln!("share of the rewarded choice {target:?}: {before:.2} → {last:.2}");
+    assert!(last > 0.8 && last > before + 0.5, "share of the rewarded choice: {before:.2} → {last:.2}");
+
+    // A choice that begins another is refused, naming the setting.
+    let bad = TeacherConfig { choices: vec![" 50".into(), " 50 tokens.".into()], ..f32_teacher() };
+    let mut t = LmTeacher::load(dir.path().to_str().unwrap(), TeacherOptions { teacher: bad, seed: 1 }).unwrap();
+    let err = t.sample(&q, &wide).unwrap_err().to_string();
+    assert!(err.contains("teacher.choices"), "{err}");
+}

@@ -39,6 +39,7 @@ fn serve_uses_the_teachers_card_and_stops_on_sigterm() {
         prompt_template: "Problem: {{ query }}".into(),
         instruction_prefix: "Hint:".into(),
         stop: vec![],
+        choices: vec![],
         sampling: None,
         student_prompt: Some(StudentPrompt { system: Some("From the card.".into()), template: "{{ query }}\n\nTeacher says: {{ instruction }}".into() }),
     };

@@ -36,6 +36,12 @@ pub struct TeacherConfig {
     pub instruction_prefix: String,
     /// Strings that end an instruction (cut from its text; generation stops there).
     pub stop: Vec<String>,
+    /// When set, the Teacher's reply (after `instruction_prefix`) is exactly one of these
+    /// strings: decoding may only continue a choice (vLLM's `guided_choice`), and GRPO learns
+    /// which to pick per query. Log-probs stay those of the whole vocabulary, as TRL computes
+    /// them with guided decoding. Example: `[" 50 tokens.", " 100 tokens.", " 200 tokens."]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
     /// Recompute each layer's activations during backward instead of keeping them all (peak
     /// memory of one layer, one more forward pass); on by default, as in TRL's GRPOConfig.
     pub gradient_checkpointing: bool,
@@ -57,6 +63,7 @@ impl Default for TeacherConfig {
             prompt_template: "Problem: {{ query }}\n\nWrite instructions for the student.".into(),
             instruction_prefix: String::new(),
             stop: Vec::new(),
+            choices: Vec::new(),
             gradient_checkpointing: true,
         }
     }

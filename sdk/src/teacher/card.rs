@@ -27,6 +27,9 @@ pub struct TeacherCard {
     /// Strings that end an instruction.
     #[serde(default)]
     pub stop: Vec<String>,
+    /// The replies the Teacher may give, when it was trained to choose among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
     /// How instructions were sampled in training, when the card was written by a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<CardSampling>,
@@ -62,6 +65,7 @@ impl TeacherCard {
             prompt_template: teacher.prompt_template.clone(),
             instruction_prefix: teacher.instruction_prefix.clone(),
             stop: teacher.stop.clone(),
+            choices: teacher.choices.clone(),
             sampling: None,
             student_prompt: None,
         }
@@ -105,5 +109,6 @@ impl TeacherCard {
         take("teacher.prompt_template", &mut teacher.prompt_template, &defaults.prompt_template, &self.prompt_template, origin);
         take("teacher.instruction_prefix", &mut teacher.instruction_prefix, &defaults.instruction_prefix, &self.instruction_prefix, origin);
         take("teacher.stop", &mut teacher.stop, &defaults.stop, &self.stop, origin);
+        take("teacher.choices", &mut teacher.choices, &defaults.choices, &self.choices, origin);
     }
 }

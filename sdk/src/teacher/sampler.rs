@@ -33,6 +33,19 @@ pub fn sample(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> (usize,
     (token, token_logprob(logits, token, s.temperature))
 }
 
+/// Like [`sample`], drawing only among `allowed` tokens (constrained decoding); the log-prob is
+/// still the token's under the whole vocabulary's distribution.
+pub fn sample_among(logits: &[f32], allowed: &[usize], s: SamplerSettings, rng: &mut impl Rng) -> (usize, f32) {
+    let mut masked = vec![f32::NEG_INFINITY; logits.len()];
+    for &t in allowed {
+        if let Some(l) = logits.get(t) {
+            masked[t] = *l;
+        }
+    }
+    let token = sample_filtered(&masked, s, rng);
+    (token, token_logprob(logits, token, s.temperature))
+}
+
 /// Greedy, top-k and top-p choice of the next token.
 fn sample_filtered(logits: &[f32], s: SamplerSettings, rng: &mut impl Rng) -> usize {
     if s.temperature <= 0.0 {
@@ -98,6 +111,32 @@ fn sample_full(logits: &[f32], temperature: f64, rng: &mut impl Rng) -> (usize, 
     }
     let logprob = (logits[token] as f64 - max as f64) / temperature - total.ln();
     (token, logprob as f32)
+}
+
+#[cfg(test)]
+mod constrained_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn constrained_draws_stay_allowed_in_proportion_and_keep_the_full_log_prob() {
+        // Allowed tokens 1 and 3 with logits ln 1 and ln 3: drawn 1 : 3 at t = 1.
+        let logits = [5.0f32, 0.0, 4.0, 3f32.ln(), 2.0];
+        let s = SamplerSettings { temperature: 1.0, top_p: 1.0, top_k: 0 };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut threes = 0;
+        for _ in 0..4000 {
+            let (t, lp) = sample_among(&logits, &[1, 3], s, &mut rng);
+            assert!(t == 1 || t == 3);
+            assert!((lp - token_logprob(&logits, t, 1.0)).abs() < 1e-6, "the whole vocabulary's log-prob");
+            threes += usize::from(t == 3);
+        }
+        let share = threes as f64 / 4000.0;
+        assert!((share - 0.75).abs() < 0.03, "{share}");
+        // Greedy picks the best allowed token, not the best token.
+        let g = SamplerSettings { temperature: 0.0, ..s };
+        assert_eq!(sample_among(&logits, &[1, 3], g, &mut rng).0, 3);
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ impl LmTeacher {
         // did, the same seed and weights repeat themselves, and batching changes nothing.
         let mut rngs: Vec<StdRng> = (0..b).map(|r| StdRng::seed_from_u64(crate::types::mix(&[sampling.seed, stream_keys[r / n], (r % n) as u64]))).collect();
         let settings = SamplerSettings { temperature: sampling.temperature, top_p: sampling.top_p, top_k: sampling.top_k.unwrap_or(0) };
+        let choices = self.choice_ids(sampling.max_completion_length)?;
         let mut completions: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut logprobs: Vec<Vec<f32>> = vec![Vec::new(); b];
         let mut done = vec![false; b];
@@ -69,11 +70,16 @@ impl LmTeacher {
                     feed.push(pad);
                     continue;
                 }
-                let (tok, logprob) = sample(&logits[r], settings, &mut rngs[r]);
+                let (tok, logprob) = if choices.is_empty() {
+                    sample(&logits[r], settings, &mut rngs[r])
+                } else {
+                    super::super::sampler::sample_among(&logits[r], &next_allowed(&choices, &completions[r]), settings, &mut rngs[r])
+                };
                 logprobs[r].push(logprob);
                 completions[r].push(tok as u32);
                 feed.push(tok as u32);
-                if self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? {
+                let ended = if choices.is_empty() { self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? } else { choices.contains(&completions[r]) };
+                if ended {
                     done[r] = true;
                 }
             }
@@ -102,11 +108,31 @@ impl LmTeacher {
             }
             let truncated = !done[r];
             let text = self.tokenizer.decode(&completion)?;
-            let text = format!("{prefix}{}", self.cut_at_stop(&text));
+            let text = if choices.is_empty() { format!("{prefix}{}", self.cut_at_stop(&text)) } else { format!("{prefix}{text}") };
             out.last_mut()
                 .map(|g| g.push(TeacherSample { instruction: Instruction::new(text.trim()), prompt_ids: rows[r].clone(), completion_ids: completion, logprobs: lp, truncated }));
         }
         Ok(out)
+    }
+
+    /// The token ids of `teacher.choices`, checked: none empty, none the beginning of another
+    /// (the reply ends when a choice is complete), none longer than `max_len` tokens.
+    fn choice_ids(&self, max_len: usize) -> Result<Vec<Vec<u32>>> {
+        let choices = &self.options.teacher.choices;
+        let ids = choices.iter().map(|c| self.tokenizer.encode(c)).collect::<Result<Vec<_>>>()?;
+        for (i, a) in ids.iter().enumerate() {
+            let bad = |m: String| Error::invalid("teacher.choices", m);
+            if a.is_empty() {
+                return Err(bad(format!("choice {:?} has no tokens", choices[i])));
+            }
+            if a.len() > max_len {
+                return Err(bad(format!("choice {:?} has {} tokens, more than grpo.max_completion_length = {max_len}", choices[i], a.len())));
+            }
+            if let Some(j) = ids.iter().enumerate().position(|(j, b)| j != i && b.starts_with(a)) {
+                return Err(bad(format!("choice {:?} begins choice {:?} (in tokens), so the reply could not tell them apart", choices[i], choices[j])));
+            }
+        }
+        Ok(ids)
     }
 
     pub(super) fn hits_stop(&self, completion: &[u32]) -> Result<bool> {
@@ -122,5 +148,27 @@ impl LmTeacher {
     pub(super) fn cut_at_stop(&self, text: &str) -> String {
         let cut = self.options.teacher.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min().unwrap_or(text.len());
         text[..cut].to_string()
+    }
+}
+
+/// The tokens that continue `so_far` towards one of `choices`.
+fn next_allowed(choices: &[Vec<u32>], so_far: &[u32]) -> Vec<usize> {
+    let mut out: Vec<usize> = choices.iter().filter(|c| c.len() > so_far.len() && c.starts_with(so_far)).map(|c| c[so_far.len()] as usize).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_allowed;
+
+    #[test]
+    fn only_continuations_of_a_choice_are_allowed() {
+        let choices = vec![vec![5, 1], vec![5, 2, 7], vec![9]];
+        assert_eq!(next_allowed(&choices, &[]), vec![5, 9]);
+        assert_eq!(next_allowed(&choices, &[5]), vec![1, 2]);
+        assert_eq!(next_allowed(&choices, &[5, 2]), vec![7]);
+        assert!(next_allowed(&choices, &[5, 1]).is_empty());
     }
 }

@@ -15,10 +15,14 @@ impl Teacher for LmTeacher {
     /// stops, dtype, LoRA).
     fn identity(&self) -> String {
         let t = &self.options.teacher;
-        let settings = serde_json::json!({
+        let mut settings = serde_json::json!({
             "dtype": t.dtype, "lora": t.lora, "system_prompt": t.system_prompt, "prompt_template": t.prompt_template,
             "instruction_prefix": t.instruction_prefix, "stop": t.stop, "seed": self.options.seed,
         });
+        // Only when set, so that the identities of Teachers without choices stay what they were.
+        if !t.choices.is_empty() {
+            settings["choices"] = serde_json::json!(t.choices);
+        }
         format!("{} {settings}", self.spec)
     }
 
