@@ -296,6 +296,9 @@ async fn refusals_carry_their_status_and_openai_error_body() {
     let wrong = check(send(Some("sk-wrong"), good.clone()).await, 401, "authentication_error");
     assert!(!wrong.to_string().contains("sk-right") && !wrong.to_string().contains("sk-wrong"), "keys are never echoed");
     assert_eq!(send(Some("sk-right"), good.clone()).await.0, 200);
+    // The neutral values clients send by default pass.
+    let defaults = json!({"model": "tiny", "messages": user("Q"), "logprobs": false, "tools": [], "response_format": {"type": "text"}, "presence_penalty": 0, "frequency_penalty": 0.0, "logit_bias": {}, "user": "u1"});
+    assert_eq!(send(Some("sk-right"), serde_json::to_vec(&defaults).unwrap()).await.0, 200);
     // /health stays open without a key; /v1/models does not.
     assert_eq!(reqwest::get(format!("{}/health", run.base)).await.unwrap().status(), 200);
     assert_eq!(reqwest::get(format!("{}/v1/models", run.base)).await.unwrap().status(), 401);
@@ -320,6 +323,10 @@ async fn refusals_carry_their_status_and_openai_error_body() {
         (json!({"model": "tiny", "messages": user("Q"), "stop": ["a", "b", "c", "d", "e"]}), "stop"),
         (json!({"model": "tiny", "messages": [{"role": "tool", "content": "x"}, {"role": "user", "content": "Q"}]}), "messages[0].role"),
         (json!({"model": "tiny", "messages": user("Q"), "stream_options": {"include_usage": true}}), "stream_options"),
+        (json!({"model": "tiny", "messages": user("Q"), "logprobs": true}), "logprobs"),
+        (json!({"model": "tiny", "messages": user("Q"), "tools": [{"type": "function", "function": {"name": "f"}}]}), "tools"),
+        (json!({"model": "tiny", "messages": user("Q"), "response_format": {"type": "json_object"}}), "response_format"),
+        (json!({"model": "tiny", "messages": user("Q"), "presence_penalty": 0.5}), "presence_penalty"),
     ] {
         let b = check(send(Some("sk-right"), serde_json::to_vec(&body).unwrap()).await, 400, "invalid_request_error");
         assert_eq!(b["error"]["param"], param, "{body} → {b}");

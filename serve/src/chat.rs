@@ -111,6 +111,7 @@ fn plan(request: &ChatRequest, models: &[Model]) -> Result<Plan, ApiError> {
     let messages = request.conversation()?;
     let n = request.n()?;
     request.check_sampling()?;
+    request.check_supported()?;
     let pipeline = &models[model].pipeline;
     let defaults = pipeline.student_sampling();
     let sampling = SamplingParams {

@@ -44,6 +44,34 @@ pub struct ChatRequest {
     /// wst's extension: how the instruction is chosen.
     #[serde(default)]
     pub wst: WstOptions,
+    /// Parameters wst cannot honour are refused rather than ignored (a client that asks for
+    /// log-probs or tools must not get a reply without them); their neutral values pass.
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// See `logprobs`.
+    #[serde(default)]
+    pub top_logprobs: Option<u32>,
+    /// Tool calling is not supported.
+    #[serde(default)]
+    pub tools: Option<Value>,
+    /// See `tools`.
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
+    /// The older name of `tools`.
+    #[serde(default)]
+    pub functions: Option<Value>,
+    /// Only `{"type": "text"}`.
+    #[serde(default)]
+    pub response_format: Option<Value>,
+    /// Not supported (non-empty).
+    #[serde(default)]
+    pub logit_bias: Option<Value>,
+    /// Not supported (non-zero).
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    /// Not supported (non-zero).
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
 }
 
 /// A message of the request; `content` may be text or a list of text parts.
@@ -163,6 +191,35 @@ impl ChatRequest {
             None => Ok(None),
             Some(n) => n.as_u64().or_else(|| n.as_i64().map(|i| i as u64)).map(Some).ok_or_else(|| ApiError::invalid("seed", &format!("seed must be an integer, got {n}"))),
         }
+    }
+
+    /// Refuses the parameters wst cannot honour (400 naming the parameter), accepting their
+    /// neutral values, which clients send by default.
+    pub fn check_supported(&self) -> Result<(), ApiError> {
+        let refuse = |param: &str, what: &str| Err(ApiError::invalid(param, &format!("{what} is not supported by wst serve")));
+        if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|n| n > 0) {
+            return refuse(if self.logprobs == Some(true) { "logprobs" } else { "top_logprobs" }, "returning log-probs");
+        }
+        for (param, v) in [("tools", &self.tools), ("tool_choice", &self.tool_choice), ("functions", &self.functions)] {
+            if v.as_ref().is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]) && v.as_str() != Some("none")) {
+                return refuse(param, "tool calling");
+            }
+        }
+        if let Some(f) = &self.response_format
+            && !f.is_null()
+            && f.get("type").and_then(Value::as_str) != Some("text")
+        {
+            return refuse("response_format", "a response format other than text");
+        }
+        if self.logit_bias.as_ref().is_some_and(|b| b.as_object().is_some_and(|o| !o.is_empty())) {
+            return refuse("logit_bias", "logit_bias");
+        }
+        for (param, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+            if v.is_some_and(|v| v != 0.0) {
+                return refuse(param, param);
+            }
+        }
+        Ok(())
     }
 
     /// Checks temperature, top_p and the token limit.
