@@ -49,13 +49,15 @@ def main():
     ap.add_argument("--teacher", default="examples/teachers/gsm8k-smollm2")
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="more config overrides for both sides (KEY=VALUE)")
+    ap.add_argument("--work", help="a folder of an earlier run to reuse (its cache makes the evaluation free)")
     a = ap.parse_args()
     cfg = tomllib.load(open(a.config, "rb"))
     seed = cfg.get("grpo", {}).get("seed", 42)
     fields = cfg["data"]["eval"].get("fields", {})
     rows = [json.loads(l) for l in open(cfg["data"]["eval"]["path"]) if l.strip()][: a.queries]
-    work = tempfile.mkdtemp(prefix="wst-serve-consistency-")
-    common = ["--config", a.config, "--set", f'student.cache_dir="{work}/cache"']
+    work = a.work or tempfile.mkdtemp(prefix="wst-serve-consistency-")
+    common = ["--config", a.config, "--set", f'student.cache_dir="{work}/cache"'] + [x for kv in a.set for x in ("--set", kv)]
 
     # 1. wst eval: the trained-Teacher row on the first N problems.
     subprocess.run([a.wst, "eval", *common, "--teacher", a.teacher, "--limit", str(a.queries), "--num-answers", str(a.k),
@@ -105,7 +107,8 @@ def main():
         # usage.completion_tokens is the sum over the K answers.
         s_total = s["usage"]["completion_tokens"]
         same_ins = e["instruction"] == s["wst"]["instruction"]
-        e_acc = e["values"].get("math/accuracy")
+        # The value is named `accuracy` with one reward, `math/accuracy` with several.
+        e_acc = e["values"].get("math/accuracy", e["values"].get("accuracy"))
         s_acc = sum(acc) / len(acc)
         ok = same_ins and sum(e["completion_tokens"]) == s_total and abs(e_acc - s_acc) < 1e-9
         differ += not ok

@@ -97,6 +97,15 @@ fn pipeline(dir: &std::path::Path, student: Arc<dyn Student>) -> Pipeline {
         .unwrap()
 }
 
+/// The llama.cpp Student on a tiny GGUF the test writes (kept while the folder lives).
+fn llamacpp_student() -> (tempfile::TempDir, Arc<dyn Student>) {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Llama, 11);
+    let gguf = write_gguf(dir.path());
+    let student: Arc<dyn Student> = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap());
+    (dir, student)
+}
+
 struct Running {
     base: String,
     server: Server,
@@ -407,10 +416,7 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_ones() {
 /// The llama.cpp Student streams token by token, and the pieces join to the plain answer.
 #[tokio::test]
 async fn llamacpp_student_streams_pieces_that_join_to_the_plain_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), Arch::Llama, 11);
-    let gguf = write_gguf(dir.path());
-    let student: Arc<dyn Student> = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap());
+    let (_gguf_dir, student) = llamacpp_student();
     let tdir = tempfile::tempdir().unwrap();
     let run = start(vec![served("tiny", pipeline(tdir.path(), student))], ServeOptions::default()).await;
     let request = json!({"model": "tiny", "messages": user("hello world"), "n": 3, "seed": 4, "temperature": 1.0, "max_tokens": 20, "stop": ["zz"]});
@@ -442,10 +448,7 @@ async fn llamacpp_student_streams_pieces_that_join_to_the_plain_answer() {
 /// same Student answers for the evaluation's seed.
 #[tokio::test]
 async fn served_answers_equal_the_evaluation_for_the_same_seeds() {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), Arch::Llama, 11);
-    let gguf = write_gguf(dir.path());
-    let student: Arc<dyn Student> = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap());
+    let (_gguf_dir, student) = llamacpp_student();
     let tdir = tempfile::tempdir().unwrap();
     let p = pipeline(tdir.path(), student.clone());
     let queries: Vec<Query> = (0..5).map(|i| Query::new(format!("q{i}"), format!("hello {i} world"))).collect();
@@ -476,10 +479,7 @@ async fn served_answers_equal_the_evaluation_for_the_same_seeds() {
 async fn the_official_openai_python_client_works_against_it() {
     let client_dir = std::env::var("WST_PYCLIENT").unwrap_or_else(|_| "/var/tmp/wst-pyclient".into());
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openai_client.py");
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), Arch::Llama, 11);
-    let gguf = write_gguf(dir.path());
-    let llama: Arc<dyn Student> = Arc::new(LlamaCppStudent::load(&gguf, &LlamaCppConfig::default()).unwrap());
+    let (_gguf_dir, llama) = llamacpp_student();
     let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // wst as a proxy in front of an OpenAI-compatible Student (a mock closed API).
     let mock = wst_tests::openai_mock::MockServer::start(Duration::ZERO, |_, body| wst_tests::openai_mock::echo_choices(body, true)).await;
