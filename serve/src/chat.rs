@@ -114,11 +114,12 @@ fn plan(request: &ChatRequest, models: &[Model]) -> Result<Plan, ApiError> {
     request.check_supported()?;
     let pipeline = &models[model].pipeline;
     let defaults = pipeline.student_sampling();
+    let seed = request.seed()?;
     let sampling = SamplingParams {
         temperature: request.temperature.unwrap_or(defaults.temperature),
         top_p: request.top_p.unwrap_or(defaults.top_p),
         max_tokens: request.max_completion_tokens.or(request.max_tokens).unwrap_or(defaults.max_tokens),
-        seed: request.seed()?.or(defaults.seed),
+        seed: seed.or(defaults.seed),
         stop: request.stop()?.unwrap_or_else(|| defaults.stop.clone()),
         ..defaults.clone()
     };
@@ -132,7 +133,7 @@ fn plan(request: &ChatRequest, models: &[Model]) -> Result<Plan, ApiError> {
     };
     // The Teacher's stream: the caller's key, else one from the seed (the same seed repeats the
     // instruction), else a fresh one.
-    let teacher_key = match (&request.wst.query_id, request.seed()?) {
+    let teacher_key = match (&request.wst.query_id, seed) {
         (Some(id), _) => id.clone(),
         (None, Some(seed)) => format!("seed:{seed}"),
         (None, None) => format!("random:{}", rand::random::<u64>()),

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use wst_sdk::student::{read_json_map, write_json_map};
 
 /// The file beside a response cache recording what each HTTP Student's server reported.
 pub const SERVED_FILE: &str = "openai-served.json";
@@ -35,27 +36,20 @@ impl ServedTracker {
             return;
         }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        match last.as_ref() {
-            Some(l) if *l == seen => return,
-            Some(l) => warn_change(key, l, &seen, "earlier in this run"),
-            None => {
-                if let Some(recorded) = state_dir.and_then(|d| read(d).remove(key))
-                    && recorded != seen
-                {
-                    warn_change(key, &recorded, &seen, "when the answers in this response cache were written");
-                }
-            }
+        if last.as_ref() == Some(&seen) {
+            return;
         }
-        if let Some(dir) = state_dir {
-            let mut all = read(dir);
-            all.insert(key.to_string(), seen.clone());
-            let path = dir.join(SERVED_FILE);
-            let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-            if let Ok(text) = serde_json::to_vec_pretty(&all)
-                && std::fs::write(&tmp, text).is_ok()
-            {
-                let _ = std::fs::rename(&tmp, &path);
-            }
+        let path = state_dir.map(|d| d.join(SERVED_FILE));
+        let mut record: BTreeMap<String, Served> = path.as_deref().map(read_json_map).unwrap_or_default();
+        match (last.as_ref(), record.get(key)) {
+            (Some(l), _) => warn_change(key, l, &seen, "earlier in this run"),
+            (None, Some(recorded)) if *recorded != seen => warn_change(key, recorded, &seen, "when the answers in this response cache were written"),
+            _ => {}
+        }
+        if let Some(path) = &path {
+            record.insert(key.to_string(), seen.clone());
+            // Best effort: without the record, the next run only misses one comparison.
+            let _ = write_json_map(path, &record);
         }
         *last = Some(seen);
     }
@@ -64,10 +58,6 @@ impl ServedTracker {
     pub fn last(&self) -> Option<Served> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-}
-
-fn read(dir: &Path) -> BTreeMap<String, Served> {
-    std::fs::read(dir.join(SERVED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 fn warn_change(key: &str, before: &Served, now: &Served, when: &str) {
@@ -92,9 +82,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = ServedTracker::default();
         t.observe(s("m-1", Some("fp_a")), "openai:m@u", Some(dir.path()));
-        assert_eq!(read(dir.path())["openai:m@u"], s("m-1", Some("fp_a")));
+        assert_eq!(read_json_map::<Served>(&dir.path().join(SERVED_FILE))["openai:m@u"], s("m-1", Some("fp_a")));
         t.observe(s("m-2", Some("fp_b")), "openai:m@u", Some(dir.path()));
-        assert_eq!(read(dir.path())["openai:m@u"], s("m-2", Some("fp_b")));
+        assert_eq!(read_json_map::<Served>(&dir.path().join(SERVED_FILE))["openai:m@u"], s("m-2", Some("fp_b")));
         assert_eq!(t.last(), Some(s("m-2", Some("fp_b"))));
         // A new run starts from the record.
         let t2 = ServedTracker::default();

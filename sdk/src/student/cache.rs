@@ -296,7 +296,7 @@ impl CachedStudent {
                 };
                 let Some(dir) = self.cache.path().parent() else { return base };
                 let path = dir.join(IDENTITIES_FILE);
-                let mut known: std::collections::BTreeMap<String, String> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+                let mut known: std::collections::BTreeMap<String, String> = super::read_json_map(&path);
                 match known.get(&base) {
                     Some(recorded) if *recorded == hash => base,
                     Some(recorded) => {
@@ -306,10 +306,8 @@ impl CachedStudent {
                     }
                     None => {
                         known.insert(base.clone(), hash);
-                        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-                        let written = serde_json::to_vec_pretty(&known).ok().is_some_and(|t| std::fs::write(&tmp, t).is_ok() && std::fs::rename(&tmp, &path).is_ok());
-                        if !written {
-                            tracing::warn!(path = %path.display(), "cannot record the Student's weights hash beside its cache");
+                        if let Err(e) = super::write_json_map(&path, &known) {
+                            tracing::warn!(error = %e, "cannot record the Student's weights hash beside its cache");
                         }
                         base
                     }

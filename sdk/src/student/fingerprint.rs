@@ -46,7 +46,7 @@ pub fn content_hash(path: &Path) -> Result<String> {
     let key = stat_key(path, &meta);
     let store = crate::models::cache_dir().join("content-hashes.json");
     let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
-    let known = memo.get_or_insert_with(|| std::fs::read(&store).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default());
+    let known = memo.get_or_insert_with(|| super::read_json_map(&store));
     if let Some(h) = known.get(&key) {
         return Ok(h.clone());
     }
@@ -67,12 +67,8 @@ pub fn content_hash(path: &Path) -> Result<String> {
     // Best effort: a store that cannot be written only costs a re-read next time.
     if let Some(dir) = store.parent()
         && std::fs::create_dir_all(dir).is_ok()
-        && let Ok(text) = serde_json::to_vec_pretty(&*known)
     {
-        let tmp = store.with_extension(format!("json.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &store);
-        }
+        let _ = super::write_json_map(&store, known);
     }
     Ok(hex)
 }

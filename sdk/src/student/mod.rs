@@ -10,6 +10,7 @@ mod cache;
 mod fingerprint;
 mod prompt;
 mod spec;
+mod state_file;
 mod usage;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use cache::{CACHE_FILE, CachedStudent, IDENTITIES_FILE, ResponseCache, appen
 pub use fingerprint::{content_hash, file_fingerprint};
 pub use prompt::{DEFAULT_STUDENT_TEMPLATE, StudentPrompt};
 pub use spec::StudentSpec;
+pub use state_file::{read_json_map, write_json_map};
 pub use usage::{StudentUsage, UsageMeter};
 
 /// A request for `n` answers to one conversation.
