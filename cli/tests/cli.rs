@@ -188,6 +188,38 @@ fn score_reports_bad_lines_and_goes_on() {
     assert_eq!(strict.status.code(), Some(2));
 }
 
+/// The python reward runs in the active virtual environment: numpy, installed only there
+/// (scripts/setup.sh), imports with `VIRTUAL_ENV` set and is missing without it.
+#[test]
+fn score_with_a_python_reward_uses_the_active_virtual_environment() {
+    wst_tests::build_plugins();
+    let venv = std::path::PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
+    assert!(venv.join("bin/python").is_file(), "{} is missing: run scripts/setup.sh", venv.display());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("answers.jsonl");
+    std::fs::write(&input, "{\"answer\": \"12345\"}\n").unwrap();
+    let rewards = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_rewards/rewards.py");
+    let config = serde_json::json!({ "file": rewards, "function": "with_numpy" }).to_string();
+    let run = |venv: Option<&std::path::Path>| {
+        let mut cmd = wst();
+        cmd.args(["score", "--reward", "python", "--reward-config", &config, "--input"]).arg(&input).arg("--plugin-dir").arg(wst_tests::artifact_dir());
+        match venv {
+            Some(v) => cmd.env("VIRTUAL_ENV", v),
+            None => cmd.env_remove("VIRTUAL_ENV"),
+        };
+        let out = cmd.output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (stdout, stderr) = run(Some(&venv));
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    assert_eq!(line["with_numpy"].as_f64(), Some(0.5), "{stdout} {stderr}");
+    let base_has_numpy = std::process::Command::new("python3").args(["-c", "import numpy"]).status().is_ok_and(|s| s.success());
+    if !base_has_numpy {
+        let (stdout, stderr) = run(None);
+        assert!(stdout.contains("No module named 'numpy'") && stdout.contains("with_numpy"), "{stdout} {stderr}");
+    }
+}
+
 #[test]
 fn instruct_prints_seeded_instructions_from_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

@@ -94,16 +94,30 @@ pub unsafe fn score<T: RewardPlugin>(instance: *const c_void, items: *const u8, 
         }
         let this = unsafe { &*(instance as *const T) };
         let items: Vec<RewardInput> = serde_json::from_slice(unsafe { bytes(items, len) }).map_err(|e| format!("invalid items JSON: {e}"))?;
-        let scores = this.score(&items)?;
+        let scores = this.score_partial(&items)?;
         if scores.len() != items.len() {
             return Err(format!("returned {} scores for {} items", scores.len(), items.len()));
         }
         for (i, s) in scores.iter().enumerate() {
-            if let Some((k, v)) = s.iter().find(|(_, v)| !v.is_finite()) {
+            if let Some((k, Some(v))) = s.iter().find(|(_, v)| v.is_some_and(|v| !v.is_finite())) {
                 return Err(format!("item {i}: value `{k}` is not finite ({v})"));
             }
         }
         let json = serde_json::to_vec(&scores).map_err(|e| e.to_string())?;
+        unsafe { out.write(into_buffer(json)) };
+        Ok(())
+    })
+}
+
+/// # Safety
+/// See the exported `wst_reward_values`.
+pub unsafe fn values<T: RewardPlugin>(instance: *const c_void, out: *mut Buffer) -> i32 {
+    guard(|| {
+        if instance.is_null() || out.is_null() {
+            return Err("null instance or output buffer".into());
+        }
+        let this = unsafe { &*(instance as *const T) };
+        let json = serde_json::to_vec(&this.values()).map_err(|e| e.to_string())?;
         unsafe { out.write(into_buffer(json)) };
         Ok(())
     })

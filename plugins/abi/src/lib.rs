@@ -65,8 +65,15 @@ pub const SYMBOL_DESCRIBE: &str = "wst_reward_describe";
 /// instance from JSON config.
 pub const SYMBOL_CREATE: &str = "wst_reward_create";
 /// `extern "C" fn(instance: *const c_void, items: *const u8, len: usize, out: *mut Buffer) -> i32`:
-/// scores a JSON array of [`RewardInput`] into a JSON array of `{name: value}` objects.
+/// scores a JSON array of [`RewardInput`] into a JSON array of `{name: value}` objects. A value
+/// may be `null`: no score for that item (TRL's `None`); the host leaves it out of the weighted
+/// sum. A declared value that is absent altogether is an error.
 pub const SYMBOL_SCORE: &str = "wst_reward_score";
+/// `extern "C" fn(instance: *const c_void, out: *mut Buffer) -> i32`: the value names of one
+/// instance as a JSON array, for rewards whose values depend on their config (a Python function
+/// returning a dict, a judge with named criteria). Optional: a plugin without it (every plugin
+/// built before it was added) gives the [`Description`]'s values for every instance.
+pub const SYMBOL_VALUES: &str = "wst_reward_values";
 /// `extern "C" fn(out: *mut Buffer) -> i32`: the calling thread's last error message.
 pub const SYMBOL_LAST_ERROR: &str = "wst_reward_last_error";
 /// `extern "C" fn(instance: *mut c_void)`: frees an instance.
@@ -137,7 +144,8 @@ pub struct Description {
     pub name: String,
     /// The plugin's own version.
     pub version: String,
-    /// Names of the values each score carries.
+    /// Names of the values each score carries (an instance may name its own through
+    /// [`SYMBOL_VALUES`]; then these are the names it gives without config, possibly none).
     pub values: Vec<String>,
     /// JSON Schema of its configuration.
     pub config_schema: serde_json::Value,
@@ -159,6 +167,15 @@ pub trait RewardPlugin: Sized + Send + Sync + 'static {
     fn new(config: Self::Config) -> Result<Self, String>;
     /// One `{value name: value}` map per item, in order.
     fn score(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, f64>>, String>;
+    /// This instance's value names, when its config decides them; [`Self::value_names`] otherwise.
+    fn values(&self) -> Vec<String> {
+        Self::value_names()
+    }
+    /// Like [`Self::score`], where a value may be `None`: no score for that item, as a TRL
+    /// reward function returns `None` for a sample it does not apply to. What the host calls.
+    fn score_partial(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, Option<f64>>>, String> {
+        Ok(self.score(items)?.into_iter().map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect()).collect())
+    }
 }
 
 /// Exports a [`RewardPlugin`] type through the C ABI. Use once per `cdylib` crate.
@@ -195,6 +212,13 @@ macro_rules! export_reward {
             out: *mut $crate::Buffer,
         ) -> i32 {
             unsafe { $crate::__private::score::<$ty>(instance, items, len, out) }
+        }
+
+        /// # Safety
+        /// `instance` must come from `wst_reward_create`; `out` must be writable.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn wst_reward_values(instance: *const ::std::ffi::c_void, out: *mut $crate::Buffer) -> i32 {
+            unsafe { $crate::__private::values::<$ty>(instance, out) }
         }
 
         #[unsafe(no_mangle)]

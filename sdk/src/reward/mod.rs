@@ -29,7 +29,8 @@ pub trait Reward: Send + Sync {
     /// primary value, the one weighted when no weights are given (`accuracy`, not a word count).
     fn value_names(&self) -> Vec<String>;
 
-    /// One score per input, in order.
+    /// One score per input, in order. A declared value left out of a score means "no score for
+    /// this answer" (a TRL reward function's `None`): it adds nothing to the weighted sum.
     fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>>;
 }
 

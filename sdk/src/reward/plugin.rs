@@ -2,7 +2,7 @@
 //! before anything else, keep the library loaded for the life of the process, and wrap each
 //! instance as a [`Reward`]. Every error names the plugin file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -21,6 +21,7 @@ type AbiVersionFn = unsafe extern "C" fn() -> u32;
 type DescribeFn = unsafe extern "C" fn(*mut Buffer) -> i32;
 type CreateFn = unsafe extern "C" fn(*const u8, usize, *mut *mut c_void) -> i32;
 type ScoreFn = unsafe extern "C" fn(*const c_void, *const u8, usize, *mut Buffer) -> i32;
+type ValuesFn = unsafe extern "C" fn(*const c_void, *mut Buffer) -> i32;
 type LastErrorFn = unsafe extern "C" fn(*mut Buffer) -> i32;
 type DestroyFn = unsafe extern "C" fn(*mut c_void);
 type FreeFn = unsafe extern "C" fn(Buffer);
@@ -33,6 +34,8 @@ struct PluginLibrary {
     description: Description,
     create: CreateFn,
     score: ScoreFn,
+    /// Optional (plugins built before it lack it): an instance's own value names.
+    values: Option<ValuesFn>,
     last_error: LastErrorFn,
     destroy: DestroyFn,
     free: FreeFn,
@@ -68,6 +71,7 @@ impl PluginLibrary {
             description: Description { abi_version: found, name: String::new(), version: String::new(), values: Vec::new(), config_schema: serde_json::Value::Null },
             create: symbol(lib, path, wst_plugin_abi::SYMBOL_CREATE)?,
             score: symbol(lib, path, wst_plugin_abi::SYMBOL_SCORE)?,
+            values: symbol(lib, path, wst_plugin_abi::SYMBOL_VALUES).ok(),
             last_error: symbol(lib, path, wst_plugin_abi::SYMBOL_LAST_ERROR)?,
             destroy: symbol(lib, path, wst_plugin_abi::SYMBOL_DESTROY)?,
             free: symbol(lib, path, wst_plugin_abi::SYMBOL_FREE)?,
@@ -177,6 +181,8 @@ pub struct PluginReward {
     lib: Arc<PluginLibrary>,
     instance: *mut c_void,
     name: String,
+    /// The instance's value names (its own, or the description's).
+    values: Vec<String>,
 }
 
 // SAFETY: `export_reward!` requires the plugin type to be `Send + Sync`, and the ABI's functions
@@ -203,7 +209,18 @@ impl PluginReward {
         if instance.is_null() {
             return Err(plugin_err(&lib.path, "create returned no instance"));
         }
-        Ok(PluginReward { name: lib.description.name.clone(), lib, instance })
+        let mut reward = PluginReward { name: lib.description.name.clone(), values: lib.description.values.clone(), lib, instance };
+        if let Some(values) = reward.lib.values {
+            let mut out = Buffer::empty();
+            // SAFETY: the instance is live and `out` is a valid out-parameter.
+            let status = unsafe { values(reward.instance, &mut out) };
+            let bytes = reward.lib.check(status, out, "values")?;
+            reward.values = serde_json::from_slice(&bytes).map_err(|e| plugin_err(&reward.lib.path, format!("invalid values JSON: {e}")))?;
+        }
+        if reward.values.is_empty() {
+            return Err(plugin_err(&reward.lib.path, "the reward names no values (check its config)"));
+        }
+        Ok(reward)
     }
 
     /// Finds `name_or_path` on `search` and loads it.
@@ -241,7 +258,7 @@ impl Reward for PluginReward {
     }
 
     fn value_names(&self) -> Vec<String> {
-        self.lib.description.values.clone()
+        self.values.clone()
     }
 
     fn score(&self, inputs: &[RewardInput]) -> Result<Vec<Score>> {
@@ -250,17 +267,18 @@ impl Reward for PluginReward {
         // SAFETY: the instance is live, `json` is readable, `out` is a valid out-parameter.
         let status = unsafe { (self.lib.score)(self.instance, json.as_ptr(), json.len(), &mut out) };
         let bytes = self.lib.check(status, out, "score")?;
-        let scores: Vec<Score> = serde_json::from_slice(&bytes).map_err(|e| plugin_err(&self.lib.path, format!("invalid scores JSON: {e}")))?;
+        // A value may be null: no score for that item (TRL's None), left out of the Score.
+        let scores: Vec<BTreeMap<String, Option<f64>>> = serde_json::from_slice(&bytes).map_err(|e| plugin_err(&self.lib.path, format!("invalid scores JSON: {e}")))?;
         if scores.len() != inputs.len() {
             return Err(plugin_err(&self.lib.path, format!("returned {} scores for {} items", scores.len(), inputs.len())));
         }
-        for (i, s) in scores.iter().enumerate() {
-            for v in &self.lib.description.values {
-                if s.get(v).is_none() {
-                    return Err(plugin_err(&self.lib.path, format!("item {i}: missing declared value `{v}`")));
-                }
+        let mut out = Vec::with_capacity(scores.len());
+        for (i, s) in scores.into_iter().enumerate() {
+            if let Some(v) = self.values.iter().find(|v| !s.contains_key(*v)) {
+                return Err(plugin_err(&self.lib.path, format!("item {i}: missing declared value `{v}` (return null for no score)")));
             }
+            out.push(Score { values: s.into_iter().filter_map(|(k, v)| Some((k, v?))).collect() });
         }
-        Ok(scores)
+        Ok(out)
     }
 }

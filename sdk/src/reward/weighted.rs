@@ -23,6 +23,21 @@ pub struct WeightedReward {
     weights: Weights,
 }
 
+/// The weighted sum over the values an answer has. A weighted value the reward declared but left
+/// out is "no score" (a TRL reward function's `None`) and adds nothing, as TRL's `nansum` does;
+/// an answer with no weighted value at all is an error, never a silent zero.
+fn combine_scored(values: &Score, weights: &Weights) -> Result<f64> {
+    let scored = Weights(weights.0.iter().filter(|(k, _)| values.get(k).is_some()).map(|(k, w)| (k.clone(), *w)).collect());
+    if scored.is_empty() {
+        let wanted: Vec<_> = weights.0.keys().cloned().collect();
+        return Err(Error::Reward {
+            reward: wanted.join(", "),
+            message: format!("no weighted value was scored for this answer (each returned None); weighted: [{}]", wanted.join(", ")),
+        });
+    }
+    values.combine(&scored)
+}
+
 impl std::fmt::Debug for WeightedReward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.rewards.iter().map(|r| r.name().to_string()).collect();
@@ -98,7 +113,7 @@ impl WeightedReward {
                 m.extend_prefixed(prefixed.then_some(r.name()), s);
             }
         }
-        merged.into_iter().map(|values| Ok(WeightedScore { total: values.combine(&self.weights)?, values })).collect()
+        merged.into_iter().map(|values| Ok(WeightedScore { total: combine_scored(&values, &self.weights)?, values })).collect()
     }
 }
 
@@ -165,5 +180,15 @@ mod tests {
     fn two_rewards_with_one_name_are_an_error() {
         let err = WeightedReward::new(vec![Arc::new(Constant("rm", 1.0)), Arc::new(Constant("rm", 2.0))], Weights::default()).unwrap_err().to_string();
         assert!(err.contains("`rm`") && err.contains("distinct `name`"), "{err}");
+    }
+
+    #[test]
+    fn a_value_without_score_adds_nothing_and_no_score_at_all_is_an_error() {
+        let w = Weights::new([("accuracy", 1.0), ("cost", -0.5)]);
+        let partial = Score::single("cost", 0.4);
+        assert!((combine_scored(&partial, &w).unwrap() - -0.2).abs() < 1e-12, "TRL's nansum: accuracy's None adds nothing");
+        let none = Score::single("words", 12.0);
+        let err = combine_scored(&none, &w).unwrap_err().to_string();
+        assert!(err.contains("no weighted value was scored") && err.contains("accuracy"), "{err}");
     }
 }

@@ -1,0 +1,134 @@
+//! The `python` reward plugin: TRL-style reward functions in Python, through the plugin ABI.
+//! Runs in the virtual environment `scripts/setup.sh` prepares (`WST_PYREWARD`, default
+//! /var/tmp/wst-pyreward: numpy, math-verify and TRL's reward functions).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wst_sdk::Reward;
+use wst_sdk::Weights;
+use wst_sdk::reward::{PluginReward, RewardInput, WeightedReward};
+use wst_tests::plugin_path;
+
+/// The test virtual environment's interpreter; setup.sh makes it.
+fn venv_python() -> PathBuf {
+    let venv = PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
+    let python = venv.join("bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/setup.sh, which makes the python reward's test environment", python.display());
+    python
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python_rewards/rewards.py")
+}
+
+fn load(file: &Path, function: &str, extra: serde_json::Value) -> wst_sdk::Result<PluginReward> {
+    let mut config = serde_json::json!({ "file": file, "function": function, "python": venv_python() });
+    config.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    PluginReward::load(plugin_path("wst_reward_python"), &config)
+}
+
+fn item(answer: &str, solution: Option<&str>, tokens: u64, finish: &str, instruction: Option<&str>) -> RewardInput {
+    // A dataset's declared metadata columns are on every row (null where a row has no value).
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("solution".into(), solution.map_or(serde_json::Value::Null, Into::into));
+    RewardInput {
+        query: "What is 2 + 2?".into(),
+        instruction: instruction.map(Into::into),
+        answer: answer.into(),
+        gold: Some("4".into()),
+        metadata,
+        completion_tokens: Some(tokens),
+        finish_reason: Some(finish.into()),
+    }
+}
+
+#[test]
+fn a_trl_style_function_scores_and_none_means_no_score() {
+    let r = load(&fixture(), "correctness", serde_json::json!({})).unwrap();
+    assert_eq!(r.value_names(), ["correctness"], "the values default to the function's name");
+    let items = [item("It is 4.", Some("4"), 5, "stop", None), item("It is 5.", Some("4"), 5, "stop", None), item("It is 4.", None, 5, "stop", None)];
+    let s = r.score(&items).unwrap();
+    assert_eq!(s.iter().map(|s| s.get("correctness")).collect::<Vec<_>>(), [Some(1.0), Some(0.0), None]);
+
+    // None adds nothing to the weighted sum (TRL's nansum); an answer with no weighted value at
+    // all is an error, not a silent zero.
+    let cost = PluginReward::load(plugin_path("wst_reward_cost"), &serde_json::json!({ "budget": 10 })).unwrap();
+    let w = WeightedReward::new(vec![Arc::new(r), Arc::new(cost)], Weights::new([("python/correctness", 1.0), ("cost/token_cost", -1.0)])).unwrap();
+    let totals: Vec<f64> = w.score(&items).unwrap().iter().map(|s| s.total).collect();
+    assert_eq!(totals, [0.5, -0.5, -0.5]);
+    let only = WeightedReward::new(vec![Arc::new(load(&fixture(), "correctness", serde_json::json!({})).unwrap())], Weights::default()).unwrap();
+    let err = only.score(&items[2..]).unwrap_err().to_string();
+    assert!(err.contains("no weighted value was scored"), "{err}");
+}
+
+#[test]
+fn a_dict_of_lists_gives_several_named_values() {
+    let r = load(&fixture(), "shape", serde_json::json!({ "values": ["tokens", "cut", "instructed"] })).unwrap();
+    assert_eq!(r.value_names(), ["tokens", "cut", "instructed"]);
+    let s = r.score(&[item("a", None, 7, "stop", Some("Be brief.")), item("b", None, 512, "length", None)]).unwrap();
+    assert_eq!((s[0].get("tokens"), s[0].get("cut"), s[0].get("instructed")), (Some(7.0), Some(0.0), Some(1.0)));
+    assert_eq!((s[1].get("tokens"), s[1].get("cut"), s[1].get("instructed")), (Some(512.0), Some(1.0), Some(0.0)));
+    // Names the config does not give are an error that names both sets.
+    let r = load(&fixture(), "shape", serde_json::json!({ "values": ["tokens"] })).unwrap();
+    let err = r.score(&[item("a", None, 7, "stop", None)]).unwrap_err().to_string();
+    assert!(err.contains("['cut', 'instructed', 'tokens']") && err.contains("['tokens']"), "{err}");
+}
+
+#[test]
+fn plain_text_when_not_conversational() {
+    let r = load(&fixture(), "plain", serde_json::json!({ "conversational": false })).unwrap();
+    assert_eq!(r.score(&[item("four", None, 1, "stop", None)]).unwrap()[0].get("plain"), Some(4.0));
+}
+
+#[test]
+fn numpy_imports_inside_a_reward() {
+    let r = load(&fixture(), "with_numpy", serde_json::json!({})).unwrap();
+    let s = r.score(&[item("12345", None, 1, "stop", None), item("1234567890", None, 1, "stop", None)]).unwrap();
+    assert_eq!((s[0].get("with_numpy"), s[1].get("with_numpy")), (Some(0.5), Some(1.0)));
+}
+
+#[test]
+fn an_exception_names_the_file_the_function_and_the_line() {
+    let r = load(&fixture(), "broken", serde_json::json!({})).unwrap();
+    let err = r.score(&[item("a", None, 1, "stop", None)]).unwrap_err().to_string();
+    assert!(err.contains("broken in") && err.contains("rewards.py") && err.contains("line 37") && err.contains("IndexError"), "{err}");
+    // The plugin goes on after an exception.
+    let ok = load(&fixture(), "plain", serde_json::json!({ "conversational": false })).unwrap();
+    assert!(ok.score(&[item("x", None, 1, "stop", None)]).is_ok());
+}
+
+#[test]
+fn wrong_results_are_errors_that_say_what_was_wrong() {
+    let err = load(&fixture(), "too_few", serde_json::json!({})).unwrap().score(&[item("a", None, 1, "stop", None), item("b", None, 1, "stop", None)]).unwrap_err().to_string();
+    assert!(err.contains("has 1 values for 2 completions"), "{err}");
+    let err = load(&fixture(), "not_numbers", serde_json::json!({})).unwrap().score(&[item("a", None, 1, "stop", None)]).unwrap_err().to_string();
+    assert!(err.contains("not_numbers") && err.contains("str 'yes', not a number or None"), "{err}");
+}
+
+#[test]
+fn a_missing_file_or_function_fails_at_load() {
+    let err = load(Path::new("/nonexistent/rewards.py"), "correctness", serde_json::json!({})).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/rewards.py") && err.contains("does not exist"), "{err}");
+    let err = load(&fixture(), "nope", serde_json::json!({})).unwrap_err().to_string();
+    assert!(err.contains("no function `nope`") && err.contains("correctness") && err.contains("rewards.py"), "{err}");
+    let err = PluginReward::load(plugin_path("wst_reward_python"), &serde_json::json!({ "file": fixture(), "function": "plain", "python": "/nonexistent/python" }))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot run the Python interpreter `/nonexistent/python`"), "{err}");
+}
+
+/// TRL's own `accuracy_reward` (math-verify), from the TRL package installed in the test
+/// environment, unchanged.
+#[test]
+fn trls_accuracy_reward_runs_unchanged() {
+    let venv = venv_python().parent().unwrap().parent().unwrap().to_path_buf();
+    let site = std::fs::read_dir(venv.join("lib")).unwrap().flatten().map(|e| e.path().join("site-packages")).find(|p| p.is_dir()).unwrap();
+    let file = site.join("trl/rewards/accuracy_rewards.py");
+    assert!(file.is_file(), "{} is missing: run scripts/setup.sh", file.display());
+    let r = load(&file, "accuracy_reward", serde_json::json!({})).unwrap();
+    let s = r
+        .score(&[item(r"The answer is $\boxed{\frac{1}{3}}$", Some(r"$\frac{1}{3}$"), 9, "stop", None), item(r"So $\boxed{\frac{1}{2}}$", Some(r"$\frac{1}{3}$"), 9, "stop", None)])
+        .unwrap();
+    assert_eq!((s[0].get("accuracy_reward"), s[1].get("accuracy_reward")), (Some(1.0), Some(0.0)));
+}
