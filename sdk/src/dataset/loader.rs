@@ -174,7 +174,8 @@ fn row_to_query(path: &Path, line: usize, row: &Value, config: &DatasetConfig) -
     if text.trim().is_empty() {
         return Err(row_error(path, line, &fields.query, "empty query text".into()));
     }
-    let gold = match fields.gold.as_deref() {
+    // An empty field name is "no gold": TOML cannot write an unset value.
+    let gold = match fields.gold.as_deref().filter(|g| !g.is_empty()) {
         Some(g) => Some(config.task.gold(&text_field(path, line, row, g)?).map_err(|m| row_error(path, line, g, m))?),
         None => None,
     };
@@ -281,6 +282,16 @@ mod tests {
         }
         group.close().unwrap();
         writer.close().unwrap();
+    }
+
+    #[test]
+    fn an_empty_gold_field_means_rows_without_gold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.jsonl");
+        std::fs::write(&path, "{\"prompt\": \"Say hi.\"}\n").unwrap();
+        let c = DatasetConfig { path, fields: FieldMap { query: "prompt".into(), gold: Some(String::new()), ..Default::default() }, ..Default::default() };
+        let q = load_queries(&c).unwrap();
+        assert_eq!((q[0].text.as_str(), q[0].gold.as_deref()), ("Say hi.", None));
     }
 
     #[test]

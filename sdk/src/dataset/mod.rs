@@ -34,7 +34,7 @@ pub enum DataFormat {
 pub struct FieldMap {
     /// Field with the query text (GSM8K: `question`, MATH-500: `problem`, HH-RLHF: `chosen`).
     pub query: String,
-    /// Field with the gold answer (unset for tasks without one, like HH-RLHF).
+    /// Field with the gold answer; unset, or `""` in TOML, for tasks without one (HH-RLHF).
     pub gold: Option<String>,
     /// Field with a stable id; unset uses `FILE_STEM-LINE`.
     pub id: Option<String>,
