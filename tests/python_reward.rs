@@ -132,3 +132,91 @@ fn trls_accuracy_reward_runs_unchanged() {
         .unwrap();
     assert_eq!((s[0].get("accuracy_reward"), s[1].get("accuracy_reward")), (Some(1.0), Some(0.0)));
 }
+
+/// A Python with no shared libpython (a static build) is named, with what to install.
+#[test]
+fn a_python_without_a_shared_libpython_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("python");
+    let describe = r#"{"version": [3, 12], "base_prefix": "/opt/py", "base_exec_prefix": "/opt/py", "libdir": "/opt/py/lib", "ldlibrary": "libpython3.12.a", "instsoname": "libpython3.12.a", "shared": 0, "needs_home": false, "sys_path": []}"#;
+    std::fs::write(&fake, format!("#!/bin/sh\necho '{describe}'\n")).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let err = PluginReward::load(plugin_path("wst_reward_python"), &serde_json::json!({ "file": fixture(), "function": "plain", "python": fake })).unwrap_err().to_string();
+    assert!(err.contains("has no shared libpython") && err.contains("--enable-shared") && err.contains("libpython3-dev"), "{err}");
+}
+
+/// Through training: a Python reward's named values reach metrics.jsonl, mixed with `math`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_values_reach_the_training_metrics_under_their_names() {
+    use wst_candle::CandleBackend;
+    use wst_sdk::backend::Backends;
+    use wst_sdk::config::WstConfig;
+    use wst_sdk::dataset::load_queries;
+    use wst_sdk::{Pipeline, TrainOptions};
+    use wst_tests::tiny::{Arch, write_model};
+
+    wst_tests::build_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, arch, seed) in [("teacher", Arch::Qwen2, 3), ("student", Arch::Llama, 4)] {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        write_model(&dir.path().join(name), arch, seed);
+    }
+    let rows: String = (1..5).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?\", \"answer\": \"{}\", \"solution\": \"{}\"}}\n", 2 * i, 2 * i)).collect();
+    std::fs::write(dir.path().join("train.jsonl"), rows).unwrap();
+    let d = dir.path().display();
+    let text = format!(
+        r#"
+plugin_dirs = ["{plugins}"]
+[teacher]
+model = "{d}/teacher"
+dtype = "f32"
+[student]
+spec = "candle:{d}/student"
+cache_dir = "{d}/cache"
+[student.sampling]
+max_tokens = 6
+[[rewards]]
+plugin = "math"
+[[rewards]]
+plugin = "python"
+config = {{ file = "{fixture}", function = "shape", values = ["tokens", "cut", "instructed"], python = "{python}" }}
+[reward_weights]
+"math/accuracy" = 1.0
+"python/tokens" = -0.01
+[data.train]
+path = "{d}/train.jsonl"
+task = "gsm8k"
+[data.train.fields]
+query = "question"
+gold = "answer"
+id = "id"
+metadata = ["solution"]
+[grpo]
+num_generations = 2
+per_device_train_batch_size = 2
+max_steps = 1
+max_completion_length = 4
+seed = 5
+[wst]
+student_samples = 2
+baseline_samples = 2
+[output]
+output_dir = "{d}/out"
+"#,
+        plugins = wst_tests::artifact_dir().display(),
+        fixture = fixture().display(),
+        python = venv_python().display(),
+    );
+    let cfg = WstConfig::from_toml_str(&text, "run.toml").unwrap();
+    let backends = Backends::new().with(CandleBackend);
+    let pipeline = Pipeline::from_config(&cfg, &backends).unwrap();
+    let queries = load_queries(&cfg.data.train).unwrap();
+    let summary = pipeline.train(&queries, TrainOptions::from_config(&cfg).unwrap()).await.unwrap();
+    assert_eq!(summary.steps_done, 1);
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    let step: serde_json::Value = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|r| r.get("reward").is_some()).unwrap();
+    for name in ["python/tokens", "python/cut", "python/instructed", "math/accuracy"] {
+        assert!(step[format!("rewards/{name}/mean")].is_number(), "rewards/{name}/mean missing from {step}");
+    }
+    assert_eq!(step["rewards/python/instructed/mean"].as_f64(), Some(1.0), "every training answer had an instruction: {step}");
+}
