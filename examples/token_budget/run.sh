@@ -23,6 +23,9 @@ for W in "${@:-0.5}"; do
   fi
   mkdir -p "results/$NAME/train-w$W"
   cp "$OUT"/{metrics.jsonl,completions.jsonl,config.toml} "results/$NAME/train-w$W/"
+  # The evaluated Teacher's adapter (19 MB) is committed with its run: files outside the
+  # repository are lost with the machine.
+  cp -r "$OUT/final/adapter" "results/$NAME/train-w$W/"
   # The held-out protocol of RESULTS.md: 59 problems (two per template 0070-0099), K = 1, the
   # menu chosen on 16 training problems; every row is paired with every other by problem.
   "$WST" eval --config "$RECIPE" "${SET[@]}" --set 'data.eval.path="results/token-budget/heldout.jsonl"' \
