@@ -324,3 +324,56 @@ fn completions_and_json_logs() {
         assert!(v.get("level").is_some(), "{l}");
     }
 }
+
+/// `wst eval` under failures: a query whose reward always fails is left out and listed, a method
+/// that fails on every query fails alone, and results.json keeps every finished method.
+#[test]
+fn eval_leaves_failing_queries_out_and_writes_every_finished_method() {
+    wst_tests::build_plugins();
+    let venv = std::path::PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, arch, seed) in [("teacher", wst_tests::tiny::Arch::Qwen2, 3), ("student", wst_tests::tiny::Arch::Llama, 4)] {
+        std::fs::create_dir_all(d.join(name)).unwrap();
+        wst_tests::tiny::write_model(&d.join(name), arch, seed);
+    }
+    let rows: String =
+        (1..=10).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?{}\", \"answer\": \"{}\"}}\n", if i == 4 { " boom" } else { "" }, 2 * i)).collect();
+    std::fs::write(d.join("eval.jsonl"), rows).unwrap();
+    let rewards = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_rewards/rewards.py");
+    std::fs::write(
+        d.join("run.toml"),
+        format!(
+            "plugin_dirs = [{plugins:?}]\n[teacher]\nmodel = {teacher:?}\ndtype = \"f32\"\n[student]\nspec = \"candle:{student}\"\ncache_dir = {cache:?}\n\
+             [student.sampling]\nmax_tokens = 4\n[[rewards]]\nplugin = \"python\"\nconfig = {{ file = {rewards:?}, function = \"fails_on_marks\", python = {python:?} }}\n\
+             [data.train]\npath = {data:?}\n[data.eval]\npath = {data:?}\n[wst]\nstudent_samples = 1\n",
+            plugins = wst_tests::artifact_dir(),
+            teacher = d.join("teacher"),
+            student = d.join("student").display(),
+            cache = d.join("cache"),
+            python = venv.join("bin/python"),
+            data = d.join("eval.jsonl"),
+        ),
+    )
+    .unwrap();
+    let out = wst()
+        .args(["eval", "-q", "--config"])
+        .arg(d.join("run.toml"))
+        .args(["--few-shot", "0", "--no-untrained", "--instruction", "Be brief.", "--instruction", "explode now", "--out"])
+        .arg(d.join("eval"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("explode: this instruction always fails"), "the failed method says why: {stderr}");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("eval/results.json")).unwrap_or_else(|e| panic!("{e}: {stderr}"))).unwrap();
+    let methods = results["methods"].as_array().unwrap();
+    let names: Vec<&str> = methods.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"direct") && names.len() == 2, "the finished methods are written: {names:?} {stderr}");
+    for m in methods {
+        assert_eq!(m["n_queries"].as_u64(), Some(9), "{m}");
+        let failed = m["failed_queries"].as_object().unwrap();
+        assert_eq!(failed.keys().collect::<Vec<_>>(), ["eval-4"], "ids are FILE_STEM-LINE: {m}");
+        assert!(failed["eval-4"].as_str().unwrap().contains("boom"), "{m}");
+    }
+    assert!(!out.status.success(), "a failed method makes the run exit non-zero: {stderr}");
+}
