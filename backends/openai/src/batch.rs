@@ -10,7 +10,7 @@ use wst_sdk::{Result, StudentRequest, StudentSample};
 
 use crate::OpenAiStudent;
 use crate::journal::{self, Journal};
-use crate::retry::{Failure, backoff};
+use crate::retry::{self, Failure};
 
 /// Statuses after which a batch changes no more.
 const FINAL: [&str; 4] = ["completed", "failed", "expired", "cancelled"];
@@ -161,22 +161,13 @@ async fn exchange(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest::Re
 /// Streams `url`'s body into a temporary file (no size cap: result files hold every answer of
 /// the batch), retrying transient failures from the start.
 async fn download(s: &OpenAiStudent, url: &str) -> Result<tempfile::NamedTempFile> {
-    let cfg = s.config();
-    let mut attempt = 0;
-    loop {
-        match download_once(s, url).await {
-            Ok(file) => return Ok(file),
-            Err(Failure::Permanent { message, .. }) => return Err(s.error(format!("downloading batch results: {message}"))),
-            Err(Failure::Transient { message, retry_after, .. }) => {
-                if attempt >= cfg.max_retries {
-                    return Err(s.error(format!("downloading batch results: {message} (gave up after {} attempts)", attempt + 1)));
-                }
-                tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "downloading batch results: retrying: {}", crate::redact_userinfo(&message));
-                tokio::time::sleep(retry_after.unwrap_or_else(|| backoff(attempt, cfg.backoff_base_secs, cfg.backoff_max_secs))).await;
-                attempt += 1;
-            }
-        }
-    }
+    retry::with_retries(
+        s.config(),
+        || download_once(s, url),
+        |attempt, _, message| tracing::warn!(student = %s.name_str(), attempt, "downloading batch results: retrying: {}", crate::redact_userinfo(message)),
+    )
+    .await
+    .map_err(|g| s.error(format!("downloading batch results: {}", g.message)))
 }
 
 async fn download_once(s: &OpenAiStudent, url: &str) -> std::result::Result<tempfile::NamedTempFile, Failure> {
@@ -198,23 +189,13 @@ async fn download_once(s: &OpenAiStudent, url: &str) -> std::result::Result<temp
 }
 
 async fn with_retries(s: &OpenAiStudent, what: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>> {
-    let cfg = s.config();
-    let mut attempt = 0;
-    loop {
-        match s.read_body(build()).await {
-            Ok(bytes) => return Ok(bytes),
-            Err(Failure::Permanent { message, http }) => return Err(s.http_error(format!("{what}: {message}"), http, false, attempt + 1)),
-            Err(Failure::Transient { message, retry_after, http }) => {
-                if attempt >= cfg.max_retries {
-                    return Err(s.http_error(format!("{what}: {message} (gave up after {} attempts)", attempt + 1), http, true, attempt + 1));
-                }
-                let wait = retry_after.unwrap_or_else(|| backoff(attempt, cfg.backoff_base_secs, cfg.backoff_max_secs));
-                tracing::warn!(student = %s.name_str(), attempt = attempt + 1, "{what}: retrying: {}", crate::redact_userinfo(&message));
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-        }
-    }
+    retry::with_retries(
+        s.config(),
+        || s.read_body(build()),
+        |attempt, _, message| tracing::warn!(student = %s.name_str(), attempt, "{what}: retrying: {}", crate::redact_userinfo(message)),
+    )
+    .await
+    .map_err(|g| s.http_error(format!("{what}: {}", g.message), g.http, g.retryable, g.attempts))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use wst_sdk::{Error, Result, Student, StudentRequest, StudentSample};
 pub use backend::OpenAiBackend;
 pub use config::{OpenAiConfig, TokenLimitField};
 pub use limiter::RateLimiter;
-use retry::{Failure, backoff, retry_after};
+use retry::{Failure, retry_after};
 pub use served::{SERVED_FILE, Served};
 
 /// A Student served over HTTP by an OpenAI-compatible server.
@@ -218,38 +218,34 @@ impl OpenAiStudent {
         let body = self.body(request, n, seed);
         let prompt_chars: usize = request.messages.iter().map(|m| m.content.len() + 8).sum();
         let estimate = (prompt_chars / 4 + n * p.max_tokens) as u64;
-        let mut attempt = 0;
-        loop {
-            let booking = self.limiter.acquire(estimate).await;
-            let url = &self.urls[self.next_url.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
-            let outcome = {
-                let _permit = self.gate.acquire().await.map_err(|_| self.error("the request gate was closed".into()))?;
-                self.attempt(url, &body).await
-            };
-            match outcome {
-                Ok(answers) => {
-                    let used: u64 = answers.iter().map(|a| a.usage.prompt_tokens + a.usage.completion_tokens).sum();
-                    if used > 0 {
-                        self.limiter.settle(booking, used).await;
+        let outcome = retry::with_retries(
+            &self.config,
+            || async {
+                let booking = self.limiter.acquire(estimate).await;
+                let url = &self.urls[self.next_url.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
+                let _permit = self.gate.acquire().await.map_err(|_| Failure::permanent("the request gate was closed".into()))?;
+                match self.attempt(url, &body).await {
+                    Ok(answers) => {
+                        let used: u64 = answers.iter().map(|a| a.usage.prompt_tokens + a.usage.completion_tokens).sum();
+                        if used > 0 {
+                            self.limiter.settle(booking, used).await;
+                        }
+                        Ok(answers)
                     }
-                    return Ok(answers);
-                }
-                Err(Failure::Permanent { message, http }) => {
-                    self.meter.record_failure();
-                    return Err(self.http_error(format!("{url}: {message}"), http, false, attempt + 1));
-                }
-                Err(Failure::Transient { message, retry_after, http }) => {
-                    self.meter.record_failure();
-                    if attempt >= self.config.max_retries {
-                        return Err(self.http_error(format!("{url}: {message} (gave up after {} attempts)", attempt + 1), http, true, attempt + 1));
+                    Err(f) => {
+                        self.meter.record_failure();
+                        // The URL is part of the message: with several URLs each try may use another.
+                        Err(match f {
+                            Failure::Permanent { message, http } => Failure::Permanent { message: format!("{url}: {message}"), http },
+                            Failure::Transient { message, retry_after, http } => Failure::Transient { message: format!("{url}: {message}"), retry_after, http },
+                        })
                     }
-                    let wait = retry_after.unwrap_or_else(|| backoff(attempt, self.config.backoff_base_secs, self.config.backoff_max_secs));
-                    tracing::warn!(student = %self.name, url = %redact_userinfo(url), attempt = attempt + 1, wait_ms = wait.as_millis() as u64, "retrying: {}", redact_userinfo(&message));
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
                 }
-            }
-        }
+            },
+            |attempt, wait, message| tracing::warn!(student = %self.name, attempt, wait_ms = wait.as_millis() as u64, "retrying: {}", redact_userinfo(message)),
+        )
+        .await;
+        outcome.map_err(|g| self.http_error(g.message, g.http, g.retryable, g.attempts))
     }
 
     async fn attempt(&self, url: &str, body: &wire::ChatRequest<'_>) -> std::result::Result<Vec<StudentSample>, Failure> {

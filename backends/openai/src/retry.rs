@@ -47,6 +47,41 @@ pub fn backoff(attempt: u32, base_secs: f64, max_secs: f64) -> Duration {
     Duration::from_secs_f64(full * rand::rng().random_range(0.5..=1.0))
 }
 
+/// Why the retries ended: the last failure's message, what the server said, whether that
+/// failure was retryable (the retries ran out) and the attempts made.
+#[derive(Debug)]
+pub struct GaveUp {
+    pub message: String,
+    pub http: Option<Http>,
+    pub retryable: bool,
+    pub attempts: u32,
+}
+
+/// The one retry loop: runs `attempt` until it succeeds, fails permanently, or has failed
+/// transiently `max_retries` + 1 times, waiting between tries for the server's `Retry-After`
+/// or else [`backoff`]. `on_retry(attempt, wait, message)` runs before each wait (logs).
+pub async fn with_retries<T, Fut>(config: &crate::OpenAiConfig, mut attempt: impl FnMut() -> Fut, mut on_retry: impl FnMut(u32, Duration, &str)) -> Result<T, GaveUp>
+where
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(Failure::Permanent { message, http }) => return Err(GaveUp { message, http, retryable: false, attempts: tries }),
+            Err(Failure::Transient { message, retry_after, http }) => {
+                if tries > config.max_retries {
+                    return Err(GaveUp { message: format!("{message} (gave up after {tries} attempts)"), http, retryable: true, attempts: tries });
+                }
+                let wait = retry_after.unwrap_or_else(|| backoff(tries - 1, config.backoff_base_secs, config.backoff_max_secs));
+                on_retry(tries, wait, &message);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use reqwest::header::{HeaderMap, HeaderValue};
@@ -73,5 +108,33 @@ mod tests {
         let mut date = HeaderMap::new();
         date.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&date), None);
+    }
+
+    #[tokio::test]
+    async fn the_retry_loop_stops_on_success_permanent_failure_or_the_last_retry() {
+        let config = crate::OpenAiConfig { max_retries: 2, backoff_base_secs: 0.0, backoff_max_secs: 0.0, ..Default::default() };
+        let http = || Some(Http { status: 429, code: Some("rate_limit_exceeded".into()) });
+        // A transient failure, then success: two attempts, one retry logged.
+        let mut calls = 0;
+        let mut retries = Vec::new();
+        let ok = with_retries(
+            &config,
+            || {
+                calls += 1;
+                let n = calls;
+                async move { if n == 1 { Err(Failure::Transient { message: "busy".into(), retry_after: Some(Duration::ZERO), http: http() }) } else { Ok(n) } }
+            },
+            |attempt, _, message| retries.push((attempt, message.to_string())),
+        )
+        .await
+        .unwrap();
+        assert_eq!((ok, retries), (2, vec![(1, "busy".to_string())]));
+        // Always transient: max_retries + 1 attempts, retryable, the last status kept.
+        let g = with_retries(&config, || async { Err::<(), _>(Failure::Transient { message: "busy".into(), retry_after: None, http: http() }) }, |_, _, _| {}).await.unwrap_err();
+        assert_eq!((g.attempts, g.retryable, g.http.map(|h| h.status)), (3, true, Some(429)));
+        assert!(g.message.contains("gave up after 3 attempts"), "{}", g.message);
+        // Permanent: one attempt, not retryable.
+        let g = with_retries(&config, || async { Err::<(), _>(Failure::permanent("bad key".into())) }, |_, _, _| {}).await.unwrap_err();
+        assert_eq!((g.attempts, g.retryable, g.message.as_str()), (1, false, "bad key"));
     }
 }
