@@ -90,9 +90,10 @@ pub enum Error {
         /// What was expected and what was found.
         message: String,
     },
-    /// A tensor operation failed (shape mismatch, device error, ...).
+    /// A tensor operation failed (shape mismatch, device error, ...). Opaque: the tensor
+    /// library's own error type is not part of wst's API.
     #[error("tensor: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(TensorError),
     /// A caller passed an argument outside its documented range.
     #[error("invalid argument `{name}`: {message}")]
     InvalidArgument {
@@ -159,3 +160,27 @@ impl Error {
 
 /// `Result` with the SDK's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A tensor library error, kept opaque so that wst can change its tensor library's version
+/// without changing its API; its message and `source()` chain are the library's.
+#[derive(Debug)]
+pub struct TensorError(Box<candle_core::Error>);
+
+impl std::fmt::Display for TensorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TensorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+#[doc(hidden)]
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(TensorError(Box::new(e)))
+    }
+}

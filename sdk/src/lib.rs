@@ -38,7 +38,7 @@ pub mod template;
 pub mod train;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, TensorError};
 pub use instruction::Instruction;
 pub use pipeline::{Pipeline, PipelineBuilder, PipelineParts, respond, rewards_from_config};
 pub use query::Query;
