@@ -81,6 +81,23 @@ pub const SYMBOL_DESTROY: &str = "wst_reward_destroy";
 /// `extern "C" fn(buf: Buffer)`: frees a buffer the plugin returned.
 pub const SYMBOL_FREE: &str = "wst_reward_free";
 
+/// `wst_reward_abi_version`'s signature.
+pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
+/// `wst_reward_describe`'s signature.
+pub type DescribeFn = unsafe extern "C" fn(*mut Buffer) -> i32;
+/// `wst_reward_create`'s signature.
+pub type CreateFn = unsafe extern "C" fn(*const u8, usize, *mut *mut std::ffi::c_void) -> i32;
+/// `wst_reward_score`'s signature.
+pub type ScoreFn = unsafe extern "C" fn(*const std::ffi::c_void, *const u8, usize, *mut Buffer) -> i32;
+/// `wst_reward_values`'s signature.
+pub type ValuesFn = unsafe extern "C" fn(*const std::ffi::c_void, *mut Buffer) -> i32;
+/// `wst_reward_last_error`'s signature.
+pub type LastErrorFn = unsafe extern "C" fn(*mut Buffer) -> i32;
+/// `wst_reward_destroy`'s signature.
+pub type DestroyFn = unsafe extern "C" fn(*mut std::ffi::c_void);
+/// `wst_reward_free`'s signature.
+pub type FreeFn = unsafe extern "C" fn(Buffer);
+
 /// Status code of a successful call.
 pub const STATUS_OK: i32 = 0;
 /// Status code of a failed call; the message is available through [`SYMBOL_LAST_ERROR`].
@@ -176,6 +193,12 @@ pub trait RewardPlugin: Sized + Send + Sync + 'static {
     fn score_partial(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, Option<f64>>>, String> {
         Ok(self.score(items)?.into_iter().map(|m| m.into_iter().map(|(k, v)| (k, Some(v))).collect()).collect())
     }
+}
+
+/// Scores where every value is present, for a plugin whose [`RewardPlugin::score_partial`] is the
+/// real implementation and whose [`RewardPlugin::score`] refuses a missing one.
+pub fn require_scores(partial: Vec<BTreeMap<String, Option<f64>>>) -> Result<Vec<BTreeMap<String, f64>>, String> {
+    partial.into_iter().enumerate().map(|(i, m)| m.into_iter().map(|(k, v)| v.map(|v| (k.clone(), v)).ok_or_else(|| format!("item {i}: no score for `{k}`"))).collect()).collect()
 }
 
 /// Exports a [`RewardPlugin`] type through the C ABI. Use once per `cdylib` crate.

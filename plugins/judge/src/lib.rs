@@ -165,11 +165,7 @@ impl RewardPlugin for Judge {
     }
 
     fn score(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, f64>>, String> {
-        self.score_partial(items)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| m.into_iter().map(|(k, v)| v.map(|v| (k.clone(), v)).ok_or_else(|| format!("item {i}: no score for `{k}`"))).collect())
-            .collect()
+        wst_plugin_abi::require_scores(self.score_partial(items)?)
     }
 
     fn score_partial(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, Option<f64>>>, String> {

@@ -24,7 +24,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
-use wst_plugin_abi::{Buffer, RewardInput, RewardPlugin, STATUS_OK, export_reward};
+use wst_plugin_abi::{Buffer, CreateFn, DestroyFn, FreeFn, LastErrorFn, RewardInput, RewardPlugin, STATUS_OK, ScoreFn, ValuesFn, export_reward};
 
 mod config;
 
@@ -108,13 +108,6 @@ fn own_folder() -> Result<PathBuf, String> {
     let file = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
     Ok(Path::new(&file).parent().map(Path::to_path_buf).unwrap_or_default())
 }
-
-type CreateFn = unsafe extern "C" fn(*const u8, usize, *mut *mut c_void) -> i32;
-type ScoreFn = unsafe extern "C" fn(*const c_void, *const u8, usize, *mut Buffer) -> i32;
-type ValuesFn = unsafe extern "C" fn(*const c_void, *mut Buffer) -> i32;
-type LastErrorFn = unsafe extern "C" fn(*mut Buffer) -> i32;
-type DestroyFn = unsafe extern "C" fn(*mut c_void);
-type FreeFn = unsafe extern "C" fn(Buffer);
 
 /// The PyO3 half's reward ABI, loaded once per process (with the first interpreter chosen).
 struct Embedded {
@@ -245,11 +238,7 @@ impl RewardPlugin for PythonReward {
     }
 
     fn score(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, f64>>, String> {
-        self.score_partial(items)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| m.into_iter().map(|(k, v)| v.map(|v| (k.clone(), v)).ok_or_else(|| format!("item {i}: `{k}` is None"))).collect())
-            .collect()
+        wst_plugin_abi::require_scores(self.score_partial(items)?)
     }
 
     fn score_partial(&self, items: &[RewardInput]) -> Result<Vec<BTreeMap<String, Option<f64>>>, String> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libloading::Library;
-use wst_plugin_abi::{ABI_VERSION, Buffer, Description, STATUS_OK, STATUS_PANIC};
+use wst_plugin_abi::{ABI_VERSION, AbiVersionFn, Buffer, CreateFn, DescribeFn, Description, DestroyFn, FreeFn, LastErrorFn, STATUS_OK, STATUS_PANIC, ScoreFn, ValuesFn};
 
 use super::{Reward, RewardInput};
 use crate::error::{Error, Result};
@@ -16,15 +16,6 @@ use crate::score::Score;
 
 /// Environment variable with extra plugin folders, separated like `PATH`.
 pub const PLUGIN_PATH_ENV: &str = "WST_PLUGIN_PATH";
-
-type AbiVersionFn = unsafe extern "C" fn() -> u32;
-type DescribeFn = unsafe extern "C" fn(*mut Buffer) -> i32;
-type CreateFn = unsafe extern "C" fn(*const u8, usize, *mut *mut c_void) -> i32;
-type ScoreFn = unsafe extern "C" fn(*const c_void, *const u8, usize, *mut Buffer) -> i32;
-type ValuesFn = unsafe extern "C" fn(*const c_void, *mut Buffer) -> i32;
-type LastErrorFn = unsafe extern "C" fn(*mut Buffer) -> i32;
-type DestroyFn = unsafe extern "C" fn(*mut c_void);
-type FreeFn = unsafe extern "C" fn(Buffer);
 
 /// A loaded plugin library: its functions and description. Never unloaded (dlclose is
 /// unreliable with thread-locals), so function pointers stay valid forever.
