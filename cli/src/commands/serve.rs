@@ -179,11 +179,19 @@ fn build_models(cfg: &WstConfig, args: &Args, teachers: &[String], student_cfg: 
     }
     if args.no_teacher {
         let pipeline = Pipeline::builder().student_arc(student.clone()).student_prompt(StudentPrompt::default()).student_sampling(cfg.student.sampling.clone()).build()?;
-        let name = student_cfg.spec.split_once(':').map(|(_, m)| m).unwrap_or(&student_cfg.spec);
-        let name = Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
+        let name = student_name(&student_cfg.spec);
         models.push(ServedModel { name, pipeline: Arc::new(pipeline) });
     }
     Ok(models)
+}
+
+/// The Student's served name under `--no-teacher`: the spec's model (a catalog name as it is, a
+/// file by its name without `.gguf`). Not `file_stem`, which cut `qwen2.5-coder-0.5b-instruct`
+/// to `qwen2.5-coder-0`.
+fn student_name(spec: &str) -> String {
+    let model = spec.split_once(':').map(|(_, m)| m).unwrap_or(spec);
+    let base = Path::new(model).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| model.to_string());
+    base.strip_suffix(".gguf").unwrap_or(&base).to_string()
 }
 
 /// A Teacher's default served name: its folder's name, with the parent's in front when the
@@ -216,5 +224,17 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_student_is_served_under_its_whole_model_name() {
+        assert_eq!(student_name("llamacpp:qwen2.5-coder-0.5b-instruct"), "qwen2.5-coder-0.5b-instruct");
+        assert_eq!(student_name("llamacpp:/models/Qwen2.5-1.5B.Q4_K_M.gguf"), "Qwen2.5-1.5B.Q4_K_M");
+        assert_eq!(student_name("openai:gpt-4o-mini"), "gpt-4o-mini");
     }
 }
