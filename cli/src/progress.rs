@@ -121,7 +121,12 @@ impl TrainerCallback for TrainBar {
 
     fn on_step_end(&self, step: usize, record: &Value) -> Control {
         let f = |k: &str| record[k].as_f64().unwrap_or(f64::NAN);
-        let last = format!("reward {:+.3} | student {:.3} vs baseline {:.3}", f("reward"), f("wst/student_score"), f("wst/student_baseline"));
+        let last = if record["wst/step_skipped"].as_bool() == Some(true) {
+            // Not "reward NaN": nothing was scored, and the Teacher was not updated.
+            format!("skipped, no update: all {} queries failed (see the warnings)", record["wst/failed_queries"])
+        } else {
+            format!("reward {:+.3} | student {:.3} vs baseline {:.3}", f("reward"), f("wst/student_score"), f("wst/student_baseline"))
+        };
         self.bar.set_position(step as u64);
         self.bar.set_message(&last);
         if self.lines {

@@ -325,20 +325,17 @@ fn completions_and_json_logs() {
     }
 }
 
-/// `wst eval` under failures: a query whose reward always fails is left out and listed, a method
-/// that fails on every query fails alone, and results.json keeps every finished method.
-#[test]
-fn eval_leaves_failing_queries_out_and_writes_every_finished_method() {
+/// Tiny candle Teacher and Student, ten queries (`boom` in those `fails` picks) and a config whose
+/// only reward is the Python fixture `fails_on_marks`, which raises for them: `dir/run.toml`.
+fn failing_reward_run(d: &std::path::Path, fails: impl Fn(usize) -> bool) {
     wst_tests::build_plugins();
     let venv = std::path::PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     for (name, arch, seed) in [("teacher", wst_tests::tiny::Arch::Qwen2, 3), ("student", wst_tests::tiny::Arch::Llama, 4)] {
         std::fs::create_dir_all(d.join(name)).unwrap();
         wst_tests::tiny::write_model(&d.join(name), arch, seed);
     }
     let rows: String =
-        (1..=10).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?{}\", \"answer\": \"{}\"}}\n", if i == 4 { " boom" } else { "" }, 2 * i)).collect();
+        (1..=10).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?{}\", \"answer\": \"{}\"}}\n", if fails(i) { " boom" } else { "" }, 2 * i)).collect();
     std::fs::write(d.join("eval.jsonl"), rows).unwrap();
     let rewards = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_rewards/rewards.py");
     std::fs::write(
@@ -356,6 +353,36 @@ fn eval_leaves_failing_queries_out_and_writes_every_finished_method() {
         ),
     )
     .unwrap();
+}
+
+/// A training step whose every query fails (and `max_failed_fraction` allows it) is reported as
+/// skipped, not as "reward NaN".
+#[test]
+fn a_step_whose_queries_all_fail_is_reported_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    failing_reward_run(d, |_| true);
+    let out = wst()
+        .args(["train", "--config"])
+        .arg(d.join("run.toml"))
+        .args(["--no-eval", "--set", "grpo.max_steps=1", "--set", "grpo.num_generations=2", "--set", "grpo.per_device_train_batch_size=2", "--set", "wst.max_failed_fraction=1.0"])
+        .args(["--set", "wst.baseline_samples=1", "--output-dir"])
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("step 1/1: skipped, no update: all 1 queries failed"), "{stderr}");
+    assert!(!stderr.contains("NaN"), "{stderr}");
+}
+
+/// `wst eval` under failures: a query whose reward always fails is left out and listed in every
+/// row, a method that fails on every query fails alone, and results.json keeps every finished
+/// method.
+#[test]
+fn eval_leaves_failing_queries_out_and_writes_every_finished_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    failing_reward_run(d, |i| i == 4);
     let out = wst()
         .args(["eval", "-q", "--config"])
         .arg(d.join("run.toml"))
