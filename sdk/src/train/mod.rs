@@ -8,9 +8,9 @@ pub mod callback;
 pub mod checkpoint;
 mod experiment;
 pub mod log;
-pub mod schedule;
+mod schedule;
 mod step;
-pub mod tensorboard;
+mod tensorboard;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -332,6 +332,9 @@ impl Pipeline {
             }
         }
         metrics_log.sync()?;
+        if let Some(tb) = tensorboard.as_mut() {
+            tb.sync()?;
+        }
         let total = self.student.usage().since(&usage_start);
         let p = out.join("train_summary.json");
         let mut s = serde_json::to_value(&summary).map_err(|e| Error::serialize("the training summary", e))?;
