@@ -174,7 +174,15 @@ async fn a_killed_run_resumes_exactly_where_it_stopped() {
     pipeline(teacher(dir.path()), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
 
     let killed = tempfile::tempdir().unwrap();
-    let first = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { max_steps_this_run: Some(3), ..options(killed.path(), 6) }).await.unwrap();
+    // Stop after three steps, as a cancellation does (a callback's Control).
+    struct StopAfter(usize);
+    impl wst_sdk::train::callback::TrainerCallback for StopAfter {
+        fn on_step_end(&self, step: usize, _: &serde_json::Value) -> wst_sdk::train::callback::Control {
+            wst_sdk::train::callback::Control { stop: step >= self.0, save: false }
+        }
+    }
+    let stop: Arc<dyn wst_sdk::train::callback::TrainerCallback> = Arc::new(StopAfter(3));
+    let first = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { callbacks: vec![stop], ..options(killed.path(), 6) }).await.unwrap();
     assert!(first.interrupted && first.steps_done == 3);
     // A kill during step 4 leaves a half-written temporary checkpoint and a partial log line.
     std::fs::create_dir_all(killed.path().join("checkpoints/.checkpoint-4.tmp/teacher")).unwrap();

@@ -61,8 +61,6 @@ pub struct TrainOptions {
     /// Resume even when the data or a setting that changes the experiment differs from the
     /// checkpoint's (each change is logged); without it such a resume is refused, naming them.
     pub allow_changes: bool,
-    /// Stop after this many steps of this call (for tests of kill-and-resume); None runs to the end.
-    pub max_steps_this_run: Option<usize>,
 }
 
 impl TrainOptions {
@@ -83,7 +81,7 @@ pub struct TrainSummary {
     pub total_steps: usize,
     /// The step this run started from (0 unless resumed).
     pub resumed_from: usize,
-    /// Whether the run stopped early (Ctrl-C or `max_steps_this_run`).
+    /// Whether the run stopped early (Ctrl-C or a callback's `Control::stop`).
     pub interrupted: bool,
     /// The last metrics record.
     pub last_metrics: Option<Value>,
@@ -233,12 +231,11 @@ impl Pipeline {
                 Err(e) => return Err(e),
             }
         }
-        let mut steps_this_run = 0;
         let mut requested = Control::default();
         options.callbacks.iter().for_each(|c| c.on_train_begin(state.step, schedule.total_steps));
         while state.step < schedule.total_steps {
             let cancelled = options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
-            if cancelled || requested.stop || options.max_steps_this_run.is_some_and(|m| steps_this_run >= m) {
+            if cancelled || requested.stop {
                 summary.interrupted = true;
                 break;
             }
@@ -257,7 +254,6 @@ impl Pipeline {
                 Err(step::StepError::DuringUpdate(e)) => return Err(e),
             };
             state.step += 1;
-            steps_this_run += 1;
             let spent = self.student.usage().since(&usage_before);
             let mut record = outcome.metrics;
             record["step"] = json!(state.step);
