@@ -195,6 +195,42 @@ pub trait RewardPlugin: Sized + Send + Sync + 'static {
     }
 }
 
+/// For code that calls a plugin through its exported functions: the wst host, or a plugin that
+/// forwards to another (the `python` plugin's loader).
+pub mod host {
+    use super::{Buffer, FreeFn, LastErrorFn, STATUS_OK};
+
+    /// The bytes of a buffer a plugin returned, freed with that plugin's own `free`.
+    ///
+    /// # Safety
+    /// `buf` came from the plugin whose `free` this is, and is not used again.
+    pub unsafe fn take(buf: Buffer, free: FreeFn) -> Vec<u8> {
+        if buf.ptr.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: the plugin returned `len` initialised bytes at `ptr`; freed once, by it.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
+        unsafe { free(buf) };
+        bytes
+    }
+
+    /// A call's output bytes when `status` is [`STATUS_OK`], else the plugin's last error message
+    /// for the calling thread (read on the thread that made the call).
+    ///
+    /// # Safety
+    /// `buf` came from the plugin whose `free` and `last_error` these are, and is not used again.
+    pub unsafe fn result(status: i32, buf: Buffer, free: FreeFn, last_error: LastErrorFn) -> Result<Vec<u8>, String> {
+        let bytes = unsafe { take(buf, free) };
+        if status == STATUS_OK {
+            return Ok(bytes);
+        }
+        let mut err = Buffer::empty();
+        // SAFETY: `err` is a valid out-parameter.
+        let st = unsafe { last_error(&mut err) };
+        Err(if st == STATUS_OK { String::from_utf8_lossy(&unsafe { take(err, free) }).into_owned() } else { "no error message".into() })
+    }
+}
+
 /// Scores where every value is present, for a plugin whose [`RewardPlugin::score_partial`] is the
 /// real implementation and whose [`RewardPlugin::score`] refuses a missing one.
 pub fn require_scores(partial: Vec<BTreeMap<String, Option<f64>>>) -> Result<Vec<BTreeMap<String, f64>>, String> {

@@ -24,7 +24,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
-use wst_plugin_abi::{Buffer, CreateFn, DestroyFn, FreeFn, LastErrorFn, RewardInput, RewardPlugin, STATUS_OK, ScoreFn, ValuesFn, export_reward};
+use wst_plugin_abi::{Buffer, CreateFn, DestroyFn, FreeFn, LastErrorFn, RewardInput, RewardPlugin, ScoreFn, ValuesFn, export_reward};
 
 mod config;
 
@@ -155,23 +155,8 @@ impl Embedded {
 
     /// The bytes of a returned buffer (freed by the half that made it), or its error message.
     fn result(&self, status: i32, buf: Buffer) -> Result<Vec<u8>, String> {
-        let take = |buf: Buffer| {
-            if buf.ptr.is_null() {
-                return Vec::new();
-            }
-            // SAFETY: the PyO3 half returned `len` bytes at `ptr`; freed once, by it.
-            let bytes = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
-            unsafe { (self.free)(buf) };
-            bytes
-        };
-        let bytes = take(buf);
-        if status == STATUS_OK {
-            return Ok(bytes);
-        }
-        let mut err = Buffer::empty();
-        // SAFETY: `err` is a valid out-parameter; read on the thread of the failed call.
-        let st = unsafe { (self.last_error)(&mut err) };
-        Err(if st == STATUS_OK { String::from_utf8_lossy(&take(err)).into_owned() } else { "no error message".into() })
+        // SAFETY: `buf` came from the PyO3 half and is freed once, by it, on this thread.
+        unsafe { wst_plugin_abi::host::result(status, buf, self.free, self.last_error) }
     }
 }
 

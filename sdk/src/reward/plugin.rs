@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use libloading::Library;
-use wst_plugin_abi::{ABI_VERSION, AbiVersionFn, Buffer, CreateFn, DescribeFn, Description, DestroyFn, FreeFn, LastErrorFn, STATUS_OK, STATUS_PANIC, ScoreFn, ValuesFn};
+use wst_plugin_abi::{ABI_VERSION, AbiVersionFn, Buffer, CreateFn, DescribeFn, Description, DestroyFn, FreeFn, LastErrorFn, STATUS_PANIC, ScoreFn, ValuesFn};
 
 use super::{Reward, RewardInput};
 use crate::error::{Error, Result};
@@ -77,31 +77,14 @@ impl PluginLibrary {
         Ok(lib)
     }
 
-    /// Takes the bytes of a returned buffer, freeing it with the plugin's allocator.
-    fn take(&self, buf: Buffer) -> Vec<u8> {
-        if buf.ptr.is_null() {
-            return Vec::new();
-        }
-        // SAFETY: the plugin returned `len` initialised bytes at `ptr`.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
-        // SAFETY: the buffer came from this plugin and is freed once.
-        unsafe { (self.free)(buf) };
-        bytes
-    }
-
     /// The call's output bytes, or the plugin's error message.
     fn check(&self, status: i32, buf: Buffer, call: &str) -> Result<Vec<u8>> {
-        if status == STATUS_OK {
-            return Ok(self.take(buf));
-        }
-        self.take(buf);
-        let mut err = Buffer::empty();
-        // SAFETY: `err` is a valid out-parameter.
-        let st = unsafe { (self.last_error)(&mut err) };
-        let msg = if st == STATUS_OK { String::from_utf8_lossy(&self.take(err)).into_owned() } else { "no error message".into() };
-        let kind = if status == STATUS_PANIC { "panicked in" } else { "failed in" };
-        let msg = msg.strip_prefix("plugin panicked: ").unwrap_or(&msg);
-        Err(plugin_err(&self.path, format!("{kind} `{call}`: {msg}")))
+        // SAFETY: `buf` came from this plugin and is freed once, by it.
+        unsafe { wst_plugin_abi::host::result(status, buf, self.free, self.last_error) }.map_err(|msg| {
+            let kind = if status == STATUS_PANIC { "panicked in" } else { "failed in" };
+            let msg = msg.strip_prefix("plugin panicked: ").unwrap_or(&msg);
+            plugin_err(&self.path, format!("{kind} `{call}`: {msg}"))
+        })
     }
 }
 
