@@ -47,9 +47,8 @@ impl Client {
         }
     }
 
-    /// Posts `body`; returns the parsed response of the first success. Returns the number of
-    /// HTTP requests made too, retries included.
-    pub fn chat(&self, body: &Value) -> Result<(Value, u32), Failure> {
+    /// Posts `body`; returns the parsed response of the first success.
+    pub fn chat(&self, body: &Value) -> Result<Value, Failure> {
         let mut attempt = 0;
         loop {
             self.pace();
@@ -61,7 +60,7 @@ impl Client {
             let (retry, wait, why) = match req.send_string(&body.to_string()) {
                 Ok(resp) => {
                     let text = resp.into_string().map_err(|e| Failure(format!("reading the judge's reply from {}: {e}", self.url)))?;
-                    return serde_json::from_str(&text).map(|v| (v, attempt)).map_err(|e| Failure(format!("the judge at {} replied with invalid JSON: {e}", self.url)));
+                    return serde_json::from_str(&text).map_err(|e| Failure(format!("the judge at {} replied with invalid JSON: {e}", self.url)));
                 }
                 Err(ureq::Error::Status(code, resp)) => {
                     let after = resp.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).filter(|s| s.is_finite() && *s >= 0.0);

@@ -21,7 +21,7 @@ pub mod config;
 pub mod parse;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -41,22 +41,9 @@ pub struct Judge {
     regex: regex::Regex,
     client: Client,
     cache: Option<Cache>,
-    /// HTTP requests made (retries included) and replies served from the cache.
-    requests: AtomicU64,
-    cache_hits: AtomicU64,
 }
 
 impl Judge {
-    /// HTTP requests this instance has made, retries included (for tests and logs).
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// Replies this instance read from the cache instead of the server.
-    pub fn cache_hits(&self) -> u64 {
-        self.cache_hits.load(Ordering::Relaxed)
-    }
-
     /// The chat request for one answer and criterion.
     fn request(&self, env: &minijinja::Environment<'static>, criterion: &str, item: &RewardInput) -> Result<Value, String> {
         let ctx = minijinja::context! { query => item.query.as_str(), instruction => item.instruction.as_deref(), answer => item.answer.as_str(), gold => item.gold.as_deref(), metadata => jinja(&Value::Object(item.metadata.clone())), criterion => criterion };
@@ -78,11 +65,9 @@ impl Judge {
     fn reply(&self, body: &Value) -> Result<Value, String> {
         let key = cache::key(&self.config.base_url, body);
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit);
         }
-        let (resp, attempts) = self.client.chat(body).map_err(|f| f.0)?;
-        self.requests.fetch_add(u64::from(attempts), Ordering::Relaxed);
+        let resp = self.client.chat(body).map_err(|f| f.0)?;
         let choice = resp.pointer("/choices/0").cloned().ok_or_else(|| format!("the judge's reply has no choices: {}", resp.to_string().chars().take(300).collect::<String>()))?;
         if let Some(c) = &self.cache {
             c.put(key, choice.clone())?;
@@ -157,7 +142,7 @@ impl RewardPlugin for Judge {
         }
         let client = Client::new(&config.base_url, api_key, Duration::from_secs_f64(config.timeout_s), config.max_retries, config.requests_per_minute);
         let cache = config.cache_dir.as_deref().map(Cache::open).transpose()?;
-        Ok(Judge { config, criteria, regex, client, cache, requests: AtomicU64::new(0), cache_hits: AtomicU64::new(0) })
+        Ok(Judge { config, criteria, regex, client, cache })
     }
 
     fn values(&self) -> Vec<String> {
