@@ -235,10 +235,7 @@ impl OpenAiStudent {
                     Err(f) => {
                         self.meter.record_failure();
                         // The URL is part of the message: with several URLs each try may use another.
-                        Err(match f {
-                            Failure::Permanent { message, http } => Failure::Permanent { message: format!("{url}: {message}"), http },
-                            Failure::Transient { message, retry_after, http } => Failure::Transient { message: format!("{url}: {message}"), retry_after, http },
-                        })
+                        Err(f.prefixed(url))
                     }
                 }
             },

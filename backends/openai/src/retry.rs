@@ -32,6 +32,14 @@ impl Failure {
     pub fn transient(message: String) -> Self {
         Failure::Transient { message, retry_after: None, http: None }
     }
+
+    /// The same failure, its message starting with `prefix: ` (which URL, which call).
+    pub fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            Failure::Permanent { message, http } => Failure::Permanent { message: format!("{prefix}: {message}"), http },
+            Failure::Transient { message, retry_after, http } => Failure::Transient { message: format!("{prefix}: {message}"), retry_after, http },
+        }
+    }
 }
 
 /// Reads `retry-after-ms` (OpenAI) or `Retry-After` in seconds; HTTP dates are ignored.
