@@ -2,7 +2,7 @@
 //! Runs in the virtual environment `scripts/setup.sh` prepares (`WST_PYREWARD`, default
 //! /var/tmp/wst-pyreward: numpy, math-verify and TRL's reward functions).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use wst_sdk::Reward;
@@ -10,17 +10,7 @@ use wst_sdk::Weights;
 use wst_sdk::reward::{PluginReward, RewardInput, WeightedReward};
 use wst_tests::plugin_path;
 
-/// The test virtual environment's interpreter; setup.sh makes it.
-fn venv_python() -> PathBuf {
-    let venv = PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
-    let python = venv.join("bin/python");
-    assert!(python.is_file(), "{} is missing: run scripts/setup.sh, which makes the python reward's test environment", python.display());
-    python
-}
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python_rewards/rewards.py")
-}
+use wst_tests::python_env::{python as venv_python, rewards_fixture as fixture, trl_rewards_file};
 
 fn load(file: &Path, function: &str, extra: serde_json::Value) -> wst_sdk::Result<PluginReward> {
     let mut config = serde_json::json!({ "file": file, "function": function, "python": venv_python() });
@@ -122,11 +112,7 @@ fn a_missing_file_or_function_fails_at_load() {
 /// environment, unchanged.
 #[test]
 fn trls_accuracy_reward_runs_unchanged() {
-    let venv = venv_python().parent().unwrap().parent().unwrap().to_path_buf();
-    let site = std::fs::read_dir(venv.join("lib")).unwrap().flatten().map(|e| e.path().join("site-packages")).find(|p| p.is_dir()).unwrap();
-    let file = site.join("trl/rewards/accuracy_rewards.py");
-    assert!(file.is_file(), "{} is missing: run scripts/setup.sh", file.display());
-    let r = load(&file, "accuracy_reward", serde_json::json!({})).unwrap();
+    let r = load(&trl_rewards_file("accuracy_rewards.py"), "accuracy_reward", serde_json::json!({})).unwrap();
     let s = r
         .score(&[item(r"The answer is $\boxed{\frac{1}{3}}$", Some(r"$\frac{1}{3}$"), 9, "stop", None), item(r"So $\boxed{\frac{1}{2}}$", Some(r"$\frac{1}{3}$"), 9, "stop", None)])
         .unwrap();
@@ -153,14 +139,10 @@ async fn python_values_reach_the_training_metrics_under_their_names() {
     use wst_sdk::config::WstConfig;
     use wst_sdk::dataset::load_queries;
     use wst_sdk::{Pipeline, TrainOptions};
-    use wst_tests::tiny::{Arch, write_model};
 
     wst_tests::build_plugins();
     let dir = tempfile::tempdir().unwrap();
-    for (name, arch, seed) in [("teacher", Arch::Qwen2, 3), ("student", Arch::Llama, 4)] {
-        std::fs::create_dir_all(dir.path().join(name)).unwrap();
-        write_model(&dir.path().join(name), arch, seed);
-    }
+    wst_tests::tiny::write_teacher_and_student(dir.path());
     let rows: String = (1..5).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?\", \"answer\": \"{}\", \"solution\": \"{}\"}}\n", 2 * i, 2 * i)).collect();
     std::fs::write(dir.path().join("train.jsonl"), rows).unwrap();
     let d = dir.path().display();

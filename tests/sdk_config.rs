@@ -11,7 +11,7 @@ use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
 use wst_sdk::eval::{EvalPlan, Report, run_plan};
 use wst_sdk::{Pipeline, TrainOptions};
-use wst_tests::tiny::{Arch, write_model};
+use wst_tests::tiny::write_teacher_and_student;
 use wst_tests::{artifact_dir, build_plugins};
 
 fn write_data(path: &Path, from: i64) {
@@ -75,10 +75,7 @@ save_steps = 1
 async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
     build_plugins();
     let dir = tempfile::tempdir().unwrap();
-    for (name, arch, seed) in [("teacher", Arch::Qwen2, 3), ("student", Arch::Llama, 4)] {
-        std::fs::create_dir_all(dir.path().join(name)).unwrap();
-        write_model(&dir.path().join(name), arch, seed);
-    }
+    write_teacher_and_student(dir.path());
     write_data(&dir.path().join("train.jsonl"), 1);
     write_data(&dir.path().join("eval.jsonl"), 20);
     let text = config(dir.path());

@@ -193,12 +193,11 @@ fn score_reports_bad_lines_and_goes_on() {
 #[test]
 fn score_with_a_python_reward_uses_the_active_virtual_environment() {
     wst_tests::build_plugins();
-    let venv = std::path::PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
-    assert!(venv.join("bin/python").is_file(), "{} is missing: run scripts/setup.sh", venv.display());
+    let venv = wst_tests::python_env::venv();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("answers.jsonl");
     std::fs::write(&input, "{\"answer\": \"12345\"}\n").unwrap();
-    let rewards = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_rewards/rewards.py");
+    let rewards = wst_tests::python_env::rewards_fixture();
     let config = serde_json::json!({ "file": rewards, "function": "with_numpy" }).to_string();
     let run = |venv: Option<&std::path::Path>| {
         let mut cmd = wst();
@@ -329,15 +328,11 @@ fn completions_and_json_logs() {
 /// only reward is the Python fixture `fails_on_marks`, which raises for them: `dir/run.toml`.
 fn failing_reward_run(d: &std::path::Path, fails: impl Fn(usize) -> bool) {
     wst_tests::build_plugins();
-    let venv = std::path::PathBuf::from(std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into()));
-    for (name, arch, seed) in [("teacher", wst_tests::tiny::Arch::Qwen2, 3), ("student", wst_tests::tiny::Arch::Llama, 4)] {
-        std::fs::create_dir_all(d.join(name)).unwrap();
-        wst_tests::tiny::write_model(&d.join(name), arch, seed);
-    }
+    wst_tests::tiny::write_teacher_and_student(d);
     let rows: String =
         (1..=10).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?{}\", \"answer\": \"{}\"}}\n", if fails(i) { " boom" } else { "" }, 2 * i)).collect();
     std::fs::write(d.join("eval.jsonl"), rows).unwrap();
-    let rewards = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python_rewards/rewards.py");
+    let rewards = wst_tests::python_env::rewards_fixture();
     std::fs::write(
         d.join("run.toml"),
         format!(
@@ -348,7 +343,7 @@ fn failing_reward_run(d: &std::path::Path, fails: impl Fn(usize) -> bool) {
             teacher = d.join("teacher"),
             student = d.join("student").display(),
             cache = d.join("cache"),
-            python = venv.join("bin/python"),
+            python = wst_tests::python_env::python(),
             data = d.join("eval.jsonl"),
         ),
     )

@@ -41,15 +41,9 @@ fn time(name: &str, reward: &PluginReward, items: &[RewardInput]) {
 }
 
 fn main() {
-    let venv = std::env::var("WST_PYREWARD").unwrap_or_else(|_| "/var/tmp/wst-pyreward".into());
-    let python = format!("{venv}/bin/python");
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/python_rewards/rewards.py");
-    let trl = std::fs::read_dir(format!("{venv}/lib"))
-        .expect("the test environment (scripts/setup.sh)")
-        .flatten()
-        .map(|e| e.path().join("site-packages/trl/rewards/accuracy_rewards.py"))
-        .find(|p| p.is_file())
-        .expect("TRL's rewards");
+    let python = wst_tests::python_env::python();
+    let fixture = wst_tests::python_env::rewards_fixture();
+    let trl = wst_tests::python_env::trl_rewards_file("accuracy_rewards.py");
     let n: usize = std::env::var("ITEMS").ok().and_then(|s| s.parse().ok()).unwrap_or(5120);
     let all = items(n);
 

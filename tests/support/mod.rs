@@ -2,6 +2,7 @@
 //! Students and Teachers whose behaviour the tests can predict.
 
 pub mod openai_mock;
+pub mod python_env;
 pub mod tiny;
 
 use std::path::PathBuf;

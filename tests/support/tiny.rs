@@ -58,6 +58,15 @@ pub fn write_tokenizer(dir: &Path, vocab: usize) {
     std::fs::write(dir.join("tokenizer_config.json"), tc.to_string()).unwrap();
 }
 
+/// The tests' usual pair: a Qwen2 Teacher in `dir/teacher` (seed 3) and a Llama Student in
+/// `dir/student` (seed 4).
+pub fn write_teacher_and_student(dir: &Path) {
+    for (name, arch, seed) in [("teacher", Arch::Qwen2, 3), ("student", Arch::Llama, 4)] {
+        std::fs::create_dir_all(dir.join(name)).expect("model folder");
+        write_model(&dir.join(name), arch, seed);
+    }
+}
+
 /// Writes a tiny random `arch` checkpoint into `dir` and returns its vocabulary size.
 pub fn write_model(dir: &Path, arch: Arch, seed: u64) -> usize {
     write_tokenizer(dir, 300);
