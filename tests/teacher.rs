@@ -440,7 +440,7 @@ fn the_kl_reference_is_the_initial_model() {
     let mut t = LmTeacher::load(path, options()).unwrap();
     let samples = step_items(&mut t);
     let g = grpo(1e-2);
-    let err = t.step(&items_of(&samples), &wst_sdk::teacher::StepSettings { grpo: &g, learning_rates: &[1e-2] }).unwrap_err().to_string();
+    let err = t.step(&items_of(&samples), &wst_sdk::teacher::StepSettings { grpo: &g, learning_rates: &[1e-2], importance_sampling_cap: None }).unwrap_err().to_string();
     assert!(err.contains("prepare_training"), "{err}");
     let first = grpo_step(&mut t, &items_of(&samples), &g).remove(0);
     assert!(first.kl.abs() < 1e-9, "the reference equals the model before the first update: {}", first.kl);

@@ -163,12 +163,60 @@ fn comparable(rows: &[serde_json::Value]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Pipelined training (`wst.async_generation`): one step's instructions are sampled ahead.
+fn pipelined(o: TrainOptions) -> TrainOptions {
+    TrainOptions { wst: WstSettings { async_generation: true, ..o.wst.clone() }, ..o }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_training_also_raises_the_students_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 5);
+    let train = queries(1..9);
+    let held_out = queries(20..26);
+    let mut t = teacher(dir.path());
+    let hint = pick_hint(&mut t, &train);
+    let p = pipeline(t, &hint);
+    let before = accuracy_with_teacher(&p, &held_out).await;
+    let out = tempfile::tempdir().unwrap();
+    let summary = p.train(&train, pipelined(options(out.path(), 25))).await.unwrap();
+    let after = accuracy_with_teacher(&p, &held_out).await;
+    eprintln!("pipelined, hint {hint:?}: untrained Teacher {before:.2}, trained Teacher {after:.2}");
+    assert!(after > before + 0.2 && after > 0.7, "accuracy with instructions {before:.2} → {after:.2}");
+    assert_eq!(summary.steps_done, 25);
+    let rows: Vec<serde_json::Value> = read_jsonl(&out.path().join("metrics.jsonl")).unwrap().into_iter().filter(|r| r.get("reward").is_some()).collect();
+    assert_eq!(rows.iter().map(|r| r["wst/staleness"].as_u64().unwrap()).collect::<Vec<_>>(), std::iter::once(0).chain([1; 24]).collect::<Vec<_>>());
+    for r in rows.iter().filter(|r| r.get("loss").is_some()) {
+        let (lo, mean, hi) = (
+            r["sampling/importance_sampling_ratio/min"].as_f64().unwrap(),
+            r["sampling/importance_sampling_ratio/mean"].as_f64().unwrap(),
+            r["sampling/importance_sampling_ratio/max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < lo && lo <= mean && mean <= hi && hi <= 2.0, "{r}");
+        assert!(r["time/teacher_secs"].as_f64().unwrap() > 0.0 && r.get("time/student_wait_secs").is_some());
+    }
+    // The first step's samples are the policy's own: the sampler's and the trainer's
+    // log-probs agree (the weights are 1 up to rounding).
+    let first = &rows[0];
+    assert!(first["sampling/sampling_logp_difference/max"].as_f64().unwrap() < 1e-3, "{first}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_exactly_where_it_stopped() {
+    resumes_exactly(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pipelined_run_resumes_exactly_where_it_stopped() {
+    resumes_exactly(true).await
+}
+
+async fn resumes_exactly(pipelined_run: bool) {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), Arch::Qwen2, 7);
     let train = queries(1..7);
     let hint = pick_hint(&mut teacher(dir.path()), &train);
+    let options = |out: &std::path::Path, steps| if pipelined_run { pipelined(options(out, steps)) } else { options(out, steps) };
 
     let straight = tempfile::tempdir().unwrap();
     pipeline(teacher(dir.path()), &hint).train(&train, options(straight.path(), 6)).await.unwrap();
@@ -184,6 +232,10 @@ async fn a_killed_run_resumes_exactly_where_it_stopped() {
     let stop: Arc<dyn wst_sdk::train::callback::TrainerCallback> = Arc::new(StopAfter(3));
     let first = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { callbacks: vec![stop], ..options(killed.path(), 6) }).await.unwrap();
     assert!(first.interrupted && first.steps_done == 3);
+    // Pipelined, the checkpoint keeps step 4's instructions, sampled before step 3's update.
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(killed.path().join("checkpoints/checkpoint-3/trainer_state.json")).unwrap()).unwrap();
+    let pending: Vec<(u64, u64)> = state["pending"].as_array().unwrap().iter().map(|b| (b["step"].as_u64().unwrap(), b["version"].as_u64().unwrap())).collect();
+    assert_eq!(pending, if pipelined_run { vec![(3, 2)] } else { vec![] });
     // A kill during step 4 leaves a half-written temporary checkpoint and a partial log line.
     std::fs::create_dir_all(killed.path().join("checkpoints/.checkpoint-4.tmp/teacher")).unwrap();
     std::fs::remove_dir_all(killed.path().join("final")).ok();
@@ -325,8 +377,8 @@ async fn callbacks_see_each_phase_and_can_save_and_stop() {
     let events = rec.0.lock().unwrap().clone();
     let want = [
         "begin 0/5",
-        "0:baselines",
         "0:instructions",
+        "0:baselines",
         "0:answers",
         "0:update",
         "end 1",

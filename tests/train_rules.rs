@@ -332,3 +332,45 @@ async fn at_the_defaults_one_failing_query_of_one_per_step_is_left_out_and_a_per
     let Error::StepFailed { step, failed, total, .. } = &err else { panic!("{err}") };
     assert_eq!((*step, *failed, *total), (6, 6, 10));
 }
+
+#[tokio::test]
+async fn pipelined_training_samples_ahead_and_weights_its_samples() {
+    let qs = queries(2);
+    let run = |w: WstSettings| {
+        let qs = qs.clone();
+        async move {
+            let out = tempfile::tempdir().unwrap();
+            let (r, seen) = train(Arc::new(HintStudent::new("hint")), &qs, options(out.path(), grpo(4), w)).await;
+            r.unwrap();
+            let staleness: Vec<Option<u64>> = metrics(out.path()).iter().map(|m| m.get("wst/staleness").and_then(|v| v.as_u64())).collect();
+            (seen, staleness)
+        }
+    };
+    let (sequential, no_staleness) = run(wst(ZeroStdGroups::Keep)).await;
+    // Sequential: step k trains on the (k + 1)-th sampling, unweighted.
+    assert_eq!(sequential.iter().map(|s| s.sampled_before).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(sequential.iter().all(|s| s.importance_sampling_cap.is_none()));
+    assert_eq!(no_staleness, [None; 4]);
+    // One step ahead: step k's instructions were sampled before step k − 1's update, so k + 2
+    // samplings precede step k's update (none beyond the last step); each is weighted.
+    let (ahead, staleness) = run(WstSettings { async_generation: true, ..wst(ZeroStdGroups::Keep) }).await;
+    assert_eq!(ahead.iter().map(|s| s.sampled_before).collect::<Vec<_>>(), [2, 3, 4, 4]);
+    assert!(ahead.iter().all(|s| s.importance_sampling_cap == Some(2.0)));
+    assert_eq!(staleness, [Some(0), Some(1), Some(1), Some(1)]);
+    // The same instructions train the same steps: sampling ahead changes which policy wrote
+    // them, not which step they belong to.
+    for (a, s) in ahead.iter().zip(&sequential) {
+        assert_eq!(a.instructions, s.instructions);
+    }
+    let (two, staleness) = run(WstSettings { async_generation: true, max_staleness: 2, importance_sampling_cap: 3.0, ..wst(ZeroStdGroups::Keep) }).await;
+    assert_eq!(two.iter().map(|s| s.sampled_before).collect::<Vec<_>>(), [3, 4, 4, 4]);
+    assert!(two.iter().all(|s| s.importance_sampling_cap == Some(3.0)));
+    assert_eq!(staleness, [Some(0), Some(1), Some(2), Some(2)]);
+
+    // Sampling no step ahead is not pipelining: refused before anything runs, naming the field.
+    let out = tempfile::tempdir().unwrap();
+    let bad = WstSettings { async_generation: true, max_staleness: 0, ..wst(ZeroStdGroups::Keep) };
+    let (r, seen) = train(Arc::new(HintStudent::new("hint")), &qs, options(out.path(), grpo(4), bad)).await;
+    let err = r.unwrap_err().to_string();
+    assert!(err.contains("wst.max_staleness") && seen.is_empty(), "{err}");
+}

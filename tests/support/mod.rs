@@ -115,7 +115,7 @@ pub fn f32_teacher() -> wst_sdk::config::TeacherConfig {
 pub fn grpo_step(t: &mut dyn Teacher, items: &[TrainItem<'_>], grpo: &GrpoConfig) -> Vec<StepMetrics> {
     t.prepare_training(grpo).unwrap();
     let rates = vec![grpo.learning_rate; grpo.num_iterations.max(1)];
-    t.step(items, &StepSettings { grpo, learning_rates: &rates }).unwrap()
+    t.step(items, &StepSettings { grpo, learning_rates: &rates, importance_sampling_cap: None }).unwrap()
 }
 
 /// A Student that knows arithmetic only when told how: it answers "The answer is N" with the
@@ -167,6 +167,7 @@ pub struct ScriptedTeacher {
     /// the Teacher moved into a Pipeline.
     pub steps: std::sync::Arc<std::sync::Mutex<Vec<ScriptedStep>>>,
     next: usize,
+    sample_calls: usize,
 }
 
 /// What a [`ScriptedTeacher`] was asked to train on.
@@ -178,17 +179,22 @@ pub struct ScriptedStep {
     pub advantages: Vec<f32>,
     /// The learning rates passed.
     pub learning_rates: Vec<f64>,
+    /// `sample` calls made before this step (pipelined training samples ahead).
+    pub sampled_before: usize,
+    /// The importance-weight cap passed (`Some` when pipelined).
+    pub importance_sampling_cap: Option<f64>,
 }
 
 impl ScriptedTeacher {
     /// A Teacher that writes `script`'s lines in turn.
     pub fn new(script: &[&str]) -> Self {
-        ScriptedTeacher { script: script.iter().map(|s| s.to_string()).collect(), steps: Default::default(), next: 0 }
+        ScriptedTeacher { script: script.iter().map(|s| s.to_string()).collect(), steps: Default::default(), next: 0, sample_calls: 0 }
     }
 }
 
 impl Teacher for ScriptedTeacher {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
+        self.sample_calls += 1;
         Ok(queries
             .iter()
             .map(|_| {
@@ -208,6 +214,8 @@ impl Teacher for ScriptedTeacher {
             instructions: items.iter().map(|i| i.sample.instruction.text.clone()).collect(),
             advantages: items.iter().map(|i| i.advantage).collect(),
             learning_rates: settings.learning_rates.to_vec(),
+            sampled_before: self.sample_calls,
+            importance_sampling_cap: settings.importance_sampling_cap,
         });
         Ok(settings.learning_rates.iter().map(|&lr| StepMetrics { learning_rate: lr, ..Default::default() }).collect())
     }

@@ -189,7 +189,40 @@ pub struct WstSettings {
     /// transient failure never stops a run of one query per step; beyond it the run writes a
     /// checkpoint and stops with the first error.
     pub max_failed_fraction: f64,
+    /// Pipelined training (the idea of TRL's async GRPO and verl's one-step-off): the
+    /// instructions of the next steps are sampled and answered by the Student while this step's
+    /// update runs, so neither side waits for the other. Samples are then up to
+    /// `max_staleness` policy steps old and are weighted by their truncated importance ratio.
+    /// Off by default, so that runs stay exactly as the sequential loop makes them; a pipelined
+    /// run is itself reproducible and resumes exactly.
+    #[serde(skip_serializing_if = "is_false")]
+    pub async_generation: bool,
+    /// With `async_generation`: how many steps ahead instructions are sampled, i.e. how many
+    /// policy updates older than the trained policy a step's samples may be (at least 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub max_staleness: usize,
+    /// With `async_generation`: the cap of the per-token importance weight
+    /// min(π_θ/π_sampler, cap) (TRL's `vllm_importance_sampling_cap`).
+    #[serde(skip_serializing_if = "is_default_cap")]
+    pub importance_sampling_cap: f64,
 }
+
+// Settings added after checkpoints recorded their experiment are written only when set, so
+// that those checkpoints still resume.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+fn is_default_cap(c: &f64) -> bool {
+    *c == DEFAULT_IMPORTANCE_SAMPLING_CAP
+}
+
+/// TRL's default `vllm_importance_sampling_cap`.
+pub const DEFAULT_IMPORTANCE_SAMPLING_CAP: f64 = 2.0;
 
 impl Default for WstSettings {
     fn default() -> Self {
@@ -200,7 +233,37 @@ impl Default for WstSettings {
             max_concurrency: 16,
             centring: Centring::GroupMean,
             max_failed_fraction: 0.5,
+            async_generation: false,
+            max_staleness: 1,
+            importance_sampling_cap: DEFAULT_IMPORTANCE_SAMPLING_CAP,
         }
+    }
+}
+
+impl WstSettings {
+    /// Checks the values that types alone cannot; the error names the field (`wst.…`). Both
+    /// `WstConfig::validate` and training call it, so `wst config check` refuses what training would.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        let bad = |field: &str, message: &str| Err(crate::error::Error::Config { location: format!("wst.{field}"), message: message.to_string() });
+        if self.student_samples == 0 {
+            return bad("student_samples", "the Student must answer at least once per instruction");
+        }
+        if self.baseline_samples == 0 {
+            return bad("baseline_samples", "the baseline needs at least one Student answer");
+        }
+        if self.max_concurrency == 0 {
+            return bad("max_concurrency", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.max_failed_fraction) {
+            return bad("max_failed_fraction", "must be in [0, 1]");
+        }
+        if self.async_generation && self.max_staleness == 0 {
+            return bad("max_staleness", "pipelined training samples at least one step ahead: use 1 or more, or turn async_generation off");
+        }
+        if !(self.importance_sampling_cap >= 1.0 && self.importance_sampling_cap.is_finite()) {
+            return bad("importance_sampling_cap", "must be a finite value >= 1 (a smaller cap would shrink even on-policy tokens' weights)");
+        }
+        Ok(())
     }
 }
 

@@ -242,15 +242,7 @@ impl WstConfig {
         if g.max_completion_length == 0 {
             return bad("grpo.max_completion_length", "must be at least 1".into());
         }
-        if self.wst.student_samples == 0 {
-            return bad("wst.student_samples", "the Student must answer at least once per instruction".into());
-        }
-        if self.wst.baseline_samples == 0 {
-            return bad("wst.baseline_samples", "the baseline needs at least one Student answer".into());
-        }
-        if self.wst.max_concurrency == 0 {
-            return bad("wst.max_concurrency", "must be at least 1".into());
-        }
+        self.wst.validate()?;
         if let Some(message) = crate::grpo::centring_conflict(self.wst.centring, g.scale_rewards) {
             return bad("wst.centring", message);
         }

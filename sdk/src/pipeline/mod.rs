@@ -94,6 +94,19 @@ impl Pipeline {
         })
     }
 
+    /// The same Student, rewards and prompts without the Teacher: what a task that only asks
+    /// the Student needs, owned, so it can run beside the Teacher's work (pipelined training).
+    pub(crate) fn student_side(&self) -> Pipeline {
+        Pipeline {
+            teacher: None,
+            student: self.student.clone(),
+            reward: self.reward.clone(),
+            student_prompt: self.student_prompt.clone(),
+            student_sampling: self.student_sampling.clone(),
+            teacher_sampling: self.teacher_sampling.clone(),
+        }
+    }
+
     /// Whether a Teacher is attached.
     pub fn has_teacher(&self) -> bool {
         self.teacher.is_some()

@@ -102,6 +102,10 @@ pub struct StepSettings<'a> {
     pub grpo: &'a GrpoConfig,
     /// Learning rate of each optimisation step (as many as `grpo.num_iterations`).
     pub learning_rates: &'a [f64],
+    /// When set, samples are weighted by their truncated importance ratio against the log-probs
+    /// recorded when they were sampled, capped at this value (pipelined training, whose
+    /// samples come from an older policy); `None` treats them as the current policy's.
+    pub importance_sampling_cap: Option<f64>,
 }
 
 /// What one optimisation step measured; names follow TRL's logs.
@@ -123,6 +127,9 @@ pub struct StepMetrics {
     pub learning_rate: f64,
     /// Mean per-token entropy of the policy over the completion tokens (TRL's `entropy`).
     pub entropy: f64,
+    /// The importance weights' statistics, when the step weighted its samples.
+    #[serde(default)]
+    pub importance_sampling: Option<crate::grpo::ImportanceStats>,
 }
 
 /// A model that writes instructions and learns from advantages. `Any`, so that a boxed Teacher

@@ -41,6 +41,10 @@ pub struct TrainerState {
     /// checkpoints, which are not checked).
     #[serde(default)]
     pub experiment: BTreeMap<String, String>,
+    /// Pipelined training: the batches sampled for the next steps and not yet trained on
+    /// (oldest first), so that a resumed run trains on what the uninterrupted one would have.
+    #[serde(default)]
+    pub pending: Vec<super::SampledBatch>,
 }
 
 const STATE_FILE: &str = "trainer_state.json";

@@ -8,6 +8,7 @@ pub mod callback;
 pub mod checkpoint;
 mod experiment;
 pub mod log;
+mod rollout;
 mod schedule;
 mod step;
 mod tensorboard;
@@ -30,6 +31,7 @@ use crate::types::{hash_str, mix};
 pub use callback::{Control, Phase, TrainerCallback};
 pub use checkpoint::TrainerState;
 use log::{JsonlLog, Keep};
+pub use rollout::SampledBatch;
 use schedule::Schedule;
 pub use tokio_util::sync::CancellationToken;
 
@@ -115,6 +117,7 @@ impl Pipeline {
             return Err(Error::invalid("reward", "training needs a reward"));
         }
         let g = &options.grpo;
+        options.wst.validate()?;
         if g.num_generations < 2 {
             return Err(Error::invalid("grpo.num_generations", "GRPO needs at least 2 instructions per query"));
         }
@@ -157,6 +160,7 @@ impl Pipeline {
             log_lines: None,
             recent_failures: Vec::new(),
             experiment: experiment.clone(),
+            pending: Vec::new(),
         };
         // Before any checkpoint is restored, so a KL reference holds the initial weights.
         let grpo = g.clone();
@@ -233,6 +237,21 @@ impl Pipeline {
         }
         let mut requested = Control::default();
         options.callbacks.iter().for_each(|c| c.on_train_begin(state.step, schedule.total_steps));
+        let batch_of = |step: usize| -> Vec<Query> { schedule.batch(step).into_iter().map(|i| queries[i].clone()).collect() };
+        let asking = rollout::Asking { seed: g.seed, wst: options.wst.clone() };
+        // Steps sampled ahead of the one trained: none in the sequential loop, so a step's
+        // instructions come from the policy it trains; `max_staleness` when pipelined.
+        let ahead = if options.wst.async_generation { options.wst.max_staleness } else { 0 };
+        // A checkpoint's batches in flight are the uninterrupted run's: their Student work starts
+        // again (the response cache serves what was answered).
+        let mut in_flight = rollout::Queue::new();
+        for (i, b) in std::mem::take(&mut state.pending).into_iter().enumerate() {
+            if b.step != state.step + i {
+                tracing::warn!(step = b.step + 1, expected = state.step + i + 1, "a checkpoint's sampled batch is not for the steps that follow it; sampling anew");
+                break;
+            }
+            in_flight.push_back(rollout::InFlight::start(self, batch_of(b.step), b, &state.baselines, &asking));
+        }
         while state.step < schedule.total_steps {
             let cancelled = options.cancel.as_ref().is_some_and(|c| c.is_cancelled());
             if cancelled || requested.stop {
@@ -241,29 +260,68 @@ impl Pipeline {
             }
             let t0 = Instant::now();
             let usage_before = self.student.usage();
-            let batch: Vec<Query> = schedule.batch(state.step).into_iter().map(|i| queries[i].clone()).collect();
-            let outcome = match step::run(self, &batch, &mut state, &options).await {
+            let batch = batch_of(state.step);
+            // Sample the steps up to `ahead` beyond this one that are not in flight yet, each
+            // handed to the Student at once, with the policy as it is now.
+            let mut sampling_secs = 0.0;
+            loop {
+                let next = state.step + in_flight.len();
+                if next >= schedule.total_steps || next > state.step + ahead {
+                    break;
+                }
+                options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Instructions));
+                let t = Instant::now();
+                let batch_next = batch_of(next);
+                let groups = match self.sample_instructions(&batch_next, &step::teacher_sampling(&options, next, 0)).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        state.pending = in_flight.iter().map(|f| f.batch.clone()).collect();
+                        self.checkpoint_unless_saved(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
+                        return Err(e);
+                    }
+                };
+                sampling_secs += t.elapsed().as_secs_f64();
+                let sampled = rollout::SampledBatch { step: next, version: state.step, groups };
+                in_flight.push_back(rollout::InFlight::start(self, batch_next, sampled, &state.baselines, &asking));
+            }
+            let mut current = in_flight.pop_front().ok_or_else(|| Error::Teacher(format!("no sampled batch for step {}", state.step + 1)))?;
+            if current.has_baselines {
+                options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Baselines));
+            }
+            options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Answers));
+            let t = Instant::now();
+            let work = current.finish().await?;
+            let waited_secs = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let outcome = match step::learn(self, &batch, current.batch.clone(), work, &mut state, &options).await {
                 Ok(o) => o,
                 Err(step::StepError::BeforeUpdate(e)) => {
-                    // The Teacher still holds the last completed step: keep it before stopping.
-                    if checkpoint::list(&ckpt_root)?.last().map(|(s, _)| *s) != Some(state.step) {
-                        self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
-                    }
+                    // The Teacher still holds the last completed step: keep it, with the batches
+                    // sampled for this step and the next, before stopping.
+                    state.pending = std::iter::once(current.batch.clone()).chain(in_flight.iter().map(|f| f.batch.clone())).collect();
+                    self.checkpoint_unless_saved(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
                     return Err(e);
                 }
                 Err(step::StepError::DuringUpdate(e)) => return Err(e),
             };
+            let learn_secs = t.elapsed().as_secs_f64();
             state.step += 1;
+            state.pending = in_flight.iter().map(|f| f.batch.clone()).collect();
             let spent = self.student.usage().since(&usage_before);
             let mut record = outcome.metrics;
             record["step"] = json!(state.step);
             record["epoch"] = json!(schedule.epoch(state.step));
+            // Pipelined, these count what the Student did during the step, for any step's batch.
             record["student/requests"] = json!(spent.requests);
             record["student/prompt_tokens"] = json!(spent.prompt_tokens);
             record["student/completion_tokens"] = json!(spent.completion_tokens);
             record["student/cost_usd"] = json!(spent.cost_usd);
             record["student/cache_hits"] = json!(spent.cache_hits);
             record["time/step_secs"] = json!(t0.elapsed().as_secs_f64());
+            // Where the step's time went: the Teacher's sampling and update, and waiting for the
+            // Student (pipelined training overlaps the two).
+            record["time/teacher_secs"] = json!(sampling_secs + learn_secs);
+            record["time/student_wait_secs"] = json!(waited_secs);
             let log_every = options.output.logging_steps.max(1);
             if state.step % log_every == 0 || state.step == schedule.total_steps {
                 report(&record, state.step, &mut metrics_log)?;
@@ -294,9 +352,9 @@ impl Pipeline {
         }
         summary.steps_done = state.step;
         // Always leave a checkpoint of where the run ended.
-        if checkpoint::list(&ckpt_root)?.last().map(|(s, _)| *s) != Some(state.step) {
-            self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
-        }
+        self.checkpoint_unless_saved(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
+        // A stopped pipelined run leaves its batches in flight to the checkpoint.
+        drop(in_flight);
         if !summary.interrupted {
             // Export first: the final evaluation can take long, and a run stopped or failing
             // there must still leave the trained Teacher in `final/`.
@@ -389,6 +447,21 @@ impl Pipeline {
         for p in earlier {
             let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
             r.map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    /// A checkpoint of `state`, unless the newest one already holds this step.
+    async fn checkpoint_unless_saved(
+        &self,
+        root: &std::path::Path,
+        state: &TrainerState,
+        options: &TrainOptions,
+        metrics: &mut JsonlLog,
+        completions: &mut JsonlLog,
+    ) -> Result<()> {
+        if checkpoint::list(root)?.last().map(|(s, _)| *s) != Some(state.step) {
+            self.checkpoint(root, state, options, metrics, completions).await?;
         }
         Ok(())
     }

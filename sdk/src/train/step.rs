@@ -1,19 +1,19 @@
-//! One WST training step: baselines, instructions, Student answers, rewards, GRPO update.
+//! One WST training step, once its batch's instructions are sampled and the Student's work for
+//! them is done ([`super::rollout`]): failures, rewards, advantages, the GRPO update, metrics.
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::TrainOptions;
 use super::checkpoint::TrainerState;
+use super::rollout::{Asking, SampledBatch, Scored, StudentWork, answer_groups, baseline_of, baseline_params};
 use crate::config::ZeroStdGroups;
 use crate::error::{Error, Result};
 use crate::grpo::{CompletionMetrics, RewardMetrics, advantages, wst_reward};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
 use crate::score::mean_by_name;
-use crate::student::SamplingParams;
-use crate::teacher::{StepSettings, TeacherSample, TeacherSampling, TrainItem};
-use crate::types::{hash_str, mix};
+use crate::teacher::{StepMetrics, StepSettings, TeacherSample, TeacherSampling, TrainItem};
+use crate::types::mix;
 
 /// What a step produced for the logs.
 pub struct StepOutcome {
@@ -21,37 +21,6 @@ pub struct StepOutcome {
     pub metrics: Value,
     /// One completions-table row per (query, instruction).
     pub completions: Vec<Value>,
-}
-
-/// The Student's scores for one instruction: the weighted total and named values per answer.
-struct Scored {
-    answers: Vec<String>,
-    totals: Vec<f64>,
-    values: Vec<crate::score::Score>,
-}
-
-impl Scored {
-    fn mean(&self) -> f64 {
-        self.totals.iter().sum::<f64>() / self.totals.len().max(1) as f64
-    }
-}
-
-/// The Student's baseline s(q): mean reward of `baseline_samples` answers without instructions.
-/// Its seed depends only on the run seed and the query id, so the response cache serves it
-/// across runs.
-async fn baseline(p: &Pipeline, q: &Query, options: &TrainOptions) -> Result<f64> {
-    let n = options.wst.baseline_samples.max(1);
-    let answers = p.answer_with(q, None, n, &baseline_params(p, q, options)).await?;
-    baseline_of(p, q, &answers).await
-}
-
-fn baseline_params(p: &Pipeline, q: &Query, options: &TrainOptions) -> SamplingParams {
-    SamplingParams { seed: Some(mix(&[options.grpo.seed, hash_str(&q.id), 0xBA5E])), ..p.student_sampling().clone() }
-}
-
-async fn baseline_of(p: &Pipeline, q: &Query, answers: &[crate::student::StudentSample]) -> Result<f64> {
-    let scores = p.score(q, None, answers).await?;
-    Ok(scores.iter().map(|s| s.total).sum::<f64>() / scores.len().max(1) as f64)
 }
 
 /// Every missing baseline at once, for Students that prefer bulk work (the OpenAI Batch API):
@@ -66,7 +35,7 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
     }
     let requests = todo
         .iter()
-        .map(|q| Ok(crate::student::StudentRequest { messages: p.student_prompt().render(q, None)?, n, params: baseline_params(p, q, options) }))
+        .map(|q| Ok(crate::student::StudentRequest { messages: p.student_prompt().render(q, None)?, n, params: baseline_params(p, q, options.grpo.seed) }))
         .collect::<Result<Vec<_>>>()?;
     tracing::info!(queries = todo.len(), "baselines in one bulk request");
     // A bulk request can take hours (the Batch API): Ctrl-C must stop the wait. What was
@@ -99,27 +68,6 @@ fn failure_window(queries_per_step: usize) -> usize {
     queries_per_step.max(10)
 }
 
-/// K answers to each (query, instruction) pair, scored; requests run concurrently. Each
-/// pair's outcome stands alone, so one failed request does not discard the others.
-async fn answer_groups(p: &Pipeline, batch: &[Query], groups: &[Vec<TeacherSample>], step: usize, attempt: u64, options: &TrainOptions) -> Vec<Vec<Result<Scored>>> {
-    let k = options.wst.student_samples.max(1);
-    let jobs = batch.iter().zip(groups).flat_map(|(q, group)| {
-        group.iter().enumerate().map(move |(gi, s)| async move {
-            let params = SamplingParams { seed: Some(mix(&[options.grpo.seed, step as u64, hash_str(&q.id), gi as u64, attempt])), ..p.student_sampling().clone() };
-            let answers = p.answer_with(q, Some(&s.instruction), k, &params).await?;
-            let scores = p.score(q, Some(&s.instruction), &answers).await?;
-            Ok::<_, Error>(Scored {
-                answers: answers.into_iter().map(|a| a.text).collect(),
-                totals: scores.iter().map(|s| s.total).collect(),
-                values: scores.into_iter().map(|s| s.values).collect(),
-            })
-        })
-    });
-    let flat: Vec<Result<Scored>> = futures::stream::iter(jobs).buffered(options.wst.max_concurrency.max(1)).collect().await;
-    let mut flat = flat.into_iter();
-    groups.iter().map(|group| flat.by_ref().take(group.len()).collect()).collect()
-}
-
 /// A query's whole group, or the first error among its instructions.
 fn whole(group: Vec<Result<Scored>>) -> Result<Vec<Scored>> {
     group.into_iter().collect()
@@ -140,7 +88,7 @@ impl From<Error> for StepError {
     }
 }
 
-fn teacher_sampling(options: &TrainOptions, step: usize, attempt: u64) -> TeacherSampling {
+pub(super) fn teacher_sampling(options: &TrainOptions, step: usize, attempt: u64) -> TeacherSampling {
     let g = &options.grpo;
     TeacherSampling::from_grpo(g, mix(&[g.seed, step as u64, attempt, 0x7EAC]))
 }
@@ -149,23 +97,21 @@ fn all_equal(xs: &[f64]) -> bool {
     xs.iter().all(|x| (x - xs[0]).abs() <= 1e-12)
 }
 
-/// Runs step `state.step` on `batch`, updating baselines in `state`. A query whose Student
-/// calls or rewards fail (after the backend's own retries) is left out of the step and counted
-/// in `wst/failed_queries`; more than `wst.max_failed_fraction` of the batch failing fails the step.
-pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, options: &TrainOptions) -> Result<StepOutcome, StepError> {
-    let g = &options.grpo;
+/// The queries of a batch that came through the Student's work, and those that did not.
+struct Survivors {
+    batch: Vec<Query>,
+    groups: Vec<Vec<TeacherSample>>,
+    scored: Vec<Vec<Scored>>,
+    failed: usize,
+}
+
+/// Records new baselines and sorts the batch's queries into those whose baseline and every
+/// instruction's answers came through and those left out (warned, counted, and checked against
+/// `wst.max_failed_fraction` over the recent queries).
+fn survivors(batch: &[Query], mut groups: Vec<Vec<TeacherSample>>, work: StudentWork, state: &mut TrainerState, options: &TrainOptions) -> Result<Survivors, StepError> {
     let step = state.step;
     let mut failures: Vec<(usize, Error)> = Vec::new();
-
-    let phase = |ph: super::Phase| options.callbacks.iter().for_each(|c| c.on_phase(step, ph));
-    // 1. Baselines of queries seen for the first time (concurrently).
-    let missing: Vec<usize> = (0..batch.len()).filter(|&i| !state.baselines.contains_key(&batch[i].id)).collect();
-    if !missing.is_empty() {
-        phase(super::Phase::Baselines);
-    }
-    let computed: Vec<(usize, Result<f64>)> =
-        futures::stream::iter(missing.into_iter().map(|i| async move { (i, baseline(p, &batch[i], options).await) })).buffered(options.wst.max_concurrency.max(1)).collect().await;
-    for (i, r) in computed {
+    for (i, r) in work.baselines {
         match r {
             Ok(s) => {
                 state.baselines.insert(batch[i].id.clone(), s);
@@ -173,14 +119,8 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
             Err(e) => failures.push((i, e)),
         }
     }
-
-    // 2–4. Instructions, answers, rewards.
-    phase(super::Phase::Instructions);
-    let mut groups = p.sample_instructions(batch, &teacher_sampling(options, step, 0)).await?;
-    phase(super::Phase::Answers);
-    let answered = answer_groups(p, batch, &groups, step, 0, options).await;
     let mut scored: Vec<Vec<Scored>> = Vec::with_capacity(batch.len());
-    for (qi, group) in answered.into_iter().enumerate() {
+    for (qi, group) in work.answered.into_iter().enumerate() {
         match whole(group) {
             Ok(sc) => scored.push(sc),
             Err(e) => {
@@ -207,47 +147,51 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         return Err(StepError::BeforeUpdate(Error::StepFailed { step: step + 1, failed: failed_recently, total: window, limit, first: failures[0].1.to_string() }));
     }
     state.recent_failures = recent;
-    // From here on only the queries that came through take part.
     let keep: Vec<usize> = (0..batch.len()).filter(|&i| !failed[i]).collect();
-    let batch_all = batch;
-    let batch: Vec<Query> = keep.iter().map(|&i| batch_all[i].clone()).collect();
-    let mut groups: Vec<Vec<TeacherSample>> = keep.iter().map(|&i| std::mem::take(&mut groups[i])).collect();
-    let mut scored: Vec<Vec<Scored>> = keep.iter().map(|&i| std::mem::take(&mut scored[i])).collect();
-    let batch = &batch[..];
-    let reward_of = |qi: usize, s: &Scored| wst_reward(&s.totals, state.baselines[&batch[qi].id]);
-    let zero_std_before: Vec<bool> = scored.iter().map(|grp| all_equal(&grp.iter().map(Scored::mean).collect::<Vec<_>>())).collect();
+    Ok(Survivors {
+        batch: keep.iter().map(|&i| batch[i].clone()).collect(),
+        groups: keep.iter().map(|&i| std::mem::take(&mut groups[i])).collect(),
+        scored: keep.iter().map(|&i| std::mem::take(&mut scored[i])).collect(),
+        failed: failures.len(),
+    })
+}
+
+/// `wst.zero_std_groups = "resample"`: new instructions (from the current policy) for the groups
+/// whose instructions all scored the same, once; a resample that fails keeps the first group.
+/// Returns which groups had zero spread before, and how many were replaced.
+async fn resample_zero_std(p: &Pipeline, s: &mut Survivors, step: usize, options: &TrainOptions) -> Result<(Vec<bool>, usize)> {
+    let zero_std_before: Vec<bool> = s.scored.iter().map(|grp| all_equal(&grp.iter().map(Scored::mean).collect::<Vec<_>>())).collect();
     let mut resampled = 0;
-    if g.num_generations > 1 && options.wst.zero_std_groups == ZeroStdGroups::Resample {
-        let redo: Vec<usize> = (0..batch.len()).filter(|&i| zero_std_before[i]).collect();
+    if options.grpo.num_generations > 1 && options.wst.zero_std_groups == ZeroStdGroups::Resample {
+        let redo: Vec<usize> = (0..s.batch.len()).filter(|&i| zero_std_before[i]).collect();
         if !redo.is_empty() {
-            let qs: Vec<Query> = redo.iter().map(|&i| batch[i].clone()).collect();
+            let qs: Vec<Query> = redo.iter().map(|&i| s.batch[i].clone()).collect();
             let new_groups = p.sample_instructions(&qs, &teacher_sampling(options, step, 1)).await?;
-            let new_scored = answer_groups(p, &qs, &new_groups, step, 1, options).await;
+            let asking = Asking { seed: options.grpo.seed, wst: options.wst.clone() };
+            let new_scored = answer_groups(p, &qs, &new_groups, step, 1, &asking).await;
             for ((&i, grp), sc) in redo.iter().zip(new_groups).zip(new_scored) {
-                // A resample that fails keeps the first group (a failure here loses nothing).
                 if let Ok(sc) = whole(sc) {
-                    groups[i] = grp;
-                    scored[i] = sc;
+                    s.groups[i] = grp;
+                    s.scored[i] = sc;
                     resampled += 1;
                 }
             }
         }
     }
-    let mut rewards: Vec<f64> = Vec::new();
-    for (qi, grp) in scored.iter().enumerate() {
-        for s in grp {
-            rewards.push(reward_of(qi, s)?);
-        }
-    }
-    if batch.is_empty() {
-        // Every query failed and `max_failed_fraction` allows it: nothing to learn from.
-        return Ok(StepOutcome { metrics: json!({"wst/failed_queries": failures.len(), "wst/step_skipped": true}), completions: Vec::new() });
-    }
-    let adv = advantages(&rewards, g.num_generations, g.scale_rewards, options.wst.centring)?;
-    let reward_metrics = RewardMetrics::new(&rewards, &adv);
-    let skip: Vec<bool> = adv.group_std_is_zero.iter().map(|z| *z && options.wst.zero_std_groups == ZeroStdGroups::Skip).collect();
+    Ok((zero_std_before, resampled))
+}
 
-    // 5. GRPO update (num_iterations passes over the same samples).
+/// The GRPO update on the samples of the groups not skipped (none: no update, `None`).
+/// Pipelined samples are weighted by their truncated importance ratio.
+async fn update(
+    p: &Pipeline,
+    groups: &[Vec<TeacherSample>],
+    advantages: &[f64],
+    skip: &[bool],
+    state: &TrainerState,
+    options: &TrainOptions,
+) -> Result<Option<StepMetrics>, StepError> {
+    let g = &options.grpo;
     let gsize = g.num_generations;
     let mut items_owned: Vec<(TeacherSample, f32)> = Vec::new();
     for (qi, grp) in groups.iter().enumerate() {
@@ -255,28 +199,62 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
             continue;
         }
         for (gi, s) in grp.iter().enumerate() {
-            items_owned.push((s.clone(), adv.advantages[qi * gsize + gi] as f32));
+            items_owned.push((s.clone(), advantages[qi * gsize + gi] as f32));
         }
     }
+    if items_owned.is_empty() {
+        return Ok(None);
+    }
+    options.callbacks.iter().for_each(|c| c.on_phase(state.step, super::Phase::Update));
     // One learning rate per optimisation step, from the schedule over the whole run.
-    let learning_rates = g.learning_rates(step, state.total_steps);
-    let step_metrics = if items_owned.is_empty() {
-        None
-    } else {
-        phase(super::Phase::Update);
-        let grpo = g.clone();
-        let mut passes = p
-            .with_teacher(move |t| {
-                let items: Vec<TrainItem<'_>> = items_owned.iter().map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
-                t.step(&items, &StepSettings { grpo: &grpo, learning_rates: &learning_rates })
-            })
-            .await
-            .map_err(StepError::DuringUpdate)?;
-        // The last optimisation step is logged (with μ > 1 the first is on-policy: no clipping).
-        Some(passes.pop().ok_or_else(|| StepError::DuringUpdate(Error::Teacher("the Teacher took no optimisation step".into())))?)
-    };
+    let learning_rates = g.learning_rates(state.step, state.total_steps);
+    let importance_sampling_cap = options.wst.async_generation.then_some(options.wst.importance_sampling_cap);
+    let grpo = g.clone();
+    let mut passes = p
+        .with_teacher(move |t| {
+            let items: Vec<TrainItem<'_>> = items_owned.iter().map(|(s, a)| TrainItem { sample: s, advantage: *a }).collect();
+            t.step(&items, &StepSettings { grpo: &grpo, learning_rates: &learning_rates, importance_sampling_cap })
+        })
+        .await
+        .map_err(StepError::DuringUpdate)?;
+    // The last optimisation step is logged (with μ > 1 the first is on-policy: no clipping).
+    Ok(Some(passes.pop().ok_or_else(|| StepError::DuringUpdate(Error::Teacher("the Teacher took no optimisation step".into())))?))
+}
 
-    // 6. Metrics and completions table.
+/// Trains step `state.step` on `sampled` (its batch's instructions) and the Student's `work`
+/// for them, updating baselines in `state`. A query whose Student calls or rewards failed
+/// (after the backend's own retries) is left out of the step and counted in
+/// `wst/failed_queries`; more than `wst.max_failed_fraction` of the recent queries failing
+/// fails the step.
+pub(super) async fn learn(
+    p: &Pipeline,
+    batch: &[Query],
+    sampled: SampledBatch,
+    work: StudentWork,
+    state: &mut TrainerState,
+    options: &TrainOptions,
+) -> Result<StepOutcome, StepError> {
+    let g = &options.grpo;
+    let step = state.step;
+    let staleness = step.saturating_sub(sampled.version);
+    let mut s = survivors(batch, sampled.groups, work, state, options)?;
+    let (zero_std_before, resampled) = resample_zero_std(p, &mut s, step, options).await?;
+    let (batch, groups, scored) = (&s.batch[..], &s.groups, &s.scored);
+    let mut rewards: Vec<f64> = Vec::new();
+    for (qi, grp) in scored.iter().enumerate() {
+        for x in grp {
+            rewards.push(wst_reward(&x.totals, state.baselines[&batch[qi].id])?);
+        }
+    }
+    if batch.is_empty() {
+        // Every query failed and `max_failed_fraction` allows it: nothing to learn from.
+        return Ok(StepOutcome { metrics: json!({"wst/failed_queries": s.failed, "wst/step_skipped": true}), completions: Vec::new() });
+    }
+    let adv = advantages(&rewards, g.num_generations, g.scale_rewards, options.wst.centring)?;
+    let reward_metrics = RewardMetrics::new(&rewards, &adv);
+    let skip: Vec<bool> = adv.group_std_is_zero.iter().map(|z| *z && options.wst.zero_std_groups == ZeroStdGroups::Skip).collect();
+    let step_metrics = update(p, groups, &adv.advantages, &skip, state, options).await?;
+
     state.num_tokens += groups.iter().flatten().map(|s| (s.prompt_ids.len() + s.completion_ids.len()) as u64).sum::<u64>();
     let completions: Vec<(usize, bool)> = groups.iter().flatten().map(|s| (s.completion_ids.len(), s.truncated)).collect();
     let cm = CompletionMetrics::new(&completions);
@@ -300,8 +278,11 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         "wst/resampled_groups": resampled,
         "wst/skipped_groups": skip.iter().filter(|s| **s).count(),
         "wst/step_skipped": step_metrics.is_none(),
-        "wst/failed_queries": failures.len(),
+        "wst/failed_queries": s.failed,
     });
+    if options.wst.async_generation {
+        m["wst/staleness"] = json!(staleness);
+    }
     let values: Vec<&crate::score::Score> = scored.iter().flatten().flat_map(|s| s.values.iter()).collect();
     for (name, mean) in mean_by_name(values.iter().map(|v| &v.values)) {
         m[format!("rewards/{name}/mean")] = json!(mean);
@@ -311,20 +292,11 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         m[format!("rewards/{name}/std")] = json!(var.sqrt());
     }
     if let Some(sm) = &step_metrics {
-        m["loss"] = json!(sm.loss);
-        m["kl"] = json!(sm.kl);
-        m["grad_norm"] = json!(sm.grad_norm);
-        m["learning_rate"] = json!(sm.learning_rate);
-        m["clip_ratio/low_mean"] = json!(sm.clip_ratio_low_mean);
-        m["clip_ratio/high_mean"] = json!(sm.clip_ratio_high_mean);
-        m["clip_ratio/region_mean"] = json!(sm.clip_ratio_region_mean);
-        // One process: the min and max over processes TRL reports are the process's own mean.
-        m["clip_ratio/low_min"] = json!(sm.clip_ratio_low_mean);
-        m["clip_ratio/high_max"] = json!(sm.clip_ratio_high_mean);
-        m["entropy"] = json!(sm.entropy);
+        log_update(&mut m, sm);
     }
+    let gsize = g.num_generations;
     let mut rows = Vec::new();
-    for (qi, (grp, sc)) in groups.iter().zip(&scored).enumerate() {
+    for (qi, (grp, sc)) in groups.iter().zip(scored).enumerate() {
         for (gi, (s, x)) in grp.iter().zip(sc).enumerate() {
             rows.push(json!({
                 "query_id": batch[qi].id, "query": batch[qi].text, "instruction": s.instruction.text,
@@ -334,4 +306,26 @@ pub async fn run(p: &Pipeline, batch: &[Query], state: &mut TrainerState, option
         }
     }
     Ok(StepOutcome { metrics: m, completions: rows })
+}
+
+/// The update's metrics under TRL's names.
+fn log_update(m: &mut Value, sm: &StepMetrics) {
+    m["loss"] = json!(sm.loss);
+    m["kl"] = json!(sm.kl);
+    m["grad_norm"] = json!(sm.grad_norm);
+    m["learning_rate"] = json!(sm.learning_rate);
+    m["clip_ratio/low_mean"] = json!(sm.clip_ratio_low_mean);
+    m["clip_ratio/high_mean"] = json!(sm.clip_ratio_high_mean);
+    m["clip_ratio/region_mean"] = json!(sm.clip_ratio_region_mean);
+    // One process: the min and max over processes TRL reports are the process's own mean.
+    m["clip_ratio/low_min"] = json!(sm.clip_ratio_low_mean);
+    m["clip_ratio/high_max"] = json!(sm.clip_ratio_high_mean);
+    m["entropy"] = json!(sm.entropy);
+    if let Some(is) = &sm.importance_sampling {
+        m["sampling/importance_sampling_ratio/min"] = json!(is.ratio_min);
+        m["sampling/importance_sampling_ratio/mean"] = json!(is.ratio_mean);
+        m["sampling/importance_sampling_ratio/max"] = json!(is.ratio_max);
+        m["sampling/sampling_logp_difference/mean"] = json!(is.logp_difference_mean);
+        m["sampling/sampling_logp_difference/max"] = json!(is.logp_difference_max);
+    }
 }

@@ -96,6 +96,34 @@ impl Teacher for LmTeacher {
             }
             micro.push((p, adv));
         }
+        // The sampler's log-probs, padded like the completions, when samples are to be weighted.
+        let cap = settings.importance_sampling_cap;
+        let mut sampled: Vec<Option<Tensor>> = vec![None; micro.len()];
+        if cap.is_some() {
+            for (mi, mb) in items.chunks(g.per_device_train_batch_size.max(1)).enumerate() {
+                let tc = micro[mi].0.targets.dim(1)?;
+                let mut rows = Vec::with_capacity(mb.len() * tc);
+                for it in mb {
+                    let s = it.sample;
+                    if s.logprobs.len() != s.completion_ids.len() {
+                        return Err(Error::invalid(
+                            "sample.logprobs",
+                            format!(
+                                "importance weighting needs the sampler's log-prob of every completion token: {} log-probs for {} tokens",
+                                s.logprobs.len(),
+                                s.completion_ids.len()
+                            ),
+                        ));
+                    }
+                    rows.extend(s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc));
+                }
+                sampled[mi] = Some(Tensor::from_vec(rows, (mb.len(), tc), &self.device)?);
+            }
+        }
+        // Weights are measured once, on the first pass (TRL computes them from the "old"
+        // log-probs of the batch), and kept for the passes after.
+        let mut weights: Vec<Option<Tensor>> = vec![None; micro.len()];
+        let mut importance: Option<crate::grpo::ImportanceStats> = None;
         // The reference's log-probs, once; the first pass's own log-probs are the "old" policy
         // of later passes (TRL's num_iterations), from this same training forward.
         let mut reference: Vec<Option<Tensor>> = Vec::with_capacity(micro.len());
@@ -115,13 +143,18 @@ impl Teacher for LmTeacher {
             let mut absorb = |store: &GradStore| accumulate_grads(&mut grads, &params, store);
             for (i, (p, adv)) in micro.iter().enumerate() {
                 let started = std::time::Instant::now();
-                let (old_i, ref_i) = (old[i].clone(), reference[i].clone());
+                let (old_i, ref_i, kept_w, sampled_i) = (old[i].clone(), reference[i].clone(), weights[i].clone(), sampled[i].clone());
                 let loss = |logp: &Tensor| -> Result<_> {
-                    let out = loss_fn.compute(logp, old_i.as_ref(), ref_i.as_ref(), adv, &p.cmask, batch)?;
-                    Ok((out.loss.clone(), (out, logp.detach())))
+                    let w = match (kept_w, &sampled_i, cap) {
+                        (Some(w), _, _) => Some(w),
+                        (None, Some(s), Some(cap)) => Some(crate::grpo::importance_weights(logp, s, cap)?),
+                        _ => None,
+                    };
+                    let out = loss_fn.compute(logp, old_i.as_ref(), ref_i.as_ref(), adv, &p.cmask, batch, w.as_ref())?;
+                    Ok((out.loss.clone(), (out, logp.detach(), w)))
                 };
                 let mut ent = None;
-                let (out, logp) = if checkpointing {
+                let (out, logp, w) = if checkpointing {
                     self.checkpointed_backward(p, g.temperature, loss, &mut absorb, &mut ent)?
                 } else {
                     let mut parts = Vec::new();
@@ -132,6 +165,13 @@ impl Teacher for LmTeacher {
                 };
                 if let Some(e) = ent {
                     entropy += (e * &p.cmask)?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                }
+                if weights[i].is_none()
+                    && let (Some(w), Some(s)) = (&w, &sampled[i])
+                {
+                    let stats = crate::grpo::ImportanceStats::measure(w, &logp, s, &p.cmask)?;
+                    importance = Some(importance.map_or(stats, |a| a.merge(stats)));
+                    weights[i] = Some(w.clone());
                 }
                 if keep_old && old[i].is_none() {
                     old[i] = Some(logp);
@@ -156,6 +196,7 @@ impl Teacher for LmTeacher {
                 grad_norm,
                 learning_rate: lr,
                 entropy: entropy / t,
+                importance_sampling: importance,
             });
         }
         Ok(metrics)
