@@ -195,30 +195,13 @@ pub struct WstSettings {
     /// `max_staleness` policy steps old and are weighted by their truncated importance ratio.
     /// Off by default, so that runs stay exactly as the sequential loop makes them; a pipelined
     /// run is itself reproducible and resumes exactly.
-    #[serde(skip_serializing_if = "is_false")]
     pub async_generation: bool,
     /// With `async_generation`: how many steps ahead instructions are sampled, i.e. how many
     /// policy updates older than the trained policy a step's samples may be (at least 1).
-    #[serde(skip_serializing_if = "is_one")]
     pub max_staleness: usize,
     /// With `async_generation`: the cap of the per-token importance weight
     /// min(π_θ/π_sampler, cap) (TRL's `vllm_importance_sampling_cap`).
-    #[serde(skip_serializing_if = "is_default_cap")]
     pub importance_sampling_cap: f64,
-}
-
-// Settings added after checkpoints recorded their experiment are written only when set, so
-// that those checkpoints still resume.
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
-}
-
-fn is_default_cap(c: &f64) -> bool {
-    *c == DEFAULT_IMPORTANCE_SAMPLING_CAP
 }
 
 /// TRL's default `vllm_importance_sampling_cap`.

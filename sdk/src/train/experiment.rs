@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::TrainOptions;
+use crate::config::{GrpoConfig, WstSettings};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::query::Query;
@@ -38,16 +39,7 @@ pub(crate) fn describe(pipeline: &Pipeline, teacher: String, queries: &[Query], 
         data.update(&row);
     }
     out.insert("data".into(), format!("{} queries, sha256:{}", queries.len(), data.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>()));
-    for (section, value) in [("grpo", json("grpo", serde_json::to_value(&options.grpo))?), ("wst", json("wst", serde_json::to_value(&options.wst))?)] {
-        if let serde_json::Value::Object(fields) = value {
-            for (k, v) in fields {
-                let key = format!("{section}.{k}");
-                if !OPERATIONAL.contains(&key.as_str()) {
-                    out.insert(key, short(v.to_string()));
-                }
-            }
-        }
-    }
+    out.extend(settings(&options.grpo, &options.wst)?);
     if let Some(r) = &pipeline.reward {
         out.insert("rewards".into(), short(r.reward_names().join(", ")));
         out.insert("reward_weights".into(), short(json("reward weights", serde_json::to_value(r.weights()))?.to_string()));
@@ -61,12 +53,33 @@ pub(crate) fn describe(pipeline: &Pipeline, teacher: String, queries: &[Query], 
     Ok(out)
 }
 
+/// The GRPO and WST settings that change the experiment, as `grpo.<field>` / `wst.<field>`.
+fn settings(grpo: &GrpoConfig, wst: &WstSettings) -> Result<BTreeMap<String, String>> {
+    let json = |what: &str, v: serde_json::Result<serde_json::Value>| v.map_err(|e| Error::serialize(what, e));
+    let mut out = BTreeMap::new();
+    for (section, value) in [("grpo", json("grpo", serde_json::to_value(grpo))?), ("wst", json("wst", serde_json::to_value(wst))?)] {
+        if let serde_json::Value::Object(fields) = value {
+            for (k, v) in fields {
+                let key = format!("{section}.{k}");
+                if !OPERATIONAL.contains(&key.as_str()) {
+                    out.insert(key, short(v.to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The settings that differ between a checkpoint's experiment and this run's, as
-/// `name: before → now` (a setting one side lacks shows as `–`).
+/// `name: before → now` (a setting one side lacks shows as `–`). A setting added to wst after
+/// the checkpoint was written, and left at its default now, is no change: the checkpoint's run
+/// behaved as the default does.
 pub(crate) fn changes(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    let defaults = settings(&GrpoConfig::default(), &WstSettings::default()).unwrap_or_default();
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
     keys.into_iter()
         .filter(|k| before.get(*k) != now.get(*k))
+        .filter(|k| before.contains_key(*k) || defaults.get(*k).is_none() || defaults.get(*k) != now.get(*k))
         .map(|k| format!("{k}: {} → {}", before.get(k).map_or("–", String::as_str), now.get(k).map_or("–", String::as_str)))
         .collect()
 }
@@ -83,6 +96,12 @@ mod tests {
         b.insert("wst.student_samples".into(), "8".into());
         b.remove("teacher");
         assert_eq!(changes(&a, &b), ["teacher: t → –", "wst.student_samples: 4 → 8"]);
+        // A setting the checkpoint predates is no change while it keeps its default, and is one
+        // once set.
+        b.insert("wst.async_generation".into(), "false".into());
+        assert_eq!(changes(&a, &b).len(), 2);
+        b.insert("wst.async_generation".into(), "true".into());
+        assert!(changes(&a, &b).contains(&"wst.async_generation: – → true".to_string()));
         assert!(short("y".repeat(500)).starts_with("sha256:"));
     }
 }
