@@ -16,7 +16,7 @@ async fn main() -> wst_sdk::Result<()> {
     let (student, helpful, harmless, data, w) = (&a[1], &a[2], &a[3], &a[4], a.get(5).and_then(|w| w.parse::<f64>().ok()).unwrap_or(0.5));
     let rm = |dir: &str, name: &str| -> wst_sdk::Result<PluginReward> {
         let so = "target/release/libwst_reward_model.so";
-        Ok(PluginReward::load(&so, &serde_json::json!({ "model": dir }))?.with_name(name))
+        Ok(PluginReward::load(so, &serde_json::json!({ "model": dir }))?.with_name(name))
     };
     let pipeline = Pipeline::builder()
         .student(wst_llamacpp::LlamaCppStudent::load(student, &Default::default())?)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: system packages first (scripts/setup.sh), then
-# `cargo test --workspace`. The first build compiles candle and llama.cpp: ~20 min on 2 cores.
+# clippy with warnings as errors, then `cargo test --workspace`. The first build compiles
+# candle and llama.cpp: ~20 min on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"

@@ -24,7 +24,8 @@ fn quantized_kernels_match_dequantized_matmul() {
             // The same rows as a 3-D batch, and through a non-contiguous view.
             let x3 = x.unsqueeze(0).unwrap();
             let got3 = mm.forward(&x3).unwrap().squeeze(0).unwrap();
-            for (what, g) in [("3-D", &got3)] {
+            {
+                let (what, g) = ("3-D", &got3);
                 let d = (g - &got).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
                 assert_eq!(d, 0.0, "k={k} rows={rows} {dt:?} {what}: max diff {d}");
             }

@@ -61,6 +61,10 @@ pub struct EngineStats {
     pub cancelled: std::sync::atomic::AtomicU64,
 }
 
+/// The decoding thread has stopped: no job can be queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopped;
+
 impl Engine {
     /// Starts the decoding thread; fails (naming the Student) when the context cannot be created.
     pub fn start(name: String, model: Arc<LlamaModel>, config: LlamaCppConfig) -> Result<Engine> {
@@ -93,9 +97,9 @@ impl Engine {
         &self.stats
     }
 
-    /// Queues a job; the answers arrive on its `reply`.
-    pub fn submit(&self, job: Job) -> std::result::Result<(), Job> {
-        self.tx.send(job).map_err(|e| e.0)
+    /// Queues a job; the answers arrive on its `reply`. Fails once the decoding thread has stopped.
+    pub fn submit(&self, job: Job) -> std::result::Result<(), Stopped> {
+        self.tx.send(job).map_err(|_| Stopped)
     }
 }
 
@@ -389,12 +393,12 @@ impl<'m> Scheduler<'m> {
             } else {
                 w += 1;
             }
-            if self.requests[id].as_ref().is_some_and(|r| r.answers.iter().all(Option::is_some)) {
-                if let Some(mut r) = self.requests[id].take() {
-                    let answers = r.answers.drain(..).flatten().collect();
-                    if let Some(reply) = r.reply.take() {
-                        let _ = reply.send(Ok(answers));
-                    }
+            if self.requests[id].as_ref().is_some_and(|r| r.answers.iter().all(Option::is_some))
+                && let Some(mut r) = self.requests[id].take()
+            {
+                let answers = r.answers.drain(..).flatten().collect();
+                if let Some(reply) = r.reply.take() {
+                    let _ = reply.send(Ok(answers));
                 }
             }
         }

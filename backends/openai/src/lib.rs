@@ -112,7 +112,7 @@ impl OpenAiStudent {
             },
             None => None,
         };
-        if !(config.timeout_secs > 0.0) {
+        if config.timeout_secs.is_nan() || config.timeout_secs <= 0.0 {
             return Err(bad(format!("student.openai.timeout_secs must be positive, got {}", config.timeout_secs)));
         }
         let client = reqwest::Client::builder()

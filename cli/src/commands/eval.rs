@@ -71,7 +71,7 @@ pub fn evaluate_all(cfg: &WstConfig, plan: &EvalPlan, runtime: &tokio::runtime::
         let every = total.div_ceil(10).max(1);
         Some(Progress(std::sync::Arc::new(move |done: usize, total: usize| {
             bar.set_position(done as u64);
-            if lines && (done % every == 0 || done == total) {
+            if lines && (done.is_multiple_of(every) || done == total) {
                 eprintln!("{name}: {done}/{total} queries");
             }
         })))

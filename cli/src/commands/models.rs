@@ -30,7 +30,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     let cache = cache_dir();
     match cmd {
         ModelsCommand::List => {
-            println!("{:<30} {:>9}  {:<20} {}", "name", "MB", "license", "where");
+            println!("{:<30} {:>9}  {:<20} where", "name", "MB", "license");
             for m in catalog() {
                 let here = cached(&m, &cache).map(|p| p.display().to_string()).unwrap_or_else(|| "not fetched".into());
                 println!("{:<30} {:>9.1}  {:<20} {}", m.name, m.bytes as f64 / 1e6, m.license, here);

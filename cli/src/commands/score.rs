@@ -86,7 +86,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     flush(&mut batch, &mut *out)?;
-    drop(flush);
     out.flush()?;
     crate::progress::status!("scored {ok} lines, {bad} bad");
     Ok(if bad > 0 && args.strict { ExitCode::from(2) } else { ExitCode::SUCCESS })

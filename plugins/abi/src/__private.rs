@@ -51,7 +51,9 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     if ptr.is_null() || len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(ptr, len) } }
 }
 
-pub fn describe<T: RewardPlugin>(out: *mut Buffer) -> i32 {
+/// # Safety
+/// See the exported `wst_reward_describe`: `out` is null or valid for a write.
+pub unsafe fn describe<T: RewardPlugin>(out: *mut Buffer) -> i32 {
     guard(|| {
         if out.is_null() {
             return Err("null output buffer".into());
@@ -123,7 +125,9 @@ pub unsafe fn values<T: RewardPlugin>(instance: *const c_void, out: *mut Buffer)
     })
 }
 
-pub fn last_error(out: *mut Buffer) -> i32 {
+/// # Safety
+/// See the exported `wst_reward_last_error`: `out` is null or valid for a write.
+pub unsafe fn last_error(out: *mut Buffer) -> i32 {
     guard(|| {
         if out.is_null() {
             return Err("null output buffer".into());

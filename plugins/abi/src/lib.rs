@@ -249,9 +249,11 @@ macro_rules! export_reward {
             $crate::ABI_VERSION
         }
 
+        /// # Safety
+        /// `out` must be null or writable.
         #[unsafe(no_mangle)]
-        pub extern "C" fn wst_reward_describe(out: *mut $crate::Buffer) -> i32 {
-            $crate::__private::describe::<$ty>(out)
+        pub unsafe extern "C" fn wst_reward_describe(out: *mut $crate::Buffer) -> i32 {
+            unsafe { $crate::__private::describe::<$ty>(out) }
         }
 
         /// # Safety
@@ -280,9 +282,11 @@ macro_rules! export_reward {
             unsafe { $crate::__private::values::<$ty>(instance, out) }
         }
 
+        /// # Safety
+        /// `out` must be null or writable.
         #[unsafe(no_mangle)]
-        pub extern "C" fn wst_reward_last_error(out: *mut $crate::Buffer) -> i32 {
-            $crate::__private::last_error(out)
+        pub unsafe extern "C" fn wst_reward_last_error(out: *mut $crate::Buffer) -> i32 {
+            unsafe { $crate::__private::last_error(out) }
         }
 
         /// # Safety

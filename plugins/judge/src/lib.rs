@@ -157,7 +157,9 @@ impl RewardPlugin for Judge {
         // Every (item, criterion) pair is one request; workers take the next pair.
         let jobs: Vec<(usize, usize)> = (0..items.len()).flat_map(|i| (0..self.criteria.len()).map(move |c| (i, c))).collect();
         let next = AtomicUsize::new(0);
-        let results: Vec<std::sync::Mutex<Option<Result<Option<f64>, String>>>> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        // One slot per pair: empty until a worker fills it with the judge's score or error.
+        type Slot = std::sync::Mutex<Option<Result<Option<f64>, String>>>;
+        let results: Vec<Slot> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
         let workers = self.config.max_concurrency.clamp(1, jobs.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {

@@ -328,8 +328,7 @@ fn parse_norm(s: &str) -> Answer {
         }
         // "x = 3", "y=2x+1" and "f(x) = ..." all mean the right-hand side.
         let starts_var = lhs.starts_with(|c: char| c.is_alphabetic() || c == '\\');
-        let simple_lhs = starts_var && lhs.chars().count() <= 2
-            || (starts_var && lhs.split('_').next().is_some_and(|v| v.chars().count() == 1))
+        let simple_lhs = (starts_var && (lhs.chars().count() <= 2 || lhs.split('_').next().is_some_and(|v| v.chars().count() == 1)))
             || (lhs.ends_with(')') && lhs.chars().take_while(|c| c.is_alphabetic()).count() == 1);
         if simple_lhs {
             return parse_norm(&sides[1]);
@@ -451,7 +450,7 @@ pub fn is_equiv(pred: &str, gold: &str) -> bool {
             return p == c;
         }
         let t = norm.trim().trim_matches('*').trim().trim_start_matches('(');
-        return t.chars().next() == Some(c) && t.chars().nth(1).is_none_or(|n| !n.is_ascii_alphanumeric());
+        return t.starts_with(c) && t.chars().nth(1).is_none_or(|n| !n.is_ascii_alphanumeric());
     }
     let (p, pp) = parse(pred);
     if equiv(&p, &g, pp || gp) {

@@ -19,6 +19,9 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
     a
 }
 
+// The arithmetic returns `Option` (None on overflow or an undefined result), which the std
+// operator traits cannot express, so these are plain methods named after the operations.
+#[allow(clippy::should_implement_trait)]
 impl Num {
     /// p/q in lowest terms; None when q = 0.
     pub fn rat(p: i128, q: i128) -> Option<Num> {

@@ -201,7 +201,7 @@ impl WstConfig {
             return bad("grpo.num_generations", format!("GRPO needs at least 2 instructions per query, got {}", g.num_generations));
         }
         let batch = g.per_device_train_batch_size * g.gradient_accumulation_steps;
-        if batch == 0 || batch % g.num_generations != 0 {
+        if batch == 0 || !batch.is_multiple_of(g.num_generations) {
             return bad(
                 "grpo.per_device_train_batch_size",
                 format!("per_device_train_batch_size × gradient_accumulation_steps ({batch}) must be a positive multiple of num_generations ({})", g.num_generations),

@@ -304,13 +304,13 @@ pub async fn score_queries(
             }
         }
     }
-    if let Some(e) = first {
-        if scored.failed.len() as f64 > settings.max_failed_fraction * queries.len() as f64 || scored.outcomes.is_empty() {
-            return Err(Error::invalid(
-                "eval",
-                format!("{} of {} queries failed, more than max_failed_fraction = {} allows; first error: {e}", scored.failed.len(), queries.len(), settings.max_failed_fraction),
-            ));
-        }
+    if let Some(e) = first
+        && (scored.failed.len() as f64 > settings.max_failed_fraction * queries.len() as f64 || scored.outcomes.is_empty())
+    {
+        return Err(Error::invalid(
+            "eval",
+            format!("{} of {} queries failed, more than max_failed_fraction = {} allows; first error: {e}", scored.failed.len(), queries.len(), settings.max_failed_fraction),
+        ));
     }
     Ok(scored)
 }

@@ -70,10 +70,16 @@ impl EvalPlan {
 pub struct EvalHooks {
     /// Called as each method starts, with its name and query count; returns the progress hook
     /// of its queries.
-    pub on_method: Option<Arc<dyn Fn(&str, usize) -> Option<Progress> + Send + Sync>>,
+    pub on_method: Option<MethodHook>,
     /// Called with one-line status messages (the menu's choice, a method that failed).
-    pub on_status: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub on_status: Option<StatusHook>,
 }
+
+/// [`EvalHooks::on_method`]: a method's name and query count in, its queries' progress hook out.
+pub type MethodHook = Arc<dyn Fn(&str, usize) -> Option<Progress> + Send + Sync>;
+
+/// [`EvalHooks::on_status`]: one-line status messages.
+pub type StatusHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl EvalHooks {
     fn status(&self, message: &str) {

@@ -78,7 +78,7 @@ pub fn advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards, centr
     if group_size < 2 {
         return Err(Error::invalid("num_generations", format!("GRPO needs at least 2 completions per group, got {group_size}")));
     }
-    if rewards.len() % group_size != 0 {
+    if !rewards.len().is_multiple_of(group_size) {
         return Err(Error::invalid("rewards", format!("{} rewards do not split into groups of {group_size}", rewards.len())));
     }
     if let Some(r) = rewards.iter().find(|r| !r.is_finite()) {

@@ -93,6 +93,8 @@ impl GrpoLoss {
     /// gradient of logp). `batch` is the size of the whole optimisation batch this micro-batch
     /// belongs to: the micro-batch losses of a batch sum to the batch's loss. `sampling_weight`
     /// [B, T] (see [`importance_weights`]) weighs each token's policy term, not its KL.
+    // Each argument is a distinct tensor of the formula above.
+    #[allow(clippy::too_many_arguments)]
     pub fn compute(
         &self,
         logp: &Tensor,

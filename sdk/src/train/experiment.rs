@@ -79,7 +79,7 @@ pub(crate) fn changes(before: &BTreeMap<String, String>, now: &BTreeMap<String, 
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(now.keys()).collect();
     keys.into_iter()
         .filter(|k| before.get(*k) != now.get(*k))
-        .filter(|k| before.contains_key(*k) || defaults.get(*k).is_none() || defaults.get(*k) != now.get(*k))
+        .filter(|k| before.contains_key(*k) || !defaults.contains_key(*k) || defaults.get(*k) != now.get(*k))
         .map(|k| format!("{k}: {} → {}", before.get(k).map_or("–", String::as_str), now.get(k).map_or("–", String::as_str)))
         .collect()
 }

@@ -323,11 +323,11 @@ impl Pipeline {
             record["time/teacher_secs"] = json!(sampling_secs + learn_secs);
             record["time/student_wait_secs"] = json!(waited_secs);
             let log_every = options.output.logging_steps.max(1);
-            if state.step % log_every == 0 || state.step == schedule.total_steps {
+            if state.step.is_multiple_of(log_every) || state.step == schedule.total_steps {
                 report(&record, state.step, &mut metrics_log)?;
             }
             let every = options.output.log_completions_steps;
-            if every > 0 && state.step % every == 0 {
+            if every > 0 && state.step.is_multiple_of(every) {
                 for mut row in outcome.completions {
                     row["step"] = json!(state.step);
                     completions_log.write(&row)?;
@@ -337,7 +337,7 @@ impl Pipeline {
             summary.last_metrics = Some(record);
 
             let eval_every = options.output.eval_steps;
-            if !options.eval_queries.is_empty() && eval_every > 0 && state.step % eval_every == 0 && state.step < schedule.total_steps {
+            if !options.eval_queries.is_empty() && eval_every > 0 && state.step.is_multiple_of(eval_every) && state.step < schedule.total_steps {
                 options.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Eval));
                 let e = self.eval_during_training(&options, state.step).await?;
                 report(&e, state.step, &mut metrics_log)?;
@@ -345,7 +345,7 @@ impl Pipeline {
                 summary.last_eval = Some(e);
             }
             let save_every = options.output.save_steps;
-            if (save_every > 0 && state.step % save_every == 0) || requested.save {
+            if (save_every > 0 && state.step.is_multiple_of(save_every)) || requested.save {
                 requested.save = false;
                 self.checkpoint(&ckpt_root, &state, &options, &mut metrics_log, &mut completions_log).await?;
             }

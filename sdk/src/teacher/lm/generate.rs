@@ -109,8 +109,9 @@ impl LmTeacher {
             let truncated = !done[r];
             let text = self.tokenizer.decode(&completion)?;
             let text = if choices.is_empty() { format!("{prefix}{}", self.cut_at_stop(&text)) } else { format!("{prefix}{text}") };
-            out.last_mut()
-                .map(|g| g.push(TeacherSample { instruction: Instruction::new(text.trim()), prompt_ids: rows[r].clone(), completion_ids: completion, logprobs: lp, truncated }));
+            if let Some(g) = out.last_mut() {
+                g.push(TeacherSample { instruction: Instruction::new(text.trim()), prompt_ids: rows[r].clone(), completion_ids: completion, logprobs: lp, truncated })
+            }
         }
         Ok(out)
     }

@@ -42,10 +42,10 @@ impl LmTeacher {
             v["torch_dtype"] = "float32".into();
             write("config.json", serde_json::to_string_pretty(&v).map_err(|e| Error::serialize("config.json", e))?)?;
         }
-        if !copied.contains(&"tokenizer.json") {
-            if let Some(tj) = &self.tokenizer_json {
-                write("tokenizer.json", tj.clone())?;
-            }
+        if !copied.contains(&"tokenizer.json")
+            && let Some(tj) = &self.tokenizer_json
+        {
+            write("tokenizer.json", tj.clone())?;
         }
         if !copied.contains(&"tokenizer_config.json") {
             write("tokenizer_config.json", self.tokenizer.config_json().to_string())?;

@@ -119,7 +119,7 @@ impl ModelConfig {
         if self.hidden_act != "silu" {
             return Err(format!("hidden_act `{}` is not supported (silu)", self.hidden_act));
         }
-        if self.num_attention_heads == 0 || self.num_attention_heads % self.num_kv_heads() != 0 {
+        if self.num_attention_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(format!("num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})", self.num_attention_heads, self.num_kv_heads()));
         }
         if let Some(s) = &self.rope_scaling
