@@ -8,7 +8,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
-use wst_sdk::grpo::{ScaleRewards, compute_advantages};
+use wst_sdk::grpo::{Centring, ScaleRewards, advantages};
 use wst_sdk::teacher::model::attention_mask;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
 use wst_sdk::{Query, Teacher, TeacherSample, TeacherSampling};
@@ -197,7 +197,7 @@ fn train_toward_even_tokens(mut t: LmTeacher, grpo: &GrpoConfig, steps: usize) -
         let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
         first.get_or_insert(mean);
         history.push(mean);
-        let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
+        let adv = advantages(&rewards, 8, ScaleRewards::Group, Centring::GroupMean).unwrap();
         let items: Vec<TrainItem<'_>> = groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
         grpo_step(&mut t, &items, grpo);
     }
@@ -657,7 +657,7 @@ fn a_teacher_with_choices_picks_one_and_grpo_learns_which() {
         let groups = t.sample(&q, &TeacherSampling { seed: 100 + step, ..wide.clone() }).unwrap();
         last = share(&groups);
         let rewards: Vec<f64> = groups[0].iter().map(|s| f64::from(u8::from(s.instruction.text == target))).collect();
-        let adv = compute_advantages(&rewards, 16, ScaleRewards::Group).unwrap();
+        let adv = advantages(&rewards, 16, ScaleRewards::Group, Centring::GroupMean).unwrap();
         let items: Vec<TrainItem<'_>> = groups[0].iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
         grpo_step(&mut t, &items, &grpo);
     }

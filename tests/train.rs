@@ -10,6 +10,7 @@ use wst_sdk::eval::{EvalMethod, EvalSettings, InstructionSource, evaluate};
 use wst_sdk::reward::PluginReward;
 use wst_sdk::student::DEFAULT_STUDENT_TEMPLATE;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions};
+use wst_sdk::train::TrainHooks;
 use wst_sdk::train::log::read_jsonl;
 use wst_sdk::{Pipeline, Query, Teacher, TeacherSampling, TrainOptions};
 use wst_tests::tiny::{Arch, write_model};
@@ -230,7 +231,8 @@ async fn resumes_exactly(pipelined_run: bool) {
         }
     }
     let stop: Arc<dyn wst_sdk::train::callback::TrainerCallback> = Arc::new(StopAfter(3));
-    let first = pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { callbacks: vec![stop], ..options(killed.path(), 6) }).await.unwrap();
+    let first =
+        pipeline(teacher(dir.path()), &hint).train(&train, TrainOptions { hooks: TrainHooks { callbacks: vec![stop], cancel: None }, ..options(killed.path(), 6) }).await.unwrap();
     assert!(first.interrupted && first.steps_done == 3);
     // Pipelined, the checkpoint keeps step 4's instructions, sampled before step 3's update.
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(killed.path().join("checkpoints/checkpoint-3/trainer_state.json")).unwrap()).unwrap();
@@ -261,7 +263,8 @@ async fn a_stop_request_writes_a_checkpoint_and_resume_refuses_other_data() {
     let out = tempfile::tempdir().unwrap();
     let cancel = wst_sdk::train::CancellationToken::new();
     cancel.cancel();
-    let s = pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { cancel: Some(cancel), ..options(out.path(), 4) }).await.unwrap();
+    let s =
+        pipeline(teacher(dir.path()), "x").train(&train, TrainOptions { hooks: TrainHooks { callbacks: vec![], cancel: Some(cancel) }, ..options(out.path(), 4) }).await.unwrap();
     assert!(s.interrupted && s.steps_done == 0);
     assert!(out.path().join("checkpoints/checkpoint-0/trainer_state.json").is_file());
     let other = queries(10..14);
@@ -371,7 +374,7 @@ async fn callbacks_see_each_phase_and_can_save_and_stop() {
     let rec = Arc::new(Recorder::default());
     let mut opts = options(out.path(), 5);
     opts.output.save_steps = 0;
-    opts.callbacks = vec![rec.clone()];
+    opts.hooks.callbacks = vec![rec.clone()];
     let s = pipeline(teacher(dir.path()), "x").train(&queries(1..3), opts).await.unwrap();
     assert!(s.interrupted && s.steps_done == 2);
     let events = rec.0.lock().unwrap().clone();
@@ -421,7 +424,7 @@ async fn the_trained_teacher_is_exported_before_the_final_evaluation() {
     let cb = Arc::new(ExportWatch { out: out.path().to_path_buf(), total: 2, exported_before_eval: Mutex::new(None) });
     let mut opts = options(out.path(), 2);
     opts.eval_queries = queries(20..22);
-    opts.callbacks = vec![cb.clone()];
+    opts.hooks.callbacks = vec![cb.clone()];
     let s = pipeline(teacher(dir.path()), "x").train(&queries(1..3), opts).await.unwrap();
     assert_eq!(s.steps_done, 2);
     assert!(s.last_eval.is_some(), "the final evaluation ran");

@@ -10,9 +10,14 @@ fn wst() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wst"))
 }
 
+/// Questions with multibyte characters (two, three and four bytes), so that every log row the
+/// run writes carries them and a kill can tear one inside a character.
 fn write_data(dir: &Path, name: &str, range: std::ops::Range<i64>) {
     let rows: String = range
-        .map(|i| format!("{}\n", serde_json::json!({"id": format!("{name}-{i}"), "question": format!("What is {i} + {i}?"), "answer": format!("{} \n#### {}", 2 * i, 2 * i)})))
+        .map(|i| {
+            let question = format!("Combien font {i} € + {i} € ? (問題 {i}, 🧮)");
+            format!("{}\n", serde_json::json!({"id": format!("{name}-{i}"), "question": question, "answer": format!("{} \n#### {}", 2 * i, 2 * i)}))
+        })
         .collect();
     std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
 }
@@ -27,6 +32,11 @@ fn tiny_run(dir: &Path, seed: u64, train: std::ops::Range<i64>, eval: std::ops::
 }
 
 fn config(dir: &Path, gguf: &Path, steps: usize) -> std::path::PathBuf {
+    config_with(dir, gguf, steps, "")
+}
+
+/// [`config`] with `wst` lines added (e.g. `async_generation = true`).
+fn config_with(dir: &Path, gguf: &Path, steps: usize, wst_extra: &str) -> std::path::PathBuf {
     let plugins = wst_tests::plugin_path("wst_reward_math").parent().unwrap().to_path_buf();
     let text = format!(
         r#"plugin_dirs = ["{plugins}"]
@@ -62,6 +72,7 @@ max_steps = {steps}
 [wst]
 student_samples = 2
 baseline_samples = 2
+{wst_extra}
 [output]
 output_dir = "{dir}/out"
 save_steps = 1
@@ -233,17 +244,32 @@ fn comparable(metrics: &Path) -> Vec<serde_json::Value> {
 /// metrics and the final weights equal those of an uninterrupted run, bit for bit.
 #[test]
 fn sigkill_at_random_moments_loses_nothing_but_the_unfinished_step() {
+    sigkill_then_resume("")
+}
+
+/// The same for pipelined training, whose checkpoints hold the batch sampled ahead.
+#[test]
+fn sigkill_of_a_pipelined_run_loses_nothing_but_the_unfinished_step() {
+    sigkill_then_resume("async_generation = true")
+}
+
+fn sigkill_then_resume(wst_extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let gguf = tiny_run(dir.path(), 6, 1..9, 20..22);
     let steps = 6;
+    let config = |d: &Path, g: &Path, s| config_with(d, g, s, wst_extra);
 
     let straight_dir = dir.path().join("straight");
     std::fs::create_dir_all(&straight_dir).unwrap();
     for f in ["train.jsonl", "eval.jsonl"] {
         std::fs::copy(dir.path().join(f), straight_dir.join(f)).unwrap();
     }
+    let started = std::time::Instant::now();
     let straight = wst().args(["train", "--no-progress", "--config"]).arg(config(&straight_dir, &gguf, steps)).output().unwrap();
     assert!(straight.status.success(), "{}", String::from_utf8_lossy(&straight.stderr));
+    // Kill moments are drawn within the uninterrupted run's own duration, so they land inside
+    // the run however fast this machine is.
+    let whole = started.elapsed();
 
     let cfg = config(dir.path(), &gguf, steps);
     let metrics = dir.path().join("out/metrics.jsonl");
@@ -258,7 +284,7 @@ fn sigkill_at_random_moments_loses_nothing_but_the_unfinished_step() {
         }
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(400 + (state >> 33) % 2500);
+        let wait = whole.mul_f64(0.15 + 0.7 * ((state >> 33) % 1000) as f64 / 1000.0);
         std::thread::sleep(wait);
         let finished = child.try_wait().unwrap().is_some();
         child.kill().ok();
@@ -271,8 +297,16 @@ fn sigkill_at_random_moments_loses_nothing_but_the_unfinished_step() {
     let resumed = wst().args(["train", "--no-progress", "--resume", "--config"]).arg(&cfg).output().unwrap();
     assert!(resumed.status.success(), "kills {kills:?}: {}", String::from_utf8_lossy(&resumed.stderr));
     eprintln!("killed at (wait, steps logged, already finished): {kills:?}");
+    assert!(kills.iter().any(|(_, _, finished)| !finished), "no kill landed inside the run: {kills:?}");
     assert_eq!(steps_logged(&metrics), (1..=steps as u64).collect::<Vec<_>>(), "kills {kills:?}");
     assert_eq!(comparable(&metrics), comparable(&straight_dir.join("out/metrics.jsonl")), "kills {kills:?}");
+    // The completions table too: every row whole, multibyte text intact, as the uninterrupted run's.
+    let rows = |p: &Path| {
+        std::fs::read_to_string(p.join("out/completions.jsonl")).expect("valid UTF-8").lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    let (a, b) = (rows(dir.path()), rows(&straight_dir));
+    assert!(a.iter().all(|r| r["query"].as_str().unwrap().contains("問題 ")) && a.len() == steps * 8, "{} rows", a.len());
+    assert_eq!(a, b, "kills {kills:?}");
     let a = candle_core::safetensors::load(straight_dir.join("out/final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
     let b = candle_core::safetensors::load(dir.path().join("out/final/model.safetensors"), &candle_core::Device::Cpu).unwrap();
     for (name, x) in &a {

@@ -1,7 +1,7 @@
 //! Pipelined against sequential training, side by side in one run (issue 27, goal 1): 20 steps
 //! of a real Teacher (SmolLM2-135M-Instruct, LoRA r = 16, f32 on the CPU, G = 4, 1 query a
 //! step, instructions of up to 24 tokens) steering an OpenAI-compatible mock Student on
-//! 127.0.0.1 that answers every request after a fixed latency (0.5 s, 2 s, 5 s by default).
+//! 127.0.0.1 that answers every request after a fixed latency (0.5, 2, 5 and 10 s by default).
 //! For each latency it trains sequentially, then pipelined (`wst.async_generation`,
 //! `max_staleness = 1`), from the same weights, and prints the wall times, where each run's time
 //! went (`time/teacher_secs`, `time/student_wait_secs` summed over steps), and the goal's ratio:
@@ -65,8 +65,8 @@ async fn train(model: &str, server: &MockServer, pipelined: bool, steps: usize) 
     let options = TrainOptions {
         grpo: GrpoConfig {
             num_generations: 4,
-            per_device_train_batch_size: 8,
-            max_completion_length: 48,
+            per_device_train_batch_size: 4,
+            max_completion_length: 24,
             learning_rate: 1e-5,
             beta: 0.0,
             max_steps: Some(steps),
@@ -93,7 +93,7 @@ async fn main() {
     let steps: usize = std::env::var("WST_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let mut latencies: Vec<f64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     if latencies.is_empty() {
-        latencies = vec![0.5, 2.0, 5.0];
+        latencies = vec![0.5, 2.0, 5.0, 10.0];
     }
     println!("| Student latency | sequential: wall (Teacher + Student wait) | pipelined: wall (Teacher + Student wait) | speed-up | pipelined ÷ max(Teacher, Student) |");
     println!("|---|---|---|---|---|");

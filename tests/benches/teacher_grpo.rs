@@ -14,7 +14,7 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use wst_sdk::config::{GrpoConfig, LoraConfig, TeacherConfig};
-use wst_sdk::grpo::{ScaleRewards, compute_advantages};
+use wst_sdk::grpo::{Centring, ScaleRewards, advantages};
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
 use wst_sdk::{Query, Teacher, TeacherSampling};
 use wst_tests::f32_teacher;
@@ -64,7 +64,7 @@ fn main() {
     let tokens: usize = groups.iter().flatten().map(|s| s.completion_ids.len()).sum();
     // Rewards: instruction length bucket, just to get non-zero advantages.
     let rewards: Vec<f64> = groups.iter().flatten().map(|s| (s.completion_ids.len() % 7) as f64).collect();
-    let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
+    let adv = advantages(&rewards, 8, ScaleRewards::Group, Centring::GroupMean).unwrap();
     let flat: Vec<_> = groups.iter().flatten().collect();
     if std::env::var("WST_BENCH_SAMPLE_ONLY").is_ok() {
         println!("sampling: {tokens} tokens in {sample_s:.2} s ({:.1} tok/s), peak {:.0} MB", tokens as f64 / sample_s, peak_rss_mb());

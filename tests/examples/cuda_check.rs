@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 use wst_sdk::config::{GrpoConfig, TeacherConfig};
-use wst_sdk::grpo::{ScaleRewards, compute_advantages};
+use wst_sdk::grpo::{Centring, ScaleRewards, advantages};
 use wst_sdk::teacher::model::attention_mask;
 use wst_sdk::teacher::{LmTeacher, TeacherOptions, TrainItem};
 use wst_sdk::{Query, Teacher, TeacherSampling};
@@ -42,7 +42,7 @@ fn grpo_step(t: &mut LmTeacher, q: &[Query]) -> (f64, f64, usize, f64) {
     let tokens: usize = groups.iter().flatten().map(|s| s.completion_ids.len()).sum();
     let flat: Vec<_> = groups.iter().flatten().collect();
     let rewards: Vec<f64> = flat.iter().map(|s| s.completion_ids.iter().filter(|c| **c % 2 == 0).count() as f64).collect();
-    let adv = compute_advantages(&rewards, 8, ScaleRewards::Group).unwrap();
+    let adv = advantages(&rewards, 8, ScaleRewards::Group, Centring::GroupMean).unwrap();
     let items: Vec<TrainItem<'_>> = flat.iter().zip(&adv.advantages).map(|(s, a)| TrainItem { sample: s, advantage: *a as f32 }).collect();
     let start = Instant::now();
     let grpo = GrpoConfig { learning_rate: 1e-3, beta: 0.04, max_completion_length: 16, ..Default::default() };

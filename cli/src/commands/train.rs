@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
-use wst_sdk::train::{CancellationToken, planned_steps};
+use wst_sdk::train::{CancellationToken, TrainHooks, planned_steps};
 use wst_sdk::{Error, TrainOptions};
 
 /// Arguments of `wst train`.
@@ -90,8 +90,7 @@ pub fn train(cfg: &WstConfig, start: Start, progress: bool, evaluate: bool, runt
         resume: start.resume,
         overwrite_output_dir: start.overwrite,
         allow_changes: start.allow_changes,
-        callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))],
-        cancel: Some(ctrl_c_token(runtime)),
+        hooks: TrainHooks { callbacks: vec![Arc::new(crate::progress::TrainBar::new(progress))], cancel: Some(ctrl_c_token(runtime)) },
         ..TrainOptions::from_config(cfg)?
     };
     crate::progress::status!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());

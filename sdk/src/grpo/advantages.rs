@@ -55,12 +55,6 @@ fn std_unbiased(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
-/// Computes group-mean-centred advantages for `rewards`, laid out as consecutive groups of
-/// `group_size` (TRL's).
-pub fn compute_advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards) -> Result<Advantages> {
-    advantages(rewards, group_size, scale, Centring::GroupMean)
-}
-
 /// Why `centring` and `scale` cannot go together, if they cannot: uncentred rewards divided by
 /// each group's spread turn a group whose instructions scored alike (spread 0) into advantages
 /// of about 10⁴·r that swamp the batch.
@@ -70,7 +64,8 @@ pub fn centring_conflict(centring: Centring, scale: ScaleRewards) -> Option<Stri
     })
 }
 
-/// Computes advantages for `rewards` (consecutive groups of `group_size`), centred as `centring` says.
+/// Computes advantages for `rewards` (consecutive groups of `group_size`), centred as `centring`
+/// says (`Centring::GroupMean` is TRL's) and scaled as `scale` says.
 pub fn advantages(rewards: &[f64], group_size: usize, scale: ScaleRewards, centring: Centring) -> Result<Advantages> {
     if let Some(message) = centring_conflict(centring, scale) {
         return Err(Error::invalid("wst.centring", message));
@@ -121,7 +116,7 @@ mod tests {
     #[test]
     fn group_scaling_by_hand() {
         // Group [1, 0, 0, 1]: mean 0.5, unbiased std = sqrt(4 * 0.25 / 3) = 0.577350269.
-        let a = compute_advantages(&[1.0, 0.0, 0.0, 1.0], 4, ScaleRewards::Group).unwrap();
+        let a = advantages(&[1.0, 0.0, 0.0, 1.0], 4, ScaleRewards::Group, Centring::GroupMean).unwrap();
         let s = (1.0f64 / 3.0).sqrt();
         let v = 0.5 / (s + 1e-4);
         close(&a.advantages, &[v, -v, -v, v]);
@@ -130,7 +125,7 @@ mod tests {
 
     #[test]
     fn equal_rewards_give_zero_advantages_and_are_flagged() {
-        let a = compute_advantages(&[0.3, 0.3, 1.0, 0.0], 2, ScaleRewards::Group).unwrap();
+        let a = advantages(&[0.3, 0.3, 1.0, 0.0], 2, ScaleRewards::Group, Centring::GroupMean).unwrap();
         close(&a.advantages[..2], &[0.0, 0.0]);
         assert_eq!(a.group_std_is_zero, vec![true, false]);
         // Second group [1, 0]: mean 0.5, std sqrt(0.5) = 0.70710678.
@@ -141,14 +136,14 @@ mod tests {
     #[test]
     fn batch_scaling_uses_group_mean_and_batch_std() {
         // Batch [0, 2, 4, 6]: std = sqrt(((9+1+1+9))/3) = sqrt(20/3). Group means 1 and 5.
-        let a = compute_advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::Batch).unwrap();
+        let a = advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::Batch, Centring::GroupMean).unwrap();
         let s = (20.0f64 / 3.0).sqrt() + 1e-4;
         close(&a.advantages, &[-1.0 / s, 1.0 / s, -1.0 / s, 1.0 / s]);
     }
 
     #[test]
     fn no_scaling_only_centres() {
-        let a = compute_advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::None).unwrap();
+        let a = advantages(&[0.0, 2.0, 4.0, 6.0], 2, ScaleRewards::None, Centring::GroupMean).unwrap();
         close(&a.advantages, &[-1.0, 1.0, -1.0, 1.0]);
     }
 
@@ -181,8 +176,8 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_errors() {
-        assert!(compute_advantages(&[1.0, 2.0, 3.0], 2, ScaleRewards::Group).is_err());
-        assert!(compute_advantages(&[1.0], 1, ScaleRewards::Group).is_err());
-        assert!(compute_advantages(&[1.0, f64::NAN], 2, ScaleRewards::Group).is_err());
+        assert!(advantages(&[1.0, 2.0, 3.0], 2, ScaleRewards::Group, Centring::GroupMean).is_err());
+        assert!(advantages(&[1.0], 1, ScaleRewards::Group, Centring::GroupMean).is_err());
+        assert!(advantages(&[1.0, f64::NAN], 2, ScaleRewards::Group, Centring::GroupMean).is_err());
     }
 }

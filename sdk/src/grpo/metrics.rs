@@ -72,12 +72,12 @@ impl CompletionMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpo::{ScaleRewards, compute_advantages};
+    use crate::grpo::{Centring, ScaleRewards, advantages};
 
     #[test]
     fn reward_metrics_by_hand() {
         let r = [1.0, 1.0, 0.0, 1.0];
-        let a = compute_advantages(&r, 2, ScaleRewards::Group).unwrap();
+        let a = advantages(&r, 2, ScaleRewards::Group, Centring::GroupMean).unwrap();
         let m = RewardMetrics::new(&r, &a);
         assert_eq!(m.reward, 0.75);
         assert_eq!(m.frac_reward_zero_std, 0.5);

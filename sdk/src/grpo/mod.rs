@@ -6,7 +6,7 @@ mod loss;
 mod metrics;
 mod wst_reward;
 
-pub use advantages::{Advantages, Centring, ScaleRewards, advantages, centring_conflict, compute_advantages};
+pub use advantages::{Advantages, Centring, ScaleRewards, advantages, centring_conflict};
 pub use loss::{BatchSize, GrpoLoss, ImportanceStats, LossOutput, LossType, importance_weights};
 pub use metrics::{CompletionMetrics, RewardMetrics};
 pub use wst_reward::{mean, wst_reward};

@@ -41,7 +41,7 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
     // A bulk request can take hours (the Batch API): Ctrl-C must stop the wait. What was
     // submitted is recorded by the Student, so a resumed run polls it rather than paying again.
     let wait = p.student().generate_many(&requests);
-    let answers = match &options.cancel {
+    let answers = match &options.hooks.cancel {
         Some(cancel) => tokio::select! {
             a = wait => a,
             _ = cancel.cancelled() => return Err(Error::Interrupted),
@@ -205,7 +205,7 @@ async fn update(
     if items_owned.is_empty() {
         return Ok(None);
     }
-    options.callbacks.iter().for_each(|c| c.on_phase(state.step, super::Phase::Update));
+    options.hooks.callbacks.iter().for_each(|c| c.on_phase(state.step, super::Phase::Update));
     // One learning rate per optimisation step, from the schedule over the whole run.
     let learning_rates = g.learning_rates(state.step, state.total_steps);
     let importance_sampling_cap = options.wst.async_generation.then_some(options.wst.importance_sampling_cap);

@@ -1,7 +1,13 @@
 //! The checkpointed backward pass: one layer recomputed at a time, gradients accumulated.
 
+use candle_core::Tensor;
+use candle_core::Var;
+use candle_core::backprop::GradStore;
+
+use super::LmTeacher;
 use super::logprobs::{Packed, head_chunk_rows, head_logprobs};
-use super::*;
+use crate::error::Result;
+use crate::teacher::model::checkpoint::grad_or_zeros;
 
 impl LmTeacher {
     /// Gradient checkpointing: the policy's log-probs of `p` computed without a graph, `loss`

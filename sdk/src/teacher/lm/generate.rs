@@ -1,6 +1,16 @@
 //! Batched, KV-cached sampling of instructions, and stop strings.
 
-use super::*;
+use candle_core::{DType, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::LmTeacher;
+use crate::error::{Error, Result};
+use crate::instruction::Instruction;
+use crate::teacher::model::{KvCache, LeftPadded, attention_mask};
+use crate::teacher::sampler::{SamplerSettings, sample};
+use crate::teacher::{TeacherSample, TeacherSampling};
+use crate::types::ChatMessage;
 
 impl LmTeacher {
     /// `n` completions for each conversation (batched, KV-cached).

@@ -1,6 +1,11 @@
 //! Packing a micro-batch (shared prompts) and per-token log-probs of its completions.
 
-use super::*;
+use candle_core::{D, DType, Tensor};
+
+use super::LmTeacher;
+use crate::error::{Error, Result};
+use crate::teacher::TeacherSample;
+use crate::teacher::model::{Decoder, SharedBatch};
 
 impl LmTeacher {
     /// Per-token log-probs [B, T_c] of each sample's completion under `decoder` (temperature-

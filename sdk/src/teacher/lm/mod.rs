@@ -9,24 +9,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::backprop::GradStore;
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use minijinja::context;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::chat::ChatTokenizer;
-use super::model::checkpoint::{accumulate_grads, grad_or_zeros};
 use super::model::linear::Lora;
 use super::model::weights::{TensorStore, load_safetensors};
-use super::model::{Decoder, KvCache, LeftPadded, ModelConfig, SharedBatch, attention_mask};
+use super::model::{Decoder, ModelConfig};
 use super::optimizer::AdamW;
-use super::sampler::{SamplerSettings, sample};
-use super::{StepMetrics, StepSettings, Teacher, TeacherSample, TeacherSampling, TrainItem};
 use crate::config::{GrpoConfig, TeacherConfig};
 use crate::error::{Error, Result};
-use crate::grpo::{BatchSize, GrpoLoss};
-use crate::instruction::Instruction;
 use crate::models::hub;
 use crate::query::Query;
 use crate::template::Template;

@@ -1,6 +1,11 @@
 //! Saving: Hugging Face exports, PEFT adapters, optimiser and training state.
 
-use super::*;
+use std::path::Path;
+
+use candle_core::Tensor;
+
+use super::LmTeacher;
+use crate::error::{Error, Result};
 
 impl LmTeacher {
     /// Saves the model for inference: `model.safetensors` with Hugging Face names (LoRA merged

@@ -1,7 +1,21 @@
 //! The [`Teacher`] implementation: sampling for the trainer and the GRPO step.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
+
+use super::LmTeacher;
 use super::logprobs::packed_logprobs;
-use super::*;
+use crate::config::GrpoConfig;
+use crate::error::{Error, Result};
+use crate::grpo::{BatchSize, GrpoLoss};
+use crate::query::Query;
+use crate::teacher::model::Decoder;
+use crate::teacher::model::checkpoint::accumulate_grads;
+use crate::teacher::model::weights::TensorStore;
+use crate::teacher::{StepMetrics, StepSettings, Teacher, TeacherSample, TeacherSampling, TrainItem};
 
 impl Teacher for LmTeacher {
     fn sample(&mut self, queries: &[Query], sampling: &TeacherSampling) -> Result<Vec<Vec<TeacherSample>>> {
