@@ -152,6 +152,57 @@ fn bad_files_are_errors_that_name_the_file() {
     assert!(err.contains("junk.gguf") && err.contains("cannot load"), "{err}");
 }
 
+/// A tiny model whose greedy answer never samples EOS, so it runs until cut or dropped: found
+/// among a few seeds by a 4000-token run to its end.
+async fn never_ending_student(cfg: &LlamaCppConfig) -> (tempfile::TempDir, LlamaCppStudent) {
+    let probe = request(1, 0.0, 3, 4000);
+    for seed in 1..40 {
+        let dir = tempfile::tempdir().unwrap();
+        write_model(dir.path(), Arch::Llama, seed);
+        let gguf = write_gguf(dir.path());
+        let s = LlamaCppStudent::load(&gguf, cfg).unwrap();
+        if s.generate(&probe).await.unwrap()[0].usage.completion_tokens == 4000 {
+            return (dir, s);
+        }
+    }
+    panic!("no tiny model among 39 seeds writes 4000 greedy tokens");
+}
+
+/// A decode that fails because of one request's tokens (here an id outside the vocabulary,
+/// handed to the decoding thread directly, as only a caller below the Student could) fails that
+/// request alone: llama.cpp does not say whose token it was, so the engine decodes each
+/// request's tokens on its own, sets apart the one that fails, and the answers decoding beside
+/// it go on. Before, every request in flight got the error.
+#[tokio::test]
+async fn a_request_whose_tokens_fail_to_decode_fails_alone() {
+    use std::sync::atomic::Ordering;
+    use wst_llamacpp::engine::{Job, LlamaToken};
+    let cfg = LlamaCppConfig { n_ctx: 32768, max_sequences: 4, ..Default::default() };
+    let (_dir, s) = never_ending_student(&cfg).await;
+    let s = Arc::new(s);
+    let before = s.engine_stats().sampled.load(Ordering::Relaxed);
+    let s2 = s.clone();
+    let long = tokio::spawn(async move { s2.generate(&request(1, 0.0, 3, 400)).await });
+    // Submitted while the long answer decodes, so its next token shares their batch.
+    while s.engine_stats().sampled.load(Ordering::Relaxed) < before + 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let job = |prompt: Vec<i32>| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let params = SamplingParams { temperature: 0.0, seed: Some(1), max_tokens: 4, ..Default::default() };
+        (Job { prompt: prompt.into_iter().map(LlamaToken).collect(), n: 1, params, reply, stream: None }, answer)
+    };
+    let (good, good_answer) = job(vec![1, 2, 3]);
+    let (bad, bad_answer) = job(vec![1, 2, i32::MAX]);
+    assert!(s.engine().submit(good).is_ok() && s.engine().submit(bad).is_ok());
+    let bad = bad_answer.await.unwrap().unwrap_err().to_string();
+    assert!(bad.contains("decode") && bad.contains("on their own"), "{bad}");
+    assert_eq!(good_answer.await.unwrap().unwrap().len(), 1, "the request decoded beside the bad one is answered");
+    let long = long.await.unwrap().unwrap();
+    assert_eq!(long[0].usage.completion_tokens, 400, "the answer decoding beside it went on to its end");
+    assert_eq!(s.engine_stats().isolated.load(Ordering::Relaxed), 1);
+}
+
 /// A request whose caller goes away (a dropped future: a timeout, a cancelled task) frees its
 /// sequence at the next step instead of decoding to max_tokens for nobody, and the next
 /// request gets the sequence.
@@ -159,22 +210,9 @@ fn bad_files_are_errors_that_name_the_file() {
 async fn a_dropped_request_frees_its_sequence_within_a_step() {
     use std::sync::atomic::Ordering;
     let cfg = LlamaCppConfig { n_ctx: 32768, max_sequences: 1, ..Default::default() };
-    // A tiny model whose greedy answer never samples EOS, so it runs until cut or dropped:
-    // found among a few seeds by a 4000-token run to its end. The answer dropped below may
-    // write 30000, seconds of decoding even on a busy machine, so it is surely still running.
-    let probe = request(1, 0.0, 3, 4000);
-    let mut found = None;
-    for seed in 1..40 {
-        let dir = tempfile::tempdir().unwrap();
-        write_model(dir.path(), Arch::Llama, seed);
-        let gguf = write_gguf(dir.path());
-        let s = LlamaCppStudent::load(&gguf, &cfg).unwrap();
-        if s.generate(&probe).await.unwrap()[0].usage.completion_tokens == 4000 {
-            found = Some((dir, s));
-            break;
-        }
-    }
-    let (_dir, s) = found.expect("no tiny model among 39 seeds writes 4000 greedy tokens");
+    // The answer dropped below may write 30000 tokens, seconds of decoding even on a busy
+    // machine, so it is surely still running.
+    let (_dir, s) = never_ending_student(&cfg).await;
     let s = Arc::new(s);
     let long = request(1, 0.0, 3, 30_000);
     let before = s.engine_stats().sampled.load(Ordering::Relaxed);

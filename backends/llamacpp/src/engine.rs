@@ -23,7 +23,8 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::token::LlamaToken;
+/// A token id of the model's vocabulary, as [`Job::prompt`] holds them.
+pub use llama_cpp_2::token::LlamaToken;
 use tokio::sync::oneshot;
 use wst_sdk::student::{AnswerDelta, DeltaSink};
 use wst_sdk::{Error, Result, SamplingParams, StudentSample};
@@ -59,6 +60,9 @@ pub struct EngineStats {
     pub sampled: std::sync::atomic::AtomicU64,
     /// Requests dropped by their callers before they were answered.
     pub cancelled: std::sync::atomic::AtomicU64,
+    /// Requests failed alone after a decode of several failed: each was decoded on its own,
+    /// the ones that failed alone got the error, and the others went on.
+    pub isolated: std::sync::atomic::AtomicU64,
 }
 
 /// The decoding thread has stopped: no job can be queued.
@@ -151,6 +155,28 @@ struct Wave {
     shared: bool,
 }
 
+/// One token of the batch being decoded, kept so that a failed decode can be retried without
+/// the request that made it fail.
+struct Entry {
+    request: usize,
+    token: LlamaToken,
+    pos: i32,
+    seqs: Vec<i32>,
+    logits: bool,
+    /// Whose next logits this token's are.
+    target: Target,
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    /// A prompt token whose logits nobody reads.
+    None,
+    /// A running answer's sampled token: its sequence's next logits.
+    Seq { wave: usize, seq: usize },
+    /// A prompt's last token: the next logits of every sequence of the wave.
+    Wave(usize),
+}
+
 struct Scheduler<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -167,6 +193,8 @@ struct Scheduler<'m> {
     /// unified cache's admission reads it, since a stream has room for its answer by `accept`.
     reserved: usize,
     batch: LlamaBatch<'static>,
+    /// What `batch` holds, token by token.
+    entries: Vec<Entry>,
     stats: Arc<EngineStats>,
 }
 
@@ -189,6 +217,7 @@ impl<'m> Scheduler<'m> {
             free_slots: (0..max_seq as i32).rev().collect(),
             reserved: 0,
             batch: LlamaBatch::new(config.n_batch as usize, max_seq as i32),
+            entries: Vec::new(),
             stats,
         }
     }
@@ -242,24 +271,35 @@ impl<'m> Scheduler<'m> {
     fn cancel_abandoned(&mut self) -> Result<()> {
         let abandoned: Vec<usize> = (0..self.requests.len()).filter(|&i| self.requests[i].as_ref().is_some_and(|r| r.reply.as_ref().is_some_and(|s| s.is_closed()))).collect();
         for id in abandoned {
-            let mut w = 0;
-            while w < self.waves.len() {
-                if self.waves[w].request != id {
-                    w += 1;
-                    continue;
-                }
-                let wave = self.waves.swap_remove(w);
-                for seq in &wave.seqs {
-                    self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
-                    self.free_slots.push(seq.slot);
-                }
-                if let Some(r) = &self.requests[id] {
-                    self.reserved = self.reserved.saturating_sub(r.prompt.len() + wave.seqs.len() * r.max_new);
-                }
-            }
-            self.queue.retain(|&q| q != id);
-            self.requests[id] = None;
+            self.drop_request(id, None)?;
             self.stats.cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Frees request `id`'s sequences and KV cells and forgets it, sending `error` to its caller
+    /// when there is one.
+    fn drop_request(&mut self, id: usize, error: Option<Error>) -> Result<()> {
+        let mut w = 0;
+        while w < self.waves.len() {
+            if self.waves[w].request != id {
+                w += 1;
+                continue;
+            }
+            let wave = self.waves.swap_remove(w);
+            for seq in &wave.seqs {
+                self.ctx.clear_kv_cache_seq(Some(seq.slot as u32), None, None).map_err(|e| self.error(format!("KV cache: {e}")))?;
+                self.free_slots.push(seq.slot);
+            }
+            if let Some(r) = &self.requests[id] {
+                self.reserved = self.reserved.saturating_sub(r.prompt.len() + wave.seqs.len() * r.max_new);
+            }
+        }
+        self.queue.retain(|&q| q != id);
+        if let (Some(r), Some(e)) = (self.requests[id].take(), error)
+            && let Some(reply) = r.reply
+        {
+            let _ = reply.send(Err(e));
         }
         Ok(())
     }
@@ -305,6 +345,7 @@ impl<'m> Scheduler<'m> {
     /// answers, admit waiting requests, feed prompt chunks, decode the batch.
     fn step(&mut self) -> Result<()> {
         self.batch.clear();
+        self.entries.clear();
         self.cancel_abandoned()?;
         self.share_prompts()?;
         // Next tokens in sequence-id order: with per-answer streams llama.cpp decodes a run of
@@ -322,9 +363,11 @@ impl<'m> Scheduler<'m> {
         next.sort_unstable_by_key(|&(slot, ..)| slot);
         self.stats.sampled.fetch_add(next.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (slot, w, i, token) in next {
+            let request = self.waves[w].request;
             let seq = &mut self.waves[w].seqs[i];
             seq.logits_at = Some(self.batch.n_tokens());
             self.batch.add(token, seq.pos, &[slot], true).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
+            self.entries.push(Entry { request, token, pos: seq.pos, seqs: vec![slot], logits: true, target: Target::Seq { wave: w, seq: i } });
             seq.pos += 1;
         }
         self.retire()?;
@@ -334,7 +377,83 @@ impl<'m> Scheduler<'m> {
             return Ok(());
         }
         let n = self.batch.n_tokens();
-        self.ctx.decode(&mut self.batch).map_err(|e| self.error(format!("decode of {n} tokens failed: {e}")))
+        match self.ctx.decode(&mut self.batch) {
+            Ok(()) => Ok(()),
+            Err(e) => self.set_apart(self.error(format!("decode of {n} tokens failed: {e}"))),
+        }
+    }
+
+    /// After a failed decode of several requests' tokens (llama.cpp does not say whose): each
+    /// request's tokens are decoded alone and rolled back; those that fail alone get the error,
+    /// and the rest are decoded together as the step meant. When no request fails alone, or
+    /// every one does, the failure is not one request's and `failed` is returned (every request
+    /// in flight then gets it).
+    fn set_apart(&mut self, failed: Error) -> Result<()> {
+        let mut requests: Vec<usize> = Vec::new();
+        for e in &self.entries {
+            if !requests.contains(&e.request) {
+                requests.push(e.request);
+            }
+        }
+        if requests.len() < 2 {
+            return Err(failed);
+        }
+        let entries = std::mem::take(&mut self.entries);
+        self.roll_back(entries.iter())?;
+        let mut bad: Vec<(usize, String)> = Vec::new();
+        for &id in &requests {
+            let mine: Vec<&Entry> = entries.iter().filter(|e| e.request == id).collect();
+            let mut trial = LlamaBatch::new(self.config.n_batch as usize, sequences(&self.config) as i32);
+            for t in &mine {
+                trial.add(t.token, t.pos, &t.seqs, t.logits).map_err(|e| self.error(format!("batch: {e}")))?;
+            }
+            match self.ctx.decode(&mut trial) {
+                Ok(()) => self.roll_back(mine.into_iter())?,
+                Err(e) => bad.push((id, e.to_string())),
+            }
+        }
+        if bad.is_empty() || bad.len() == requests.len() {
+            return Err(failed);
+        }
+        tracing::warn!(student = %self.name, failed = bad.len(), of = requests.len(), "{failed}; the requests that fail alone are set apart and the others go on");
+        self.batch.clear();
+        let good: Vec<Entry> = entries.into_iter().filter(|t| !bad.iter().any(|(id, _)| *id == t.request)).collect();
+        for t in &good {
+            let at = self.batch.n_tokens();
+            self.batch.add(t.token, t.pos, &t.seqs, t.logits).map_err(|e| self.error(format!("batch: {e}")))?;
+            match t.target {
+                Target::None => {}
+                Target::Seq { wave, seq } => self.waves[wave].seqs[seq].logits_at = Some(at),
+                Target::Wave(wave) => self.waves[wave].seqs.iter_mut().for_each(|s| s.logits_at = Some(at)),
+            }
+        }
+        self.entries = good;
+        let n = self.batch.n_tokens();
+        self.ctx.decode(&mut self.batch).map_err(|e| self.error(format!("decode of {n} tokens failed again without the requests that failed alone: {e}")))?;
+        for (id, why) in bad {
+            let message = format!("{failed}; this request's tokens fail to decode on their own ({why}), the other requests went on");
+            self.drop_request(id, Some(self.error(message)))?;
+            self.stats.isolated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Removes what `entries` wrote to the KV cache: each sequence's cells from the first
+    /// position they added on.
+    fn roll_back<'e>(&mut self, entries: impl Iterator<Item = &'e Entry>) -> Result<()> {
+        let mut first: Vec<(i32, i32)> = Vec::new();
+        for e in entries {
+            for &s in &e.seqs {
+                match first.iter_mut().find(|(seq, _)| *seq == s) {
+                    Some((_, p)) => *p = (*p).min(e.pos),
+                    None => first.push((s, e.pos)),
+                }
+            }
+        }
+        for (seq, p0) in first {
+            self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(p0 as u32), None).map_err(|e| self.error(format!("KV cache: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Sends what each streamed answer wrote since the last step (before finished answers retire).
@@ -440,7 +559,7 @@ impl<'m> Scheduler<'m> {
     /// Adds prompt tokens of waves still reading their prompt, as many as the batch holds.
     fn feed_prompts(&mut self) -> Result<()> {
         let cap = self.ctx.n_batch() as usize;
-        for wave in &mut self.waves {
+        for (w, wave) in self.waves.iter_mut().enumerate() {
             let Some(r) = self.requests[wave.request].as_ref() else { continue };
             let len = r.prompt.len();
             let budget = cap.saturating_sub(self.batch.n_tokens() as usize);
@@ -454,6 +573,8 @@ impl<'m> Scheduler<'m> {
             for i in wave.fed..end {
                 let last = i + 1 == len;
                 self.batch.add(r.prompt[i], i as i32, &ids, last).map_err(|e| Error::Student { student: self.name.clone(), message: format!("batch: {e}") })?;
+                let target = if last { Target::Wave(w) } else { Target::None };
+                self.entries.push(Entry { request: wave.request, token: r.prompt[i], pos: i as i32, seqs: ids.clone(), logits: last, target });
             }
             wave.fed = end;
             if end == len {

@@ -80,6 +80,13 @@ impl LlamaCppStudent {
         self.engine.stats()
     }
 
+    /// The decoding thread itself, for prompts already tokenized (a server taking token ids, a
+    /// benchmark). Nothing is checked at this level: the Student's own calls tokenize text, so
+    /// their ids are the vocabulary's.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Loads the GGUF file at `path`, or a catalog model by name (`qwen2.5-coder-0.5b-instruct`,
     /// fetched if needed; see `wst_sdk::models`).
     pub fn load(path: impl AsRef<Path>, config: &LlamaCppConfig) -> Result<Self> {
