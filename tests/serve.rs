@@ -134,7 +134,7 @@ fn served(name: &str, pipeline: Pipeline) -> ServedModel {
 }
 
 async fn post(base: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    let r = reqwest::Client::new().post(format!("{base}/v1/chat/completions")).json(body).send().await.unwrap();
+    let r = wst_tests::http().post(format!("{base}/v1/chat/completions")).json(body).send().await.unwrap();
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     let text = r.text().await.unwrap();
     (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -223,7 +223,7 @@ async fn batching_changes_no_instruction_and_the_same_key_repeats_it() {
     }))
     .await;
     assert_eq!(alone, together, "an instruction does not depend on its batch");
-    let metrics = reqwest::get(format!("{}/metrics", run.base)).await.unwrap().text().await.unwrap();
+    let metrics = wst_tests::http().get(format!("{}/metrics", run.base)).send().await.unwrap().text().await.unwrap();
     let batched_rows: f64 = metrics.lines().find(|l| l.starts_with("wst:teacher_batch_size_sum")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     let batches: f64 = metrics.lines().find(|l| l.starts_with("wst:teacher_batch_size_count")).unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(batched_rows, 12.0, "{metrics}");
@@ -240,7 +240,7 @@ async fn streaming_sends_openai_chunks_one_finish_per_choice_usage_and_done() {
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
     streamed["stream_options"] = json!({"include_usage": true});
-    let r = reqwest::Client::new().post(format!("{}/v1/chat/completions", run.base)).json(&streamed).send().await.unwrap();
+    let r = wst_tests::http().post(format!("{}/v1/chat/completions", run.base)).json(&streamed).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     assert!(r.headers().get("x-wst-instruction").is_some());
@@ -280,7 +280,7 @@ async fn refusals_carry_their_status_and_openai_error_body() {
     let dir = tempfile::tempdir().unwrap();
     let options = ServeOptions { api_keys: vec!["sk-right".into()], max_body_bytes: 2048, ..Default::default() };
     let run = start(vec![served("tiny", pipeline(dir.path(), EchoStudent::new(Duration::ZERO)))], options).await;
-    let client = reqwest::Client::new();
+    let client = wst_tests::http();
     let url = format!("{}/v1/chat/completions", run.base);
     let send = |key: Option<&'static str>, body: Vec<u8>| {
         let mut r = client.post(&url).header("content-type", "application/json").body(body);
@@ -309,8 +309,8 @@ async fn refusals_carry_their_status_and_openai_error_body() {
     let defaults = json!({"model": "tiny", "messages": user("Q"), "logprobs": false, "tools": [], "response_format": {"type": "text"}, "presence_penalty": 0, "frequency_penalty": 0.0, "logit_bias": {}, "user": "u1"});
     assert_eq!(send(Some("sk-right"), serde_json::to_vec(&defaults).unwrap()).await.0, 200);
     // /health stays open without a key; /v1/models does not.
-    assert_eq!(reqwest::get(format!("{}/health", run.base)).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{}/v1/models", run.base)).await.unwrap().status(), 401);
+    assert_eq!(wst_tests::http().get(format!("{}/health", run.base)).send().await.unwrap().status(), 200);
+    assert_eq!(wst_tests::http().get(format!("{}/v1/models", run.base)).send().await.unwrap().status(), 401);
     let models: Value = client.get(format!("{}/v1/models", run.base)).bearer_auth("sk-right").send().await.unwrap().json().await.unwrap();
     assert_eq!(models["data"][0]["id"], "tiny");
 
@@ -353,7 +353,7 @@ async fn past_the_concurrency_limit_and_queue_only_clean_429s_and_no_request_is_
     let student = EchoStudent::new(Duration::from_millis(400));
     let options = ServeOptions { max_concurrency: 2, max_queue: 2, ..Default::default() };
     let run = start(vec![served("tiny", pipeline(dir.path(), student.clone()))], options).await;
-    let client = reqwest::Client::new();
+    let client = wst_tests::http();
     let replies = futures::future::join_all((0..10).map(|i| {
         let (client, url) = (client.clone(), format!("{}/v1/chat/completions", run.base));
         async move {
@@ -372,7 +372,7 @@ async fn past_the_concurrency_limit_and_queue_only_clean_429s_and_no_request_is_
         assert_eq!(r.2["error"]["code"], "rate_limit_exceeded");
     }
     assert_eq!(student.calls.load(Ordering::SeqCst), 4, "every admitted request reached the Student once");
-    let metrics = reqwest::get(format!("{}/metrics", run.base)).await.unwrap().text().await.unwrap();
+    let metrics = wst_tests::http().get(format!("{}/metrics", run.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wst:requests_total{model_name=\"tiny\",status=\"429\"} 6"), "{metrics}");
     assert!(metrics.contains("wst:requests_total{model_name=\"tiny\",status=\"200\"} 4"), "{metrics}");
     assert!(metrics.contains("wst:num_requests_running 0") && metrics.contains("wst:num_requests_waiting 0"), "{metrics}");
@@ -386,12 +386,12 @@ async fn health_is_503_while_loading_and_timeouts_are_504() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::new(ServeOptions { request_timeout: Duration::from_millis(300), ..Default::default() });
     let run = start_server(server).await;
-    let r = reqwest::get(format!("{}/health", run.base)).await.unwrap();
+    let r = wst_tests::http().get(format!("{}/health", run.base)).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let (status, headers, body) = post(&run.base, &json!({"model": "tiny", "messages": user("Q")})).await;
     assert_eq!((status, headers.get("retry-after").is_some()), (503, true), "{body}");
     run.server.set_models(vec![served("tiny", pipeline(dir.path(), EchoStudent::new(Duration::from_secs(30))))]).unwrap();
-    assert_eq!(reqwest::get(format!("{}/health", run.base)).await.unwrap().status(), 200);
+    assert_eq!(wst_tests::http().get(format!("{}/health", run.base)).send().await.unwrap().status(), 200);
     let started = std::time::Instant::now();
     let (status, _, body) = post(&run.base, &json!({"model": "tiny", "messages": user("Q"), "wst": {"instruct": false}})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timeout")), "{body}");
@@ -410,7 +410,7 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_ones() {
     let (status, _, body) = in_flight.await.unwrap();
     assert_eq!(status, 200, "the request in flight was finished: {body}");
     tokio::time::timeout(Duration::from_secs(5), run.done).await.expect("the server stopped").unwrap().unwrap();
-    assert!(reqwest::get(format!("{}/health", run.base)).await.is_err(), "no new connections after shutdown");
+    assert!(wst_tests::http().get(format!("{}/health", run.base)).send().await.is_err(), "no new connections after shutdown");
 }
 
 /// The llama.cpp Student streams token by token, and the pieces join to the plain answer.
@@ -424,7 +424,7 @@ async fn llamacpp_student_streams_pieces_that_join_to_the_plain_answer() {
     assert_eq!(status, 200, "{plain}");
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
-    let text = reqwest::Client::new().post(format!("{}/v1/chat/completions", run.base)).json(&streamed).send().await.unwrap().text().await.unwrap();
+    let text = wst_tests::http().post(format!("{}/v1/chat/completions", run.base)).json(&streamed).send().await.unwrap().text().await.unwrap();
     let mut content = vec![String::new(); 3];
     let mut pieces = [0usize; 3];
     for e in text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).filter(|e| *e != "[DONE]") {

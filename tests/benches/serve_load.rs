@@ -44,6 +44,7 @@ impl Row {
 
 /// `clients` tasks post `body` to `url` back to back for `seconds`.
 async fn load(label: &str, url: String, body: serde_json::Value, clients: usize, seconds: u64) -> Row {
+    wst_openai::install_tls_provider();
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
     let until = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();

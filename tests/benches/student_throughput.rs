@@ -142,7 +142,7 @@ async fn main() {
     let Some(url) = args.get(1) else { return };
     let cfg = OpenAiConfig { base_urls: vec![url.clone()], api_key_env: None, ..Default::default() };
     let http = OpenAiStudent::new("bench-model", &cfg).unwrap();
-    let client = reqwest::Client::new();
+    let client = wst_tests::http();
     let body = serde_json::json!({"model": "bench-model", "messages": [{"role": "user", "content": "Say hi."}], "n": 1,
                                   "temperature": 0.0, "top_p": 1.0, "max_tokens": 1, "seed": 1});
     let reps = 20;

@@ -231,3 +231,10 @@ impl Teacher for ScriptedTeacher {
         Ok(())
     }
 }
+
+/// An HTTP client for the tests' loopback servers. reqwest is built without a TLS provider of
+/// its own (the OpenAI backend installs ring's), so the provider is installed first.
+pub fn http() -> reqwest::Client {
+    wst_openai::install_tls_provider();
+    reqwest::Client::new()
+}

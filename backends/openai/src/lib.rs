@@ -77,6 +77,16 @@ impl std::fmt::Debug for OpenAiStudent {
     }
 }
 
+/// Makes rustls's ring provider the process default, once (reqwest is built without a provider
+/// of its own, so a client needs one installed before it is built). Safe to call any number of
+/// times, and from an application that installed a provider itself (that one stays).
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl OpenAiStudent {
     /// The `model` and `system_fingerprint` the server reported with its last answer.
     pub fn last_served(&self) -> Option<served::Served> {
@@ -115,6 +125,7 @@ impl OpenAiStudent {
         if config.timeout_secs.is_nan() || config.timeout_secs <= 0.0 {
             return Err(bad(format!("student.openai.timeout_secs must be positive, got {}", config.timeout_secs)));
         }
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(config.timeout_secs))
             .connect_timeout(Duration::from_secs_f64(config.timeout_secs.min(30.0)))
