@@ -84,8 +84,9 @@ async fn accuracy_with_teacher(p: &Pipeline, qs: &[Query]) -> f64 {
     total / 4.0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn training_raises_the_students_accuracy_above_its_baseline() {
+/// The hint task: a tiny Teacher (seed 5), training and held-out queries, the hint it must
+/// learn to write, and the pipeline (the model's folder must outlive it).
+fn hint_task() -> (tempfile::TempDir, Vec<Query>, Vec<Query>, String, Pipeline) {
     let dir = tempfile::tempdir().unwrap();
     write_model(dir.path(), Arch::Qwen2, 5);
     let train = queries(1..9);
@@ -93,6 +94,12 @@ async fn training_raises_the_students_accuracy_above_its_baseline() {
     let mut t = teacher(dir.path());
     let hint = pick_hint(&mut t, &train);
     let p = pipeline(t, &hint);
+    (dir, train, held_out, hint, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_raises_the_students_accuracy_above_its_baseline() {
+    let (_dir, train, held_out, hint, p) = hint_task();
     // Progress reaches (n, n) once per query.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -171,13 +178,7 @@ fn pipelined(o: TrainOptions) -> TrainOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_training_also_raises_the_students_accuracy() {
-    let dir = tempfile::tempdir().unwrap();
-    write_model(dir.path(), Arch::Qwen2, 5);
-    let train = queries(1..9);
-    let held_out = queries(20..26);
-    let mut t = teacher(dir.path());
-    let hint = pick_hint(&mut t, &train);
-    let p = pipeline(t, &hint);
+    let (_dir, train, held_out, hint, p) = hint_task();
     let before = accuracy_with_teacher(&p, &held_out).await;
     let out = tempfile::tempdir().unwrap();
     let summary = p.train(&train, pipelined(options(out.path(), 25))).await.unwrap();

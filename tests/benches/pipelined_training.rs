@@ -51,16 +51,7 @@ async fn train(model: &str, server: &MockServer, pipelined: bool, steps: usize) 
     let cfg = OpenAiConfig { base_urls: vec![server.base_url()], api_key_env: None, timeout_secs: 60.0, ..Default::default() };
     let student = OpenAiStudent::new("mock", &cfg).unwrap();
     let p = Pipeline::builder().teacher(teacher).student(student).reward(Names).build().unwrap();
-    let queries: Vec<Query> = [
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
-        "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
-        "Betty is saving money for a new wallet which costs $100. She has only half of the money she needs. How much more does she need?",
-        "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, q)| Query::new(format!("q{i}"), *q).with_gold("1"))
-    .collect();
+    let queries: Vec<Query> = wst_tests::GSM8K_PROBLEMS.iter().enumerate().map(|(i, q)| Query::new(format!("q{i}"), *q).with_gold("1")).collect();
     let out = tempfile::tempdir().unwrap();
     let options = TrainOptions {
         grpo: GrpoConfig {

@@ -45,17 +45,7 @@ fn main() {
     let grpo = GrpoConfig { per_device_train_batch_size: 4, ..grpo };
     let opts = TeacherOptions { teacher: TeacherConfig { lora, ..f32_teacher() }, ..Default::default() };
     let mut t = LmTeacher::load(&model, opts).unwrap();
-    let queries: Vec<Query> = [
-        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
-        "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
-        "Betty is saving money for a new wallet which costs $100. She has only half of the money she needs. How much more does she need?",
-        "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
-    ]
-    .iter()
-    .take(env_usize("WST_BENCH_PROMPTS", 4))
-    .enumerate()
-    .map(|(i, q)| Query::new(i.to_string(), *q))
-    .collect();
+    let queries: Vec<Query> = wst_tests::GSM8K_PROBLEMS.iter().take(env_usize("WST_BENCH_PROMPTS", 4)).enumerate().map(|(i, q)| Query::new(i.to_string(), *q)).collect();
     let sampling =
         TeacherSampling { num_generations: 8, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: env_usize("WST_BENCH_TOKENS", 128), seed: 1, ..Default::default() };
     let start = Instant::now();

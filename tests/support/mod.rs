@@ -238,3 +238,11 @@ pub fn http() -> reqwest::Client {
     wst_openai::install_tls_provider();
     reqwest::Client::new()
 }
+
+/// Four GSM8K training problems, the prompts of the Teacher benchmarks.
+pub const GSM8K_PROBLEMS: [&str; 4] = [
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether?",
+    "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?",
+    "Betty is saving money for a new wallet which costs $100. She has only half of the money she needs. How much more does she need?",
+    "James writes a 3-page letter to 2 different friends twice a week. How many pages does he write a year?",
+];
