@@ -9,7 +9,10 @@ use serde_json::Value;
 
 use super::TrainSummary;
 
-/// What a training step is doing, reported through [`TrainerCallback::on_phase`].
+/// What a training step is doing, reported through [`TrainerCallback::on_phase`]. A step
+/// reports `Instructions` as the Teacher samples (pipelined: the steps ahead), then `Baselines`
+/// (when its batch has new queries) and `Answers` while it waits for the Student's work on its
+/// batch, which runs as its own task (pipelined, it began during an earlier step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// The Student's own answers without instructions (the baseline s), for new queries.
