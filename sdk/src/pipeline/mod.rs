@@ -161,12 +161,19 @@ impl Pipeline {
         self.answer_with(query, instruction, n, &self.student_sampling).await
     }
 
-    /// Like [`Pipeline::answer`] with explicit sampling settings.
-    pub async fn answer_with(&self, query: &Query, instruction: Option<&Instruction>, n: usize, params: &SamplingParams) -> Result<Vec<StudentSample>> {
+    /// The Student request for `n` answers to `query` (with `instruction`, if any): the Student
+    /// prompt rendered, `params` as given. Every Student call of the pipeline, one at a time or
+    /// in bulk, is built here.
+    pub fn request(&self, query: &Query, instruction: Option<&Instruction>, n: usize, params: &SamplingParams) -> Result<StudentRequest> {
         if n == 0 {
             return Err(Error::invalid("n", "ask for at least one answer"));
         }
-        let request = StudentRequest { messages: self.student_prompt.render(query, instruction)?, n, params: params.clone() };
+        Ok(StudentRequest { messages: self.student_prompt.render(query, instruction)?, n, params: params.clone() })
+    }
+
+    /// Like [`Pipeline::answer`] with explicit sampling settings.
+    pub async fn answer_with(&self, query: &Query, instruction: Option<&Instruction>, n: usize, params: &SamplingParams) -> Result<Vec<StudentSample>> {
+        let request = self.request(query, instruction, n, params)?;
         let answers = self.student.generate(&request).await?;
         if answers.len() != n {
             return Err(Error::Student { student: self.student.name().to_string(), message: format!("asked for {n} answers, got {}", answers.len()) });

@@ -33,10 +33,7 @@ pub async fn bulk_baselines(p: &Pipeline, queries: &[Query], state: &mut Trainer
     if todo.is_empty() {
         return Ok(());
     }
-    let requests = todo
-        .iter()
-        .map(|q| Ok(crate::student::StudentRequest { messages: p.student_prompt().render(q, None)?, n, params: baseline_params(p, q, options.grpo.seed) }))
-        .collect::<Result<Vec<_>>>()?;
+    let requests = todo.iter().map(|q| p.request(q, None, n, &baseline_params(p, q, options.grpo.seed))).collect::<Result<Vec<_>>>()?;
     tracing::info!(queries = todo.len(), "baselines in one bulk request");
     // A bulk request can take hours (the Batch API): Ctrl-C must stop the wait. What was
     // submitted is recorded by the Student, so a resumed run polls it rather than paying again.
