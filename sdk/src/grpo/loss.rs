@@ -197,10 +197,10 @@ pub struct ImportanceStats {
 impl ImportanceStats {
     /// The statistics of one micro-batch's weights `w` and log-prob differences, over `mask`.
     pub fn measure(w: &Tensor, logp: &Tensor, sampled_logp: &Tensor, mask: &Tensor) -> Result<Self> {
+        let m = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         let values = |t: &Tensor| -> Result<Vec<f64>> {
             let t = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-            let m = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-            Ok(t.into_iter().zip(m).filter(|(_, m)| *m > 0.0).map(|(x, _)| x).collect())
+            Ok(t.into_iter().zip(&m).filter(|(_, m)| **m > 0.0).map(|(x, _)| x).collect())
         };
         let w = values(w)?;
         let d: Vec<f64> = values(&(logp.detach() - sampled_logp.to_dtype(logp.dtype())?)?.abs()?)?;

@@ -57,6 +57,13 @@ pub(super) struct Asking {
     pub(super) wst: WstSettings,
 }
 
+impl Asking {
+    /// What a training run's options say.
+    pub(super) fn new(options: &super::TrainOptions) -> Self {
+        Asking { seed: options.grpo.seed, wst: options.wst.clone() }
+    }
+}
+
 /// The Student's baseline s(q): mean reward of `baseline_samples` answers without instructions.
 /// Its seed depends only on the run seed and the query id, so the response cache serves it
 /// across runs.
@@ -143,3 +150,8 @@ impl Drop for InFlight {
 
 /// The batches in flight, oldest (the next step's) first.
 pub(super) type Queue = VecDeque<InFlight>;
+
+/// What a checkpoint keeps of the batches in flight (`TrainerState::pending`).
+pub(super) fn batches(queue: &Queue) -> Vec<SampledBatch> {
+    queue.iter().map(|f| f.batch.clone()).collect()
+}

@@ -204,7 +204,6 @@ impl Pipeline {
         logs: &mut RunLogs,
         summary: &mut TrainSummary,
     ) -> Result<()> {
-        let g = &options.grpo;
         if self.student.prefers_bulk() && state.step < schedule.total_steps {
             options.hooks.callbacks.iter().for_each(|c| c.on_phase(state.step, Phase::Baselines));
             // Only the queries the remaining steps will train on.
@@ -218,7 +217,7 @@ impl Pipeline {
         let mut requested = Control::default();
         options.hooks.callbacks.iter().for_each(|c| c.on_train_begin(state.step, schedule.total_steps));
         let batch_of = |step: usize| -> Vec<Query> { schedule.batch(step).into_iter().map(|i| queries[i].clone()).collect() };
-        let asking = rollout::Asking { seed: g.seed, wst: options.wst.clone() };
+        let asking = rollout::Asking::new(options);
         // Steps sampled ahead of the one trained: none in the sequential loop, so a step's
         // instructions come from the policy it trains; `max_staleness` when pipelined.
         let ahead = if options.wst.async_generation { options.wst.max_staleness } else { 0 };
@@ -255,7 +254,7 @@ impl Pipeline {
                 let groups = match self.sample_instructions(&batch_next, &step::teacher_sampling(options, next, 0)).await {
                     Ok(g) => g,
                     Err(e) => {
-                        state.pending = in_flight.iter().map(|f| f.batch.clone()).collect();
+                        state.pending = rollout::batches(&in_flight);
                         self.checkpoint_unless_saved(state, options, logs).await?;
                         return Err(e);
                     }
@@ -278,7 +277,8 @@ impl Pipeline {
                 Err(step::StepError::BeforeUpdate(e)) => {
                     // The Teacher still holds the last completed step: keep it, with the batches
                     // sampled for this step and the next, before stopping.
-                    state.pending = std::iter::once(current.batch.clone()).chain(in_flight.iter().map(|f| f.batch.clone())).collect();
+                    in_flight.push_front(current);
+                    state.pending = rollout::batches(&in_flight);
                     self.checkpoint_unless_saved(state, options, logs).await?;
                     return Err(e);
                 }
@@ -286,7 +286,6 @@ impl Pipeline {
             };
             let learn_secs = t.elapsed().as_secs_f64();
             state.step += 1;
-            state.pending = in_flight.iter().map(|f| f.batch.clone()).collect();
             let spent = self.student.usage().since(&usage_before);
             let mut record = outcome.metrics;
             record["step"] = json!(state.step);
@@ -327,12 +326,14 @@ impl Pipeline {
             let save_every = options.output.save_steps;
             if (save_every > 0 && state.step.is_multiple_of(save_every)) || requested.save {
                 requested.save = false;
+                state.pending = rollout::batches(&in_flight);
                 self.checkpoint(state, options, logs).await?;
             }
         }
         summary.steps_done = state.step;
         // Always leave a checkpoint of where the run ended (a stopped pipelined run's batches in
         // flight go with it).
+        state.pending = rollout::batches(&in_flight);
         self.checkpoint_unless_saved(state, options, logs).await?;
         drop(in_flight);
         Ok(())

@@ -164,7 +164,7 @@ async fn resample_zero_std(p: &Pipeline, s: &mut Survivors, step: usize, options
         if !redo.is_empty() {
             let qs: Vec<Query> = redo.iter().map(|&i| s.batch[i].clone()).collect();
             let new_groups = p.sample_instructions(&qs, &teacher_sampling(options, step, 1)).await?;
-            let asking = Asking { seed: options.grpo.seed, wst: options.wst.clone() };
+            let asking = Asking::new(options);
             let new_scored = answer_groups(p, &qs, &new_groups, step, 1, &asking).await;
             for ((&i, grp), sc) in redo.iter().zip(new_groups).zip(new_scored) {
                 if let Ok(sc) = whole(sc) {

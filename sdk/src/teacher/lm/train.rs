@@ -99,7 +99,11 @@ impl Teacher for LmTeacher {
         // Masked (truncated) completions count as sequences but contribute no tokens, as in TRL.
         let masked = |s: &TeacherSample| g.mask_truncated_completions && s.truncated;
         let batch = BatchSize { sequences: items.len(), tokens: items.iter().filter(|i| !masked(i.sample)).map(|i| i.sample.completion_ids.len()).sum() };
+        // Per micro-batch: the packed samples, their advantages and, when samples are to be
+        // weighted, the sampler's log-probs padded like the completions.
+        let cap = settings.importance_sampling_cap;
         let mut micro = Vec::new();
+        let mut sampled: Vec<Option<Tensor>> = Vec::new();
         for mb in items.chunks(g.per_device_train_batch_size.max(1)) {
             let samples: Vec<&TeacherSample> = mb.iter().map(|i| i.sample).collect();
             let adv = Tensor::from_vec(mb.iter().map(|i| i.advantage).collect::<Vec<f32>>(), mb.len(), &self.device)?;
@@ -108,31 +112,8 @@ impl Teacher for LmTeacher {
                 let keep = Tensor::from_vec(samples.iter().map(|s| if masked(s) { 0f32 } else { 1.0 }).collect::<Vec<_>>(), (samples.len(), 1), &self.device)?;
                 p.cmask = p.cmask.broadcast_mul(&keep)?;
             }
+            sampled.push(cap.map(|_| sampler_logprobs(&samples, p.targets.dim(1)?, &self.device)).transpose()?);
             micro.push((p, adv));
-        }
-        // The sampler's log-probs, padded like the completions, when samples are to be weighted.
-        let cap = settings.importance_sampling_cap;
-        let mut sampled: Vec<Option<Tensor>> = vec![None; micro.len()];
-        if cap.is_some() {
-            for (mi, mb) in items.chunks(g.per_device_train_batch_size.max(1)).enumerate() {
-                let tc = micro[mi].0.targets.dim(1)?;
-                let mut rows = Vec::with_capacity(mb.len() * tc);
-                for it in mb {
-                    let s = it.sample;
-                    if s.logprobs.len() != s.completion_ids.len() {
-                        return Err(Error::invalid(
-                            "sample.logprobs",
-                            format!(
-                                "importance weighting needs the sampler's log-prob of every completion token: {} log-probs for {} tokens",
-                                s.logprobs.len(),
-                                s.completion_ids.len()
-                            ),
-                        ));
-                    }
-                    rows.extend(s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc));
-                }
-                sampled[mi] = Some(Tensor::from_vec(rows, (mb.len(), tc), &self.device)?);
-            }
         }
         // Weights are measured once, on the first pass (TRL computes them from the "old"
         // log-probs of the batch), and kept for the passes after.
@@ -215,4 +196,20 @@ impl Teacher for LmTeacher {
         }
         Ok(metrics)
     }
+}
+
+/// The sampler's log-probs of `samples`' completion tokens, [B, `tc`], zero past each completion
+/// (as [`LmTeacher::pack`] pads the targets); every token must have one.
+fn sampler_logprobs(samples: &[&TeacherSample], tc: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mut rows = Vec::with_capacity(samples.len() * tc);
+    for s in samples {
+        if s.logprobs.len() != s.completion_ids.len() {
+            return Err(Error::invalid(
+                "sample.logprobs",
+                format!("importance weighting needs the sampler's log-prob of every completion token: {} log-probs for {} tokens", s.logprobs.len(), s.completion_ids.len()),
+            ));
+        }
+        rows.extend(s.logprobs.iter().copied().chain(std::iter::repeat(0.0)).take(tc));
+    }
+    Ok(Tensor::from_vec(rows, (samples.len(), tc), device)?)
 }
