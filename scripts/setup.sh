@@ -40,8 +40,6 @@ sys.exit(0 if any(n and os.path.isfile(os.path.join(v("LIBDIR") or "", n)) and n
 PY
 }
 has_libpython || missing+=(libpython3-dev)
-# PNG plots need a TrueType font.
-compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi . || missing+=(fonts-dejavu-core)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""

@@ -160,7 +160,7 @@ fn train_survives_a_kill_then_eval_and_plot() {
     assert!(out.join("final/model.safetensors").is_file());
     let kept: Vec<_> = std::fs::read_dir(out.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(kept.len(), 2, "save_total_limit = 2: {kept:?}");
-    assert!(out.join("plots/training.svg").is_file() && out.join("plots/training.png").is_file());
+    assert!(out.join("plots/training.svg").is_file());
 
     let eval = wst().args(["eval", "--k", "2", "--few-shot", "1", "--instruction", "Be brief.", "--config"]).arg(&cfg).output().unwrap();
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
@@ -188,9 +188,13 @@ fn train_survives_a_kill_then_eval_and_plot() {
         .output()
         .unwrap();
     assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
-    for f in ["training.svg", "training.png", "pareto.svg", "pareto.png"] {
-        assert!(dir.path().join("plots").join(f).is_file(), "{f}");
+    // SVG only, its text written as text: no font needed, every row and axis named.
+    let pareto = std::fs::read_to_string(dir.path().join("plots/pareto.svg")).unwrap();
+    for text in ["trained-teacher", "untrained-teacher", "direct", "accuracy"] {
+        assert!(pareto.lines().any(|line| line.trim() == text), "`{text}` not in pareto.svg");
     }
+    assert!(std::fs::read_to_string(dir.path().join("plots/training.svg")).unwrap().contains("<text"));
+    assert!(!dir.path().join("plots/pareto.png").exists());
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! of any two values or measures of evaluated rows (from one or more `results.json`): the
 //! helpful/harmless frontier across weight settings, or accuracy against Student tokens with
 //! the frontier of the fixed instructions.
-//! SVG and PNG; text needs a TrueType font (`WST_FONT`, or a system DejaVu/Liberation font).
+//! SVG only: browsers and GitHub render it, text needs no font on this machine, and no image
+//! stack is compiled into `wst` (convert with any SVG tool when a bitmap is needed).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,32 +37,6 @@ pub struct Args {
     /// Output folder.
     #[arg(long, short, default_value = "plots")]
     out: PathBuf,
-}
-
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-];
-
-/// Registers a TrueType font for bitmap text (`WST_FONT` or a system font); false when none.
-fn register_font() -> bool {
-    use std::sync::OnceLock;
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let candidates = std::env::var("WST_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string()));
-        for path in candidates {
-            if let Ok(bytes) = std::fs::read(&path) {
-                let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, leaked).is_ok() {
-                    return true;
-                }
-            }
-        }
-        false
-    })
 }
 
 /// An axis range around the data `[lo, hi]`: 5% either side, plus, above, a band of 7% of the
@@ -119,17 +94,12 @@ where
     Ok(())
 }
 
-/// Writes `NAME.svg` and `NAME.png` in `out`; returns the files.
+/// Writes `NAME.svg` in `out`; returns the file.
 fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<Vec<PathBuf>> {
-    if !register_font() {
-        anyhow::bail!("no TrueType font found for plot text: set WST_FONT=/path/to/font.ttf or install fonts-dejavu-core");
-    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let svg = out.join(format!("{name}.svg"));
     draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
-    let png = out.join(format!("{name}.png"));
-    draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
-    Ok(vec![svg, png])
+    Ok(vec![svg])
 }
 
 /// Reward and Student score over steps from a metrics log; evaluation points when present.

@@ -95,7 +95,7 @@ pub fn train(cfg: &WstConfig, start: Start, progress: bool, evaluate: bool, runt
     };
     crate::progress::status!("training on {} queries for {total} steps → {}", train.len(), cfg.output.output_dir.display());
     let summary = runtime.block_on(pipeline.train(&train, options))?;
-    // A missing font must not fail a finished training run: say so and go on.
+    // A plot that cannot be written (a full disk, say) must not fail a finished training run.
     if let Err(e) = crate::commands::plot::plot_metrics(&cfg.output.output_dir.join("metrics.jsonl"), &cfg.output.output_dir.join("plots")) {
         eprintln!("warning: no plots: {e:#}");
     }
