@@ -1,5 +1,6 @@
 //! The layering of ARCHITECTURE.md, enforced: a module of wst-sdk names (`crate::x`) only
-//! modules of lower layers. Doc comments are skipped (a doc link may point anywhere).
+//! modules of lower layers. Doc comments are skipped (a doc link may point anywhere). And the
+//! SDK's manifest keeps the backends' heavy crates out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -138,4 +139,35 @@ fn the_checker_sees_uses_and_skips_comments() {
     assert_eq!(named_modules("use crate::config::X; // crate::train", 1), ["config"]);
     assert_eq!(named_modules("/// [`crate::backend::Backends`]", 1), Vec::<String>::new());
     assert_eq!(named_modules("let a = crate::types::mix(&[crate::types::hash_str(s)]);", 1), ["types", "types"]);
+}
+
+/// The names in a manifest's `[dependencies]` table.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut in_table = false;
+    let mut names = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_table = line == "[dependencies]";
+        } else if in_table
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once('=')
+        {
+            names.push(name.trim().trim_end_matches(".workspace").to_string());
+        }
+    }
+    names
+}
+
+/// An app that embeds the SDK with its own Student compiles none of a backend's heavy crates
+/// (candle-transformers alone is ~110 CPU-s of a clean build): they belong to the backends.
+#[test]
+fn the_sdk_does_not_compile_what_only_a_backend_uses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdk = dependencies(&std::fs::read_to_string(root.join("sdk/Cargo.toml")).unwrap());
+    assert!(sdk.iter().any(|d| d == "candle-core"), "the parser reads the table: {sdk:?}");
+    for backend_only in ["candle-transformers", "llama-cpp-2", "llama-cpp-sys-2", "reqwest", "axum"] {
+        assert!(!sdk.iter().any(|d| d == backend_only), "wst-sdk depends on {backend_only}, which only a backend uses");
+    }
+    let candle = dependencies(&std::fs::read_to_string(root.join("backends/candle/Cargo.toml")).unwrap());
+    assert!(candle.iter().any(|d| d == "candle-transformers"), "{candle:?}");
 }
