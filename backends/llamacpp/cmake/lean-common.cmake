@@ -7,8 +7,9 @@
 # Here it builds as one unoptimised unity build (29 s) and without OpenSSL; ggml and libllama,
 # where the Student's time goes, are compiled exactly as before.
 
-# Included after every project() call: act once, at the first (llama.cpp's own).
-if(DEFINED WST_LEAN_COMMON)
+# Included after every project() call: act once, at the first (llama.cpp's own). Deferred
+# calls need CMake 3.19; an older CMake builds llama.cpp as it comes.
+if(DEFINED WST_LEAN_COMMON OR CMAKE_VERSION VERSION_LESS 3.19)
     return()
 endif()
 set(WST_LEAN_COMMON ON)
