@@ -95,11 +95,11 @@ where
 }
 
 /// Writes `NAME.svg` in `out`; returns the file.
-fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<Vec<PathBuf>> {
+fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let svg = out.join(format!("{name}.svg"));
     draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
-    Ok(vec![svg])
+    Ok(svg)
 }
 
 /// Reward and Student score over steps from a metrics log; evaluation points when present.
@@ -122,7 +122,7 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> 
     if series.is_empty() {
         anyhow::bail!("{} has no metrics to plot", metrics.display());
     }
-    render(out, "training", "WST training", "step", "score / reward", &series, true)
+    Ok(vec![render(out, "training", "WST training", "step", "score / reward", &series, true)?])
 }
 
 /// The non-dominated points (maximising both coordinates), sorted by x.
@@ -182,11 +182,9 @@ fn plot_pareto(files: &[PathBuf], spec: &ParetoSpec<'_>, out: &Path) -> anyhow::
         Some(p) => format!("Pareto frontier of the {p}* rows"),
         None => "Pareto frontier".into(),
     };
-    let files_out = render(out, "pareto_points", &format!("{y} vs {x}"), x, y, &series, false)?;
+    let points = render(out, "pareto_points", &format!("{y} vs {x}"), x, y, &series, false)?;
     series.push((label, front));
-    let mut more = render(out, "pareto", &format!("Pareto frontier: {y} vs {x}"), x, y, &series, true)?;
-    more.extend(files_out);
-    Ok(more)
+    Ok(vec![render(out, "pareto", &format!("Pareto frontier: {y} vs {x}"), x, y, &series, true)?, points])
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
