@@ -347,6 +347,43 @@ async fn refusals_carry_their_status_and_openai_error_body() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
 }
 
+/// A client still uploading an oversized body finishes sending and reads its 413: the server
+/// drains what follows the limit before it answers. Without the drain the server closed with
+/// the rest unread, the client's send failed, and curl reported no response at all (seen as a
+/// flaky `wst serve` CLI test under load; certain here with a body larger than the socket
+/// buffers).
+#[tokio::test]
+async fn an_oversized_upload_gets_its_413_and_not_a_reset_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServeOptions { max_body_bytes: 64 << 10, ..Default::default() };
+    let run = start(vec![served("tiny", pipeline(dir.path(), EchoStudent::new(Duration::ZERO)))], options).await;
+    let addr = run.base.trim_start_matches("http://").to_string();
+    let response = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        // 8 MiB: more than loopback's socket buffers take in, so an upload the server stops
+        // reading fails to send, which is where curl gives up.
+        let body_len = 8 << 20;
+        // As curl sends a large upload: it waits for "100 Continue" before the body.
+        write!(s, "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n").unwrap();
+        let mut cont = [0u8; 25];
+        s.read_exact(&mut cont).unwrap();
+        assert!(cont.starts_with(b"HTTP/1.1 100 Continue"), "{}", String::from_utf8_lossy(&cont));
+        let sent: std::io::Result<()> = (0..body_len / (64 << 10)).try_for_each(|_| s.write_all(&[b'x'; 64 << 10]));
+        assert!(sent.is_ok(), "the upload was cut off: {sent:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let mut out = Vec::new();
+        let read = s.read_to_end(&mut out);
+        (read.map_err(|e| e.to_string()), String::from_utf8_lossy(&out).to_string())
+    })
+    .await
+    .unwrap();
+    let (read, text) = response;
+    assert!(read.is_ok(), "the connection was reset: {read:?}, got {text:?}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("request_too_large"), "{text}");
+}
+
 #[tokio::test]
 async fn past_the_concurrency_limit_and_queue_only_clean_429s_and_no_request_is_lost() {
     let dir = tempfile::tempdir().unwrap();

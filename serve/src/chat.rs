@@ -5,9 +5,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +34,7 @@ struct Plan {
     include_usage: bool,
 }
 
-pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
     let mut model_name = String::new();
     let response = match handle(&state, &headers, body, start, &mut model_name).await {
@@ -51,11 +50,13 @@ pub(crate) async fn chat_completions(State(state): State<Arc<AppState>>, headers
     response
 }
 
-async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Result<Bytes, BytesRejection>, start: Instant, model_name: &mut String) -> Result<Response, ApiError> {
+async fn handle(state: &Arc<AppState>, headers: &HeaderMap, body: Body, start: Instant, model_name: &mut String) -> Result<Response, ApiError> {
+    // The body is read first, whatever the answer: one left unread makes the connection reset
+    // under the client, which then never sees the 401 or 503 either.
+    let body = crate::body::read_limited(body, state.options.max_body_bytes).await;
     state.authorize(headers)?;
     let models = state.ready()?;
-    let body =
-        body.map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::too_large(state.options.max_body_bytes) } else { ApiError::malformed(e.body_text()) })?;
+    let body = body?;
     let request: ChatRequest = serde_json::from_slice(&body).map_err(|e| ApiError::malformed(format!("the body is not a chat completion request: {e}")))?;
     let plan = plan(&request, models)?;
     *model_name = models[plan.model].name.clone();

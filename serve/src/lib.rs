@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod batcher;
+mod body;
 mod chat;
 mod error;
 mod limits;
