@@ -250,7 +250,12 @@ fn gradient_checkpointing_gives_the_same_step() {
         // Two steps, so LoRA's B is non-zero in the second and every adapter path is exercised.
         for _ in 0..2 {
             let (a, b) = (grpo_step(&mut plain, &items, &g).remove(0), grpo_step(&mut ck, &items, &g).remove(0));
-            let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+            // The second step starts from a policy far from its reference (KL ~200 here), which
+            // amplifies f32 rounding: the checkpointed forward runs candle's fused RMSNorm and
+            // RoPE kernels where the plain one runs composed ops. Measured: grad norms agree to
+            // 9e-6 (relative) with the composed head log-softmax, 1.5e-5 with the fused one; a
+            // wrong or missing gradient differs by 1e-2 and more.
+            let close = |x: f64, y: f64| (x - y).abs() <= 3e-5 * x.abs().max(1.0);
             assert!(close(a.loss, b.loss) && close(a.kl, b.kl) && close(a.grad_norm, b.grad_norm), "{a:?} vs {b:?}");
             assert!(a.grad_norm > 0.0);
         }

@@ -5,6 +5,7 @@ use candle_core::{D, DType, Tensor};
 use super::LmTeacher;
 use crate::error::{Error, Result};
 use crate::teacher::TeacherSample;
+use crate::teacher::model::token_logprob::token_logprobs;
 use crate::teacher::model::{Decoder, SharedBatch};
 
 impl LmTeacher {
@@ -74,15 +75,14 @@ pub(super) fn head_logprobs(decoder: &Decoder, x: &Tensor, targets: &Tensor, tem
     for r0 in (0..b).step_by(rows) {
         let n = rows.min(b - r0);
         let logits = decoder.logits(&decoder.final_norm(&x.narrow(0, r0, n)?)?)?.to_dtype(DType::F32)?;
-        let logits = if temp == 1.0 { logits } else { (logits / temp)? };
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let vocab = logits.dim(D::Minus1)?;
+        let t = targets.narrow(0, r0, n)?.flatten_all()?;
+        let (logp, h) = token_logprobs(&logits.reshape((n * tc, vocab))?, &t, temp)?;
         if let Some(out) = entropy.as_deref_mut() {
             // H = −Σ p·log p per position, measured only (no gradient).
-            let lp = logp.detach();
-            out.push((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?);
+            out.push(h.detach().reshape((n, tc))?);
         }
-        let t = targets.narrow(0, r0, n)?.contiguous()?.unsqueeze(D::Minus1)?;
-        parts.push(logp.gather(&t, D::Minus1)?.squeeze(D::Minus1)?);
+        parts.push(logp.reshape((n, tc))?);
     }
     Ok(Tensor::cat(&parts, 0)?)
 }

@@ -3,7 +3,7 @@
 //!
 //! Public: what an embedder or another backend needs to load and run a checkpoint (the
 //! configuration, the GGUF and safetensors readers, the decoder). The numerical internals
-//! (frozen-weight matmuls, the fused softmax, the shared-prefix batch, the recompute
+//! (frozen-weight matmuls, the fused softmax and log-prob ops, the shared-prefix batch, the recompute
 //! checkpoints, LoRA linears) are crate-private and may change without notice.
 
 pub(crate) mod checkpoint;
@@ -15,6 +15,7 @@ pub(crate) mod shared;
 pub(crate) mod softmax;
 #[cfg(test)]
 mod testing;
+pub(crate) mod token_logprob;
 pub mod transformer;
 pub mod weights;
 
