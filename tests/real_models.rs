@@ -29,22 +29,29 @@ fn teacher_knows_paris(gguf: &Path, layers: (usize, usize)) -> Result<(), Failed
     check(answer.contains("Paris"), answer)
 }
 
-/// The Teacher shipped in examples/teachers/gsm8k-smollm2 loads on its catalog base (PEFT
-/// adapter) and writes advice; its LoRA weights are not zero (it was trained).
-fn shipped_teacher_loads_and_writes(_smol: &Path) -> Result<(), Failed> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/teachers/gsm8k-smollm2");
-    let mut t = LmTeacher::load_adapter(&dir, TeacherOptions { teacher: f32_teacher(), ..Default::default() })?;
-    let moved = t
-        .trainable()
-        .iter()
-        .filter(|(n, _)| n.contains("lora_B"))
-        .any(|(_, v)| v.as_tensor().abs().and_then(|a| a.max_all()).and_then(|m| m.to_scalar::<f32>()).unwrap_or(0.0) > 0.0);
-    check(moved, "the adapter's lora_B weights are all zero")?;
-    let q = wst_sdk::Query::new("q", "A builder works 6 days a week for $50 a day. How much does he earn in 4 weeks?");
-    let s = TeacherSampling { num_generations: 1, max_completion_length: 24, seed: 1, ..Default::default() };
-    let text = wst_sdk::Teacher::sample(&mut t, &[q], &s)?.remove(0).remove(0).instruction.text;
-    eprintln!("shipped Teacher: {text:?}");
-    check(!text.trim().is_empty(), "empty advice")
+/// The Teachers shipped in examples/teachers load on their catalog base (PEFT adapter) and
+/// write instructions; their LoRA weights are not zero (they were trained). The token-budget
+/// Teacher's card primes its reply with TALE's sentence, so what it writes continues it.
+fn shipped_teachers_load_and_write(_smol: &Path) -> Result<(), Failed> {
+    for name in ["gsm8k-smollm2", "gsm8k-token-budget"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/teachers").join(name);
+        let mut t = LmTeacher::load_adapter(&dir, TeacherOptions { teacher: f32_teacher(), ..Default::default() })?;
+        let moved = t
+            .trainable()
+            .iter()
+            .filter(|(n, _)| n.contains("lora_B"))
+            .any(|(_, v)| v.as_tensor().abs().and_then(|a| a.max_all()).and_then(|m| m.to_scalar::<f32>()).unwrap_or(0.0) > 0.0);
+        check(moved, format!("{name}: the adapter's lora_B weights are all zero"))?;
+        let q = wst_sdk::Query::new("q", "A builder works 6 days a week for $50 a day. How much does he earn in 4 weeks?");
+        let s = TeacherSampling { num_generations: 1, max_completion_length: 24, seed: 1, ..Default::default() };
+        let text = wst_sdk::Teacher::sample(&mut t, &[q], &s)?.remove(0).remove(0).instruction.text;
+        eprintln!("shipped Teacher {name}: {text:?}");
+        check(!text.trim().is_empty(), format!("{name}: empty instruction"))?;
+        if name == "gsm8k-token-budget" {
+            check(text.starts_with("Let's think step by step and use less than"), format!("{name}: the card's prefix is missing: {text:?}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn capital_of_france() -> wst_sdk::StudentRequest {
@@ -187,7 +194,7 @@ fn main() {
     add("smollm2_llama_cpp_student_knows_the_capital_of_france", vec![&smol], Box::new(|p| llama_cpp_student_knows_paris(&p[0])));
     add("smollm2_candle_student_knows_the_capital_of_france", vec![&smol], Box::new(|p| candle_student_knows_paris(&p[0])));
     add("smollm2_gguf_tokenizer_matches_llama_cpp", vec![&smol], Box::new(|p| gguf_tokenizer_matches_llama_cpp(&p[0])));
-    add("shipped_gsm8k_teacher_loads_and_writes", vec![&smol], Box::new(|p| shipped_teacher_loads_and_writes(&p[0])));
+    add("shipped_teachers_load_and_write", vec![&smol], Box::new(|p| shipped_teachers_load_and_write(&p[0])));
     add("smollm2_backends_render_the_same_prompt", vec![&smol], Box::new(|p| backends_render_the_same_prompt(&p[0])));
     add("qwen2_gguf_tokenizer_matches_llama_cpp", vec![&qwen], Box::new(|p| gguf_tokenizer_matches_llama_cpp(&p[0])));
     add("qwen2_gguf_tokenizer_matches_hugging_face", vec![&qwen, &hf_qwen], Box::new(|p| qwen_gguf_tokenizer_matches_hugging_face(&p[0], &p[1])));

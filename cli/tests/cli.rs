@@ -250,7 +250,7 @@ fn shipped_configs_are_valid() {
     wst_tests::build_plugins();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = 0;
-    for dir in ["examples", "examples/teachers/gsm8k-smollm2"] {
+    for dir in ["examples", "examples/teachers/gsm8k-smollm2", "examples/teachers/gsm8k-token-budget"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
         for e in entries {
             let p = e.unwrap().path();
@@ -264,27 +264,39 @@ fn shipped_configs_are_valid() {
     assert!(found >= 1, "no recipe found");
 }
 
-/// The shipped Teacher's config is the recipe it was trained with (which `wst demo` runs): the
-/// same Teacher, Student, prompts, sampling and GRPO settings, only the output folder differs.
-/// A recipe changed without retraining (or a Teacher shipped without its recipe) fails here.
+/// Each shipped Teacher's config is the recipe it was trained with (the weak-to-strong one is
+/// what `wst demo` runs): the same Teacher, Student, prompts, sampling and GRPO settings, only
+/// the output folder differs. A recipe changed without retraining (or a Teacher shipped without
+/// its recipe) fails here, and so does a card that would prompt it otherwise than training did.
 #[test]
-fn shipped_teacher_matches_the_recipe() {
+fn shipped_teachers_match_their_recipes() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let read = |p: &str| -> toml::Table { toml::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap() };
-    let recipe = read("examples/gsm8k_weak_to_strong.toml");
-    let shipped = read("examples/teachers/gsm8k-smollm2/config.toml");
-    for section in ["teacher", "student", "rewards", "data", "grpo", "wst"] {
-        assert_eq!(recipe.get(section), shipped.get(section), "[{section}] differs between the recipe and the shipped Teacher's config");
+    let json = |p: String| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(root.join(&p)).unwrap()).unwrap() };
+    for (recipe_path, dir) in
+        [("examples/gsm8k_weak_to_strong.toml", "examples/teachers/gsm8k-smollm2"), ("examples/gsm8k_token_budget.toml", "examples/teachers/gsm8k-token-budget")]
+    {
+        // Compared as parsed, so a default written out in one and left implicit in the other
+        // (a training run's config.toml writes every field) is the same setting.
+        let parse = |p: &str| serde_json::to_value(wst_sdk::config::WstConfig::from_toml_file(root.join(p)).unwrap()).unwrap();
+        let recipe = parse(recipe_path);
+        let shipped = parse(&format!("{dir}/config.toml"));
+        for section in ["teacher", "student", "rewards", "reward_weights", "data", "grpo", "wst"] {
+            assert_eq!(recipe[section], shipped[section], "[{section}] differs between {recipe_path} and {dir}/config.toml");
+        }
+        let adapter = json(format!("{dir}/adapter_config.json"));
+        let teacher = &recipe["teacher"];
+        assert_eq!(adapter["base_model_name_or_path"], teacher["model"], "{dir}: the adapter's base is the recipe's Teacher");
+        assert_eq!(adapter["r"], teacher["lora"]["r"], "{dir}");
+        // Its card asks it as the recipe trained it.
+        let card = json(format!("{dir}/wst_teacher.json"));
+        for field in ["system_prompt", "prompt_template", "instruction_prefix", "stop"] {
+            assert_eq!(card[field], teacher[field], "{dir}: {field}");
+        }
+        assert_eq!(card["student_prompt"]["template"], recipe["student"]["prompt"]["template"], "{dir}");
+        for field in ["max_completion_length", "temperature"] {
+            assert_eq!(card["sampling"][field], recipe["grpo"][field], "{dir}: sampling.{field}");
+        }
     }
-    let adapter: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/adapter_config.json")).unwrap()).unwrap();
-    assert_eq!(adapter["base_model_name_or_path"].as_str(), recipe["teacher"]["model"].as_str(), "the adapter's base is the recipe's Teacher");
-    assert_eq!(adapter["r"].as_i64(), recipe["teacher"]["lora"]["r"].as_integer());
-    // Its card asks it as the recipe trained it.
-    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("examples/teachers/gsm8k-smollm2/wst_teacher.json")).unwrap()).unwrap();
-    assert_eq!(card["system_prompt"].as_str(), recipe["teacher"]["system_prompt"].as_str());
-    assert_eq!(card["prompt_template"].as_str(), recipe["teacher"]["prompt_template"].as_str());
-    assert_eq!(card["student_prompt"]["template"].as_str(), recipe["student"]["prompt"]["template"].as_str());
-    assert_eq!(card["sampling"]["max_completion_length"].as_i64(), recipe["grpo"]["max_completion_length"].as_integer());
 }
 
 #[test]
