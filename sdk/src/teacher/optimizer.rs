@@ -18,6 +18,7 @@ use candle_core::{CpuStorage, DType, Device, InplaceOp2, InplaceOp3, Layout, Ten
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::teacher::model::cpu_slice::{f32_slice, f32_slice_mut};
 
 /// AdamW settings, named as in transformers' `TrainingArguments`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,22 +198,6 @@ impl AdamW {
 
     fn check(&self, name: &str, path: &Path) -> Result<()> {
         if self.params.contains_key(name) { Ok(()) } else { Err(Error::Model { path: path.to_path_buf(), message: format!("optimizer state for unknown parameter `{name}`") }) }
-    }
-}
-
-/// The contiguous f32 slice a layout covers.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("{op}: contiguous f32 only"),
-    }
-}
-
-/// The same, mutable.
-fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("{op}: contiguous f32 only"),
     }
 }
 

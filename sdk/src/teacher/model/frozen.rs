@@ -5,6 +5,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
+use super::cpu_slice::contiguous;
+
 /// The op: `x` [rows, in] (first argument) times `w` [out, in] (second) transposed.
 struct FrozenMatmul;
 
@@ -22,10 +24,7 @@ impl CustomOp2 for FrozenMatmul {
         if k != k2 {
             candle_core::bail!("frozen-matmul: x is [{rows}, {k}] but w is [{out}, {k2}]");
         }
-        let (Some((x0, x1)), Some((w0, w1))) = (xl.contiguous_offsets(), wl.contiguous_offsets()) else {
-            candle_core::bail!("frozen-matmul: operands must be contiguous");
-        };
-        let (x, w) = (&x[x0..x1], &w[w0..w1]);
+        let (x, w) = (contiguous(x, xl, self.name())?, contiguous(w, wl, self.name())?);
         let mut dst = vec![0f32; rows * out];
         let threads = candle_core::utils::get_num_threads();
         let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };

@@ -7,6 +7,8 @@
 use candle_core::{CpuStorage, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_slice::f32_slice;
+
 /// softmax(scale · scores + mask) over the last dimension; `mask` [B, 1, T, T_k] is shared by
 /// every head of `scores` [B, heads, T, T_k] and gets no gradient.
 pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
@@ -17,13 +19,6 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> Result<Tens
     let x = (scores * scale)?.broadcast_add(mask)?;
     // candle-nn's fused softmax has no backward: only when no gradient is wanted.
     if x.track_op() { candle_nn::ops::softmax(&x, D::Minus1) } else { candle_nn::ops::softmax_last_dim(&x) }
-}
-
-/// The slice of a contiguous f32 storage that `layout` covers.
-fn f32_slice<'a>(s: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{op}: f32 only") };
-    let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("{op}: operands must be contiguous") };
-    Ok(&v[a..b])
 }
 
 /// The forward op: arguments scores [B, H, T, T_k] and mask [B, 1, T, T_k].

@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_slice::contiguous;
+
 /// log p(target) and the entropy H of softmax(`logits` / `temperature`) for each row of
 /// `logits` [N, V] (f32) with `targets` [N] (u32): two [N] tensors, both differentiable
 /// with respect to `logits`.
@@ -27,12 +29,6 @@ pub fn token_logprobs(logits: &Tensor, targets: &Tensor, temperature: f64) -> Re
     let entropy = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?;
     let target = logp.gather(&targets.unsqueeze(1)?.contiguous()?, D::Minus1)?.squeeze(1)?;
     Ok((target, entropy))
-}
-
-/// The slice of a contiguous storage that `layout` covers.
-fn slice<'a, T>(v: &'a [T], layout: &Layout, op: &str) -> Result<&'a [T]> {
-    let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("{op}: operands must be contiguous") };
-    Ok(&v[a..b])
 }
 
 /// Checks a target id against the vocabulary (an id past it would read another row).
@@ -74,7 +70,7 @@ impl CustomOp2 for TokenLogprob {
 
     fn cpu_fwd(&self, ls: &CpuStorage, ll: &Layout, ts: &CpuStorage, tl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (CpuStorage::F32(l), CpuStorage::U32(t)) = (ls, ts) else { candle_core::bail!("token-logprob: f32 logits and u32 targets only") };
-        let (logits, targets) = (slice(l, ll, self.name())?, slice(t, tl, self.name())?);
+        let (logits, targets) = (contiguous(l, ll, self.name())?, contiguous(t, tl, self.name())?);
         let v = self.vocab;
         let mut out = vec![0f32; 4 * targets.len()];
         out.par_chunks_mut(4).zip(logits.par_chunks(v).zip(targets.par_iter())).try_for_each(|(o, (row, &t))| -> Result<()> {
@@ -112,7 +108,7 @@ impl CustomOp3 for TokenLogprobGrad {
 
     fn cpu_fwd(&self, ls: &CpuStorage, ll: &Layout, ts: &CpuStorage, tl: &Layout, as_: &CpuStorage, al: &Layout) -> Result<(CpuStorage, Shape)> {
         let (CpuStorage::F32(l), CpuStorage::U32(t), CpuStorage::F32(a)) = (ls, ts, as_) else { candle_core::bail!("token-logprob-grad: f32 logits, u32 targets only") };
-        let (logits, targets, aux) = (slice(l, ll, self.name())?, slice(t, tl, self.name())?, slice(a, al, self.name())?);
+        let (logits, targets, aux) = (contiguous(l, ll, self.name())?, contiguous(t, tl, self.name())?, contiguous(a, al, self.name())?);
         let v = self.vocab;
         let mut out = vec![0f32; logits.len()];
         out.par_chunks_mut(v).zip(logits.par_chunks(v).zip(targets.par_iter().zip(aux.par_chunks(8)))).try_for_each(|(o, (row, (&t, a)))| -> Result<()> {
