@@ -48,10 +48,6 @@ enum Load {
     Queued(usize),
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Sends `requests` together; returns their completion tokens and the seconds until the last
 /// answer.
 async fn decode_all(s: &Arc<LlamaCppStudent>, requests: Vec<StudentRequest>) -> (u64, f64) {
@@ -94,8 +90,8 @@ async fn rate(s: &Arc<LlamaCppStudent>, answers: usize, max_tokens: usize, prefi
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let gguf = args.first().expect("usage: student_throughput GGUF [BASE_URL]");
-    let threads = env_usize("WST_BENCH_THREADS", 2);
-    let max_tokens = env_usize("WST_BENCH_TOKENS", 128);
+    let threads = wst_tests::env_or::<usize>("WST_BENCH_THREADS", 2);
+    let max_tokens = wst_tests::env_or::<usize>("WST_BENCH_TOKENS", 128);
     let long = preamble();
     // (label, max_sequences, flash attention, unified KV, concurrent answers per run or
     // queued requests, preamble)

@@ -28,14 +28,6 @@ fn peak_rss_mb() -> f64 {
     status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()).map(|kb| kb / 1024.0).unwrap_or(f64::NAN)
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Makes a sample exactly `len` completion tokens long: the step's cost depends on the number of
 /// tokens, not on which they are. The EOS a finished sample ends with is dropped first, so no
 /// row stops early.
@@ -62,12 +54,14 @@ fn main() {
         }
     };
     let lora = (mode == "lora").then(|| LoraConfig { r: 16, lora_alpha: 32.0, ..Default::default() });
-    let (g, tokens_max) = (env_usize("WST_BENCH_G", 8), env_usize("WST_BENCH_TOKENS", 128));
-    let grpo = GrpoConfig { learning_rate: 1e-6, beta: env_f64("WST_BENCH_BETA", 0.04), max_completion_length: tokens_max, num_generations: g, ..Default::default() };
+    let (g, tokens_max) = (wst_tests::env_or::<usize>("WST_BENCH_G", 8), wst_tests::env_or::<usize>("WST_BENCH_TOKENS", 128));
+    let grpo =
+        GrpoConfig { learning_rate: 1e-6, beta: wst_tests::env_or::<f64>("WST_BENCH_BETA", 0.04), max_completion_length: tokens_max, num_generations: g, ..Default::default() };
     let grpo = GrpoConfig { per_device_train_batch_size: 4, ..grpo };
     let opts = TeacherOptions { teacher: TeacherConfig { lora, ..f32_teacher() }, ..Default::default() };
     let mut t = LmTeacher::load(&model, opts).unwrap();
-    let queries: Vec<Query> = wst_tests::GSM8K_PROBLEMS.iter().take(env_usize("WST_BENCH_PROMPTS", 4)).enumerate().map(|(i, q)| Query::new(i.to_string(), *q)).collect();
+    let queries: Vec<Query> =
+        wst_tests::GSM8K_PROBLEMS.iter().take(wst_tests::env_or::<usize>("WST_BENCH_PROMPTS", 4)).enumerate().map(|(i, q)| Query::new(i.to_string(), *q)).collect();
     let sampling = TeacherSampling { num_generations: g, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: tokens_max, seed: 1, ..Default::default() };
     let start = Instant::now();
     let mut groups = t.sample(&queries, &sampling).unwrap();

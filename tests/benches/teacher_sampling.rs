@@ -21,10 +21,6 @@ use wst_sdk::{ChatMessage, Query, SamplingParams, Student, StudentRequest, Teach
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Writes `src` with every tensor dequantized to f32 (`general.file_type` 0: all f32).
 fn write_f32_gguf(src: &Path, dst: &Path) {
     let mut file = std::fs::File::open(src).unwrap();
@@ -46,9 +42,9 @@ fn write_f32_gguf(src: &Path, dst: &Path) {
 fn main() {
     wst_sdk::alloc::keep_freed_memory();
     let Some(gguf) = wst_tests::smollm2_gguf() else { return };
-    let threads = env_usize("WST_BENCH_THREADS", 2);
-    let max_tokens = env_usize("WST_BENCH_TOKENS", 128);
-    let rounds = env_usize("WST_BENCH_ROUNDS", 3);
+    let threads = wst_tests::env_or::<usize>("WST_BENCH_THREADS", 2);
+    let max_tokens = wst_tests::env_or::<usize>("WST_BENCH_TOKENS", 128);
+    let rounds = wst_tests::env_or::<usize>("WST_BENCH_ROUNDS", 3);
     let g = 8;
     let dir = tempfile::tempdir().unwrap();
     let f32_gguf = dir.path().join("smollm2-135m-instruct-f32.gguf");

@@ -78,6 +78,12 @@ pub fn catalog_model(name: &str) -> std::result::Result<PathBuf, String> {
     wst_sdk::models::fetch(&m, &wst_sdk::models::cache_dir()).map_err(|e| e.to_string())
 }
 
+/// A benchmark knob from the environment (`WST_BENCH_*`): its value when set and parsable,
+/// else `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// The cached SmolLM2 GGUF (fetched on first use); None, with the reason printed, if it cannot
 /// be had.
 pub fn smollm2_gguf() -> Option<PathBuf> {
