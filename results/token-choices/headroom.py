@@ -8,10 +8,9 @@ D = "results/token-choices/eval-w0.5"
 rows = {}
 for f in sorted(glob.glob(f"{D}/outcomes-*.jsonl")):
     name = os.path.basename(f)[9:-6]
-    rows[name] = {json.loads(l)["id"]: json.loads(l) for l in open(f)}
+    rows[name] = {r["id"]: r for r in map(json.loads, open(f))}
 ids = list(rows["direct"])
-q = {json.loads(l)["id"]: json.loads(l) for l in open("results/token-budget/heldout.jsonl")}
-
+q = {r["id"]: r for r in map(json.loads, open("results/token-budget/heldout.jsonl"))}
 def wr(o, w): return o["values"]["math/accuracy"] - w * o["values"]["cost/tokens"] / 512
 def boot(f, ids, n=2000):
     cl = {}
@@ -50,15 +49,15 @@ nums = [sum(c.isdigit() for c in qtext(i)) for i in ids]
 dt = [rows["direct"][i]["values"]["cost/tokens"] for i in ids]
 da = [rows["direct"][i]["values"]["math/accuracy"] for i in ids]
 ct = [rows["fixed_cod"][i]["values"]["math/accuracy"] for i in ids]
-gold_steps = [q[i]["solution"].count("<<") for i in ids]
+gold_steps = [q[i]["solution"].count("<<") for i in ids]  # computations (<<a*b=c>>) in the gold solution
 print("spearman(question words, direct tokens)", round(spearman(L, dt), 3))
 print("spearman(question words, direct acc)", round(spearman(L, da), 3))
-print("spearman(gold solution lines, direct tokens)", round(spearman(gold_steps, dt), 3), "acc", round(spearman(gold_steps, da), 3))
+print("spearman(gold solution computations, direct tokens)", round(spearman(gold_steps, dt), 3), "acc", round(spearman(gold_steps, da), 3))
 print("spearman(question words, CoD acc)", round(spearman(L, ct), 3))
 def fsp(x, y):
     return lambda s: spearman([x[ids.index(i)] for i in s], [y[ids.index(i)] for i in s])
 print("  CI words~direct tokens", boot(fsp(L, dt), ids, 1000))
-print("  CI gold lines~direct tokens", boot(fsp(gold_steps, dt), ids, 1000))
+print("  CI gold computations~direct tokens", boot(fsp(gold_steps, dt), ids, 1000))
 
 # A fixed, untrained router: Chain of Draft when the question is shorter than the training
 # problems' median length (in words), direct prompting otherwise. Its threshold comes from the
