@@ -128,7 +128,6 @@ impl Server {
             .route("/health", get(health))
             .route("/metrics", get(metrics))
             .fallback(not_found)
-            .layer(axum::extract::DefaultBodyLimit::max(self.state.options.max_body_bytes))
             .with_state(self.state.clone())
     }
 
