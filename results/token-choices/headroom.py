@@ -3,7 +3,10 @@ outcomes already evaluated (results/token-choices/eval-w0.5, K = 1, 59 problems)
 oracle over the menu, whether difficulty shows in the text (Spearman, cluster bootstrap over
 templates), and an untrained length router. Run from the checkout root:
 python3 results/token-choices/headroom.py"""
-import json, random, glob, os, statistics as st
+import json, glob, os, sys, statistics as st
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import stats  # results/stats.py
+from stats import spearman
 D = "results/token-choices/eval-w0.5"
 rows = {}
 for f in sorted(glob.glob(f"{D}/outcomes-*.jsonl")):
@@ -13,13 +16,7 @@ ids = list(rows["direct"])
 q = {r["id"]: r for r in map(json.loads, open("results/token-budget/heldout.jsonl"))}
 def wr(o, w): return o["values"]["math/accuracy"] - w * o["values"]["cost/tokens"] / 512
 def boot(f, ids, n=2000):
-    cl = {}
-    for i in ids: cl.setdefault(rows["direct"][i]["cluster"], []).append(i)
-    keys = list(cl); rnd = random.Random(0); vals = []
-    for _ in range(n):
-        s = [i for k in (rnd.choice(keys) for _ in keys) for i in cl[k]]
-        vals.append(f(s))
-    vals.sort(); return vals[int(0.025*n)], vals[int(0.975*n)]
+    return stats.boot(f, ids, lambda i: rows["direct"][i]["cluster"], n)
 fixed = [k for k in rows if k.startswith("fixed_")]
 for w in (0.5, 0.25):
     print(f"== w = {w}")
@@ -30,19 +27,6 @@ for w in (0.5, 0.25):
             n_cod = sum(wr(rows['fixed_cod'][i], w) > wr(rows['direct'][i], w) for i in ids)
             print(f"  CoD strictly better on {n_cod}/59")
 # Is difficulty visible in the text? Spearman between question length and direct tokens / accuracy.
-def rank(v):
-    o = sorted(range(len(v)), key=lambda i: v[i]); r = [0]*len(v)
-    i = 0
-    while i < len(o):
-        j = i
-        while j+1 < len(o) and v[o[j+1]] == v[o[i]]: j += 1
-        for k in range(i, j+1): r[o[k]] = (i+j)/2
-        i = j+1
-    return r
-def spearman(a, b):
-    ra, rb = rank(a), rank(b); ma, mb = st.mean(ra), st.mean(rb)
-    num = sum((x-ma)*(y-mb) for x, y in zip(ra, rb)); den = (sum((x-ma)**2 for x in ra)*sum((y-mb)**2 for y in rb))**0.5
-    return num/den
 qtext = lambda i: q[i].get("question") or q[i].get("query") or ""
 L = [len(qtext(i).split()) for i in ids]
 nums = [sum(c.isdigit() for c in qtext(i)) for i in ids]

@@ -71,11 +71,17 @@ pub struct Args {
     json: bool,
 }
 
+/// The Student spec `-m` names: a bare `.gguf` path or catalog name (no `BACKEND:` prefix) is
+/// llama.cpp's, as llama.cpp's own `-m`; anything else is passed on as written.
+fn student_spec(model: &str) -> String {
+    if !model.contains(':') && (model.ends_with(".gguf") || wst_sdk::models::catalog::find(model).is_some()) { format!("llamacpp:{model}") } else { model.to_string() }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.num_answers == 0 {
         return Err(crate::commands::UsageError("--num-answers must be at least 1".into()).into());
     }
-    let spec = if args.student.ends_with(".gguf") && !args.student.contains(':') { format!("llamacpp:{}", args.student) } else { args.student.clone() };
+    let spec = student_spec(&args.student);
     let mut config = StudentConfig { spec, cache_dir: args.cache_dir.clone(), ..Default::default() };
     let mut openai: OpenAiConfig = config.backend_settings("openai")?;
     if !args.base_url.is_empty() {
@@ -131,4 +137,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "usage"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::student_spec;
+
+    #[test]
+    fn a_bare_gguf_path_or_catalog_name_is_llamacpps() {
+        assert_eq!(student_spec("qwen2.5-coder-1.5b-instruct"), "llamacpp:qwen2.5-coder-1.5b-instruct");
+        assert_eq!(student_spec("models/a.gguf"), "llamacpp:models/a.gguf");
+        // Prefixed specs pass unchanged; an unknown bare name is left for the spec parser to refuse.
+        assert_eq!(student_spec("candle:qwen2.5-coder-1.5b-instruct"), "candle:qwen2.5-coder-1.5b-instruct");
+        assert_eq!(student_spec("gpt-4o-mini"), "gpt-4o-mini");
+    }
 }

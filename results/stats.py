@@ -1,0 +1,45 @@
+"""Statistics shared by the analysis scripts under results/: ranks with ties, Spearman's rho,
+and the cluster bootstrap (resampling whole templates, as the token-cost issue asks, or single
+problems when every problem is its own cluster)."""
+import random
+import statistics as st
+
+
+def rank(v):
+    """Ranks from 0, ties sharing their mean rank."""
+    o = sorted(range(len(v)), key=lambda i: v[i])
+    r = [0.0] * len(v)
+    i = 0
+    while i < len(o):
+        j = i
+        while j + 1 < len(o) and v[o[j + 1]] == v[o[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[o[k]] = (i + j) / 2
+        i = j + 1
+    return r
+
+
+def spearman(a, b):
+    """Spearman's rho: Pearson's correlation of the ranks (nan when either side is constant)."""
+    ra, rb = rank(a), rank(b)
+    ma, mb = st.mean(ra), st.mean(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return num / den if den else float("nan")
+
+
+def boot(f, ids, cluster_of, n=2000, seed=0):
+    """95% percentile interval of f over resamples of ids, drawing whole clusters
+    (cluster_of maps an id to its cluster; lambda i: i resamples single ids)."""
+    cl = {}
+    for i in ids:
+        cl.setdefault(cluster_of(i), []).append(i)
+    keys = list(cl)
+    rnd = random.Random(seed)
+    vals = []
+    for _ in range(n):
+        s = [i for k in (rnd.choice(keys) for _ in keys) for i in cl[k]]
+        vals.append(f(s))
+    vals = sorted(v for v in vals if v == v)  # a resample can make a rank correlation undefined
+    return vals[int(0.025 * len(vals))], vals[int(0.975 * len(vals))]
