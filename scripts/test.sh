@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 cargo clippy --workspace --all-targets -- -D warnings
+# The `wst` command with the candle Student, which its default build leaves out.
+cargo clippy --workspace --all-targets --features wst-cli/candle -- -D warnings
 cargo test --workspace "$@"

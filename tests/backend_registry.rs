@@ -101,6 +101,23 @@ fn unknown_backends_and_bad_sections_name_the_field() {
     assert!(err.contains("student.spec") && err.contains("no backend prefix"), "{err}");
 }
 
+/// A backend the application leaves out of its build is refused with how to get it, in the spec
+/// and in a section, not as an unknown name.
+#[test]
+fn a_backend_left_out_of_the_build_says_how_to_get_it() {
+    let lean = || backends().left_out("candle", "rebuild with `--features candle`");
+    for (toml, field) in [("spec = \"candle:org/model\"\n", "student.spec"), ("spec = \"hint:x\"\n[student.candle]\ndevice = \"cpu\"\n", "student.candle")] {
+        let cfg = config(toml).unwrap();
+        let err = lean().check(&cfg.student).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains("`candle` is not in this build: rebuild with `--features candle`"), "{err}");
+        assert!(lean().build(&cfg.student).is_err());
+    }
+    // Registered backends are untouched, and an unknown name is still unknown.
+    assert!(lean().check(&config("spec = \"hint:x\"\n").unwrap().student).is_ok());
+    let err = lean().check(&config("spec = \"vllm:q\"\n").unwrap().student).unwrap_err().to_string();
+    assert!(err.contains("no Student backend `vllm`"), "{err}");
+}
+
 #[test]
 fn each_backend_describes_its_section_in_the_schema() {
     let schema = backends().extend_schema(WstConfig::json_schema());

@@ -10,7 +10,12 @@ use wst_sdk::config::{StudentConfig, WstConfig};
 /// The Student backends this binary links, by spec prefix. An application embedding wst adds
 /// its own with [`Backends::register`]; nothing in the SDK changes.
 pub fn backends() -> Backends {
-    Backends::new().with(wst_openai::OpenAiBackend).with(wst_llamacpp::LlamaCppBackend).with(wst_candle::CandleBackend)
+    let backends = Backends::new().with(wst_openai::OpenAiBackend).with(wst_llamacpp::LlamaCppBackend);
+    #[cfg(feature = "candle")]
+    let backends = backends.with(wst_candle::CandleBackend);
+    #[cfg(not(feature = "candle"))]
+    let backends = backends.left_out("candle", "build `wst` with the candle Student (`cargo install --path cli --features candle`), or use `llamacpp:` for a GGUF file");
+    backends
 }
 
 /// Reads a run configuration, applies `--set` overrides and checks its Student section against

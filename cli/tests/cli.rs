@@ -299,6 +299,16 @@ fn shipped_teachers_match_their_recipes() {
     }
 }
 
+/// The default build leaves the candle Student out (a cargo feature) and says how to get it.
+#[cfg(not(feature = "candle"))]
+#[test]
+fn the_default_build_says_how_to_get_the_candle_student() {
+    let out = wst().args(["generate", "-m", "candle:org/model", "-p", "hi"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`candle` is not in this build") && err.contains("--features candle"), "{err}");
+}
+
 #[test]
 fn exit_codes_tell_input_errors_from_runtime_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,11 +346,12 @@ fn completions_and_json_logs() {
     }
 }
 
-/// Tiny candle Teacher and Student, ten queries (`boom` in those `fails` picks) and a config whose
+/// Tiny Teacher and llama.cpp Student, ten queries (`boom` in those `fails` picks) and a config whose
 /// only reward is the Python fixture `fails_on_marks`, which raises for them: `dir/run.toml`.
 fn failing_reward_run(d: &std::path::Path, fails: impl Fn(usize) -> bool) {
     wst_tests::build_plugins();
     wst_tests::tiny::write_teacher_and_student(d);
+    let student = wst_tests::tiny::write_gguf(&d.join("student"));
     let rows: String =
         (1..=10).map(|i| format!("{{\"id\": \"q{i}\", \"question\": \"What is {i} + {i}?{}\", \"answer\": \"{}\"}}\n", if fails(i) { " boom" } else { "" }, 2 * i)).collect();
     std::fs::write(d.join("eval.jsonl"), rows).unwrap();
@@ -348,12 +359,12 @@ fn failing_reward_run(d: &std::path::Path, fails: impl Fn(usize) -> bool) {
     std::fs::write(
         d.join("run.toml"),
         format!(
-            "plugin_dirs = [{plugins:?}]\n[teacher]\nmodel = {teacher:?}\ndtype = \"f32\"\n[student]\nspec = \"candle:{student}\"\ncache_dir = {cache:?}\n\
-             [student.sampling]\nmax_tokens = 4\n[[rewards]]\nplugin = \"python\"\nconfig = {{ file = {rewards:?}, function = \"fails_on_marks\", python = {python:?} }}\n\
+            "plugin_dirs = [{plugins:?}]\n[teacher]\nmodel = {teacher:?}\ndtype = \"f32\"\n[student]\nspec = \"llamacpp:{student}\"\ncache_dir = {cache:?}\n\
+             [student.sampling]\nmax_tokens = 4\n[student.llamacpp]\nn_ctx = 512\n[[rewards]]\nplugin = \"python\"\nconfig = {{ file = {rewards:?}, function = \"fails_on_marks\", python = {python:?} }}\n\
              [data.train]\npath = {data:?}\n[data.eval]\npath = {data:?}\n[wst]\nstudent_samples = 1\n",
             plugins = wst_tests::artifact_dir(),
             teacher = d.join("teacher"),
-            student = d.join("student").display(),
+            student = student.display(),
             cache = d.join("cache"),
             python = wst_tests::python_env::python(),
             data = d.join("eval.jsonl"),

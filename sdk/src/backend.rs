@@ -96,6 +96,8 @@ impl<B: StudentBackend> Erased for Typed<B> {
 #[derive(Default, Clone)]
 pub struct Backends {
     by_prefix: BTreeMap<&'static str, Arc<dyn Erased>>,
+    /// Backends an application knows of but leaves out of this build, with how to get them.
+    left_out: BTreeMap<&'static str, String>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -122,6 +124,13 @@ impl Backends {
         self
     }
 
+    /// Names a backend this build leaves out (a cargo feature not enabled), so a spec or a
+    /// `[student.<prefix>]` section naming it is refused with `how` to get it, not as unknown.
+    pub fn left_out(mut self, prefix: &'static str, how: impl Into<String>) -> Self {
+        self.left_out.insert(prefix, how.into());
+        self
+    }
+
     /// The registered prefixes, sorted.
     pub fn prefixes(&self) -> Vec<&'static str> {
         self.by_prefix.keys().copied().collect()
@@ -138,9 +147,13 @@ impl Backends {
     }
 
     fn backend(&self, prefix: &str, field: &str) -> Result<&Arc<dyn Erased>> {
-        self.by_prefix
-            .get(prefix)
-            .ok_or_else(|| Error::Config { location: field.to_string(), message: format!("no Student backend `{prefix}` is registered; expected {}", self.expected()) })
+        self.by_prefix.get(prefix).ok_or_else(|| {
+            let message = match self.left_out.get(prefix) {
+                Some(how) => format!("the Student backend `{prefix}` is not in this build: {how}"),
+                None => format!("no Student backend `{prefix}` is registered; expected {}", self.expected()),
+            };
+            Error::Config { location: field.to_string(), message }
+        })
     }
 
     /// The spec's backend, after checking every other `[student.<name>]` section.

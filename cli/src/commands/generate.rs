@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[cfg(feature = "candle")]
 use wst_candle::CandleStudentConfig;
 use wst_llamacpp::LlamaCppConfig;
 use wst_openai::OpenAiConfig;
@@ -100,13 +101,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(g) = args.n_gpu_layers {
         llamacpp.n_gpu_layers = g;
     }
-    let mut candle: CandleStudentConfig = config.backend_settings("candle")?;
-    if let Some(d) = &args.device {
-        candle.device = d.clone();
-    }
     config.set_backend_settings("openai", &openai)?;
     config.set_backend_settings("llamacpp", &llamacpp)?;
-    config.set_backend_settings("candle", &candle)?;
+    #[cfg(feature = "candle")]
+    {
+        let mut candle: CandleStudentConfig = config.backend_settings("candle")?;
+        if let Some(d) = &args.device {
+            candle.device = d.clone();
+        }
+        config.set_backend_settings("candle", &candle)?;
+    }
+    #[cfg(not(feature = "candle"))]
+    if args.device.is_some() {
+        return Err(crate::commands::UsageError("--device is for the candle Student, which this `wst` was built without (`--features candle`)".into()).into());
+    }
     let student = crate::run::student_from(&config)?;
     let instruction = args.instruction.as_deref().map(Instruction::from);
     let messages = StudentPrompt::default().render(&Query::new("cli", args.prompt.clone()), instruction.as_ref())?;
