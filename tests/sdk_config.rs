@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use wst_candle::CandleBackend;
+use wst_llamacpp::LlamaCppBackend;
 use wst_sdk::backend::Backends;
 use wst_sdk::config::WstConfig;
 use wst_sdk::dataset::load_queries;
@@ -31,11 +31,13 @@ dtype = "f32"
 r = 2
 lora_alpha = 4.0
 [student]
-spec = "candle:{d}/student"
+spec = "llamacpp:{d}/student/model.gguf"
 cache_dir = "{d}/sdk-cache"
 [student.sampling]
 max_tokens = 6
 temperature = 0.8
+[student.llamacpp]
+n_ctx = 512
 [[rewards]]
 plugin = "math"
 [data.train]
@@ -76,11 +78,13 @@ async fn a_toml_string_trains_and_evaluates_through_the_sdk_as_wst_eval_does() {
     build_plugins();
     let dir = tempfile::tempdir().unwrap();
     write_teacher_and_student(dir.path());
+    // The Student runs in llama.cpp (f32 weights), which the default build of `wst` links.
+    wst_tests::tiny::write_gguf(&dir.path().join("student"));
     write_data(&dir.path().join("train.jsonl"), 1);
     write_data(&dir.path().join("eval.jsonl"), 20);
     let text = config(dir.path());
     let cfg = WstConfig::from_toml_str(&text, "run.toml").unwrap();
-    let backends = Backends::new().with(CandleBackend);
+    let backends = Backends::new().with(LlamaCppBackend);
     backends.check(&cfg.student).unwrap();
 
     // Train: one call from the config.
