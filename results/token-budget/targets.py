@@ -37,8 +37,8 @@ def tokens(row, i):
     return st.mean(rows[row][i]["completion_tokens"])
 
 
-def mean(measure, row, s=None):
-    return st.mean(measure(row, i) for i in (s or ids))
+def mean(measure, row):
+    return st.mean(measure(row, i) for i in ids)
 
 
 def paired(measure, a, b):
