@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 cargo build --release -p wst-cli -p wst-reward-math
-exec target/release/wst demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/wst" demo "$@"

@@ -22,6 +22,7 @@
 
 mod backend;
 mod config;
+pub mod cpu_variant;
 pub mod engine;
 mod sequence;
 
@@ -40,12 +41,14 @@ use wst_sdk::chat_template::ChatTemplate;
 use wst_sdk::student::{DeltaSink, StudentCapabilities, StudentUsage, UsageMeter};
 use wst_sdk::{ChatMessage, Error, Result, Student, StudentRequest, StudentSample};
 
-/// llama.cpp's backend may be initialised once per process; every Student shares it.
+/// llama.cpp's backend may be initialised once per process, after its CPU backend is loaded
+/// ([`cpu_variant`]); every Student shares it.
 fn backend() -> Result<&'static LlamaBackend> {
     static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            cpu_variant::loaded().map_err(|e| e.clone())?;
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()

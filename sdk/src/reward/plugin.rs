@@ -96,7 +96,8 @@ fn symbol<T: Copy>(lib: &'static Library, path: &Path, name: &str) -> Result<T> 
 }
 
 /// Where plugins are looked up by name: config folders, then `WST_PLUGIN_PATH`, then the folder
-/// of the running executable and its parent (where cargo puts workspace `cdylib`s).
+/// of the running executable, its parent (where cargo puts workspace `cdylib`s) and
+/// `../lib/wst` beside it (where `scripts/install.sh` puts them).
 #[derive(Debug, Clone, Default)]
 pub struct PluginSearchPath {
     /// Folders in search order.
@@ -116,6 +117,7 @@ impl PluginSearchPath {
             dirs.push(dir.to_path_buf());
             if let Some(up) = dir.parent() {
                 dirs.push(up.to_path_buf());
+                dirs.push(up.join("lib").join("wst"));
             }
         }
         PluginSearchPath { dirs }
