@@ -3,10 +3,12 @@
 //! `scripts/install.sh`), as llama.cpp's and Ollama's releases ship theirs.
 
 fn main() {
-    if std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux" || os == "android") {
-        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib/wst");
-    } else if std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "macos") {
-        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,@executable_path");
-        println!("cargo:rustc-link-arg-bins=-Wl,-rpath,@executable_path/../lib/wst");
+    match std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default().as_str() {
+        "linux" | "android" => println!("cargo:rustc-link-arg-bins=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib/wst"),
+        "macos" => {
+            println!("cargo:rustc-link-arg-bins=-Wl,-rpath,@executable_path");
+            println!("cargo:rustc-link-arg-bins=-Wl,-rpath,@executable_path/../lib/wst");
+        }
+        _ => {}
     }
 }

@@ -27,11 +27,15 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// The `-v` log line that names the variant loaded.
+fn backend_line(out: &Output) -> String {
+    let t = text(out);
+    t.lines().find(|l| l.contains("llama.cpp CPU backend:")).unwrap_or_else(|| panic!("no variant logged:\n{t}")).to_string()
+}
+
 /// The variant named in the `-v` log line.
 fn variant(out: &Output) -> String {
-    let t = text(out);
-    let line = t.lines().find(|l| l.contains("llama.cpp CPU backend:")).unwrap_or_else(|| panic!("no variant logged:\n{t}"));
-    line.split("llama.cpp CPU backend:").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
+    backend_line(out).split("llama.cpp CPU backend:").nth(1).unwrap().split_whitespace().next().unwrap().to_string()
 }
 
 #[test]
@@ -110,8 +114,7 @@ fn the_installed_layout_runs_without_a_library_path() {
     cmd.env_remove("LD_LIBRARY_PATH").env_remove("WST_GGML_BACKENDS").env_remove("WST_GGML_CPU");
     let out = generate(&mut cmd, &gguf);
     assert!(out.status.success(), "{}", text(&out));
-    let t = text(&out);
-    let logged = t.lines().find(|l| l.contains("llama.cpp CPU backend:")).unwrap();
+    let logged = backend_line(&out);
     let lib = std::fs::canonicalize(&lib).unwrap();
     assert!(logged.contains(&lib.display().to_string()), "the variant should come from {}: {logged}", lib.display());
 
