@@ -12,8 +12,10 @@ pub(crate) mod cpu_slice;
 pub(crate) mod frozen;
 pub mod gguf;
 pub(crate) mod linear;
+pub(crate) mod rms_norm;
 pub(crate) mod shared;
 pub(crate) mod softmax;
+pub(crate) mod swiglu;
 #[cfg(test)]
 mod testing;
 pub(crate) mod token_logprob;

@@ -1,5 +1,6 @@
-//! The Teacher's decoder: a Llama-family transformer (Llama, Qwen2, Mistral) written only from
-//! differentiable candle ops, returning hidden states at every position.
+//! The Teacher's decoder: a Llama-family transformer (Llama, Qwen2, Mistral) written from
+//! differentiable candle ops and this crate's fused CPU ops with hand-written backward passes
+//! (RMSNorm, the SwiGLU gate, attention's softmax), returning hidden states at every position.
 //!
 //! Pre-RMSNorm blocks; grouped-query attention; rotate-half RoPE with per-row positions (so left-
 //! and right-padded batches give the same values as unpadded rows); SwiGLU MLP; one additive
@@ -10,8 +11,10 @@ use candle_core::{D, DType, Device, Module, Result, Tensor};
 
 use super::config::ModelConfig;
 use super::linear::Linear;
+use super::rms_norm::rms_norm;
 use super::shared::{SharedBatch, SharedRope};
 use super::softmax::masked_softmax;
+use super::swiglu::swiglu;
 
 /// Where the decoder takes its weights from, by Hugging Face name.
 pub trait WeightSource {
@@ -27,7 +30,7 @@ pub trait WeightSource {
     }
 }
 
-/// RMSNorm from differentiable ops: x / sqrt(mean(x²) + ε) · w, computed in f32.
+/// RMSNorm: x / sqrt(mean(x²) + ε) · w, computed in f32 (fused on the CPU, see `rms_norm`).
 #[derive(Debug, Clone)]
 struct RmsNorm {
     weight: Tensor,
@@ -40,15 +43,7 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if !x.track_op() && !self.weight.track_op() {
-            // No gradient wanted: candle-nn's fused kernel (f32 accumulation, same formula).
-            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
-        }
-        let dtype = x.dtype();
-        let xf = x.to_dtype(DType::F32)?;
-        let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = xf.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
-        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+        rms_norm(x, &self.weight, self.eps)
     }
 }
 
@@ -253,10 +248,8 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = self.gate_proj.forward(x)?;
-        // candle's silu has a backward pass.
-        let silu = g.silu()?;
-        self.down_proj.forward(&(silu * self.up_proj.forward(x)?)?)
+        let gate = swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&gate)
     }
 }
 
