@@ -13,6 +13,7 @@ pub(crate) mod frozen;
 pub mod gguf;
 pub(crate) mod linear;
 pub(crate) mod rms_norm;
+pub(crate) mod rope;
 pub(crate) mod shared;
 pub(crate) mod softmax;
 pub(crate) mod swiglu;

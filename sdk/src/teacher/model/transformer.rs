@@ -1,17 +1,19 @@
 //! The Teacher's decoder: a Llama-family transformer (Llama, Qwen2, Mistral) written from
 //! differentiable candle ops and this crate's fused CPU ops with hand-written backward passes
-//! (RMSNorm, the SwiGLU gate, attention's softmax), returning hidden states at every position.
+//! (RMSNorm, RoPE, the SwiGLU gate, attention's softmax), returning hidden states at every position.
 //!
 //! Pre-RMSNorm blocks; grouped-query attention; rotate-half RoPE with per-row positions (so left-
 //! and right-padded batches give the same values as unpadded rows); SwiGLU MLP; one additive
 //! mask for causality, padding and the KV-cache offset. candle-nn's fused `rms_norm`,
-//! `softmax_last_dim` and `rope` have no backward pass, so none is used here.
+//! `softmax_last_dim` and `rope` have no backward pass: they run only where no gradient is
+//! wanted (sampling, the reference model).
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 
 use super::config::ModelConfig;
 use super::linear::Linear;
 use super::rms_norm::rms_norm;
+use super::rope::apply_rope;
 use super::shared::{SharedBatch, SharedRope};
 use super::softmax::masked_softmax;
 use super::swiglu::swiglu;
@@ -82,23 +84,6 @@ impl Rope {
         };
         Ok((pick(&self.cos)?, pick(&self.sin)?))
     }
-}
-
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)
-}
-
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    if !x.track_op() && x.is_contiguous() {
-        // No gradient wanted: candle-nn's fused kernel (same rotate-half convention), fed the
-        // first halves of the tables as [B, T, head_dim / 2].
-        let half = |t: &Tensor| -> Result<Tensor> { t.narrow(D::Minus1, 0, t.dim(D::Minus1)? / 2)?.squeeze(1)?.contiguous() };
-        return candle_nn::rotary_emb::rope(x, &half(cos)?, &half(sin)?);
-    }
-    x.broadcast_mul(cos)? + rotate_half(x)?.broadcast_mul(sin)?
 }
 
 /// Keys and values of earlier positions, one entry per layer, in buffers [B, n_kv, capacity,
