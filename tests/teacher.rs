@@ -185,6 +185,41 @@ fn sampling_is_seeded_and_its_logprobs_match_a_full_forward() {
     assert_eq!(g[0][0].completion_ids, g[0][1].completion_ids);
 }
 
+/// Rows that finish early leave the batch (and the KV cache) while the others decode on: every
+/// remaining row keeps its own cache rows, so its log-probs still equal a full forward, and each
+/// query gets the tokens it gets alone.
+#[test]
+fn rows_that_finish_early_leave_the_batch_without_changing_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), Arch::Qwen2, 4);
+    // A stop string that random tokens often contain: rows end at different steps.
+    let stopping = || TeacherOptions { teacher: TeacherConfig { stop: vec!["e".into()], ..f32_teacher() }, ..Default::default() };
+    let mut t = LmTeacher::load(dir.path().to_str().unwrap(), stopping()).unwrap();
+    let q = [Query::new("a", "What is 12 + 30?"), Query::new("b", "Janet has 3 apples and buys 4 more, how many?")];
+    let long = TeacherSampling { max_completion_length: 24, ..sampling(6, 3, 1.0) };
+    let together = t.sample(&q, &long).unwrap();
+    let flat: Vec<&TeacherSample> = together.iter().flatten().collect();
+    let lengths: Vec<usize> = flat.iter().map(|s| s.completion_ids.len()).collect();
+    let (short, longest) = (*lengths.iter().min().unwrap(), *lengths.iter().max().unwrap());
+    assert!(flat.iter().filter(|s| !s.truncated).count() >= 3 && short + 3 <= longest, "rows should end at different steps: {lengths:?}");
+    let (lp, _) = t.completion_logprobs(t.decoder(), &flat, 1.0).unwrap();
+    let lp = lp.to_vec2::<f32>().unwrap();
+    for (r, s) in flat.iter().enumerate() {
+        for (j, want) in s.logprobs.iter().enumerate() {
+            assert!((lp[r][j] - want).abs() < 1e-4, "row {r} token {j}: {} vs {want}", lp[r][j]);
+        }
+    }
+    for (i, query) in q.iter().enumerate() {
+        let mut fresh = LmTeacher::load(dir.path().to_str().unwrap(), stopping()).unwrap();
+        let alone = fresh.sample(std::slice::from_ref(query), &long).unwrap();
+        // The same tokens; the log-probs to rounding (the batch pads the shorter prompt).
+        for (a, b) in alone[0].iter().zip(&together[i]) {
+            assert_eq!((&a.instruction, &a.completion_ids, a.truncated), (&b.instruction, &b.completion_ids, b.truncated), "query {i} alone");
+            assert!(a.logprobs.iter().zip(&b.logprobs).all(|(x, y)| (x - y).abs() < 1e-5), "query {i} alone: {:?} vs {:?}", a.logprobs, b.logprobs);
+        }
+    }
+}
+
 /// GRPO on a toy task: reward = fraction of completion tokens with an even id (≈ 0.5 at start).
 /// Returns the mean reward of the first and of the last three steps.
 fn train_toward_even_tokens(mut t: LmTeacher, grpo: &GrpoConfig, steps: usize) -> (f64, f64) {

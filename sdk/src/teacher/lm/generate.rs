@@ -73,11 +73,14 @@ impl LmTeacher {
         let mut k_pos = pos;
         let mut k_real = real;
         let mut next_pos: Vec<i64> = rows.iter().map(|r| r.len() as i64).collect();
+        // The rows still in the batch (and in the cache), in cache order. A finished row is fed
+        // padding until a quarter of the batch has finished, then the finished rows are dropped
+        // from the cache and the batch, as llama.cpp frees a finished sequence's slot: decoding
+        // them further is wasted work, and a row's values do not depend on the others in its batch.
+        let mut live: Vec<usize> = (0..b).collect();
         for step in 0..sampling.max_completion_length {
-            let mut feed = Vec::with_capacity(b);
-            for r in 0..b {
+            for &r in &live {
                 if done[r] {
-                    feed.push(pad);
                     continue;
                 }
                 let (tok, logprob) = if choices.is_empty() {
@@ -87,7 +90,6 @@ impl LmTeacher {
                 };
                 logprobs[r].push(logprob);
                 completions[r].push(tok as u32);
-                feed.push(tok as u32);
                 let ended = if choices.is_empty() { self.tokenizer.eos_ids.contains(&(tok as u32)) || self.hits_stop(&completions[r])? } else { choices.contains(&completions[r]) };
                 if ended {
                     done[r] = true;
@@ -96,19 +98,28 @@ impl LmTeacher {
             if done.iter().all(|d| *d) || step + 1 == sampling.max_completion_length {
                 break;
             }
-            let q_pos: Vec<Vec<i64>> = next_pos.iter().map(|p| vec![*p]).collect();
-            let q_real: Vec<Vec<bool>> = done.iter().map(|d| vec![!d]).collect();
-            for r in 0..b {
+            let finished = live.iter().filter(|&&r| done[r]).count();
+            if finished > 0 && 4 * finished >= live.len() {
+                let keep: Vec<u32> = live.iter().enumerate().filter(|(_, r)| !done[**r]).map(|(i, _)| i as u32).collect();
+                cache.select_rows(&Tensor::from_vec(keep, live.len() - finished, &self.device)?)?;
+                live.retain(|&r| !done[r]);
+            }
+            let feed: Vec<u32> = live.iter().map(|&r| if done[r] { pad } else { completions[r].last().copied().unwrap_or(pad) }).collect();
+            let q_pos: Vec<Vec<i64>> = live.iter().map(|&r| vec![next_pos[r]]).collect();
+            let q_real: Vec<Vec<bool>> = live.iter().map(|&r| vec![!done[r]]).collect();
+            for &r in &live {
                 k_pos[r].push(next_pos[r]);
                 k_real[r].push(!done[r]);
             }
-            let mask = attention_mask(&q_pos, &k_pos, &k_real, &q_real, self.dtype, &self.device)?;
-            let ids = Tensor::from_vec(feed, (b, 1), &self.device)?;
-            let positions = Tensor::from_vec(next_pos.iter().map(|&p| p as u32).collect::<Vec<_>>(), (b, 1), &self.device)?;
+            let (lk_pos, lk_real): (Vec<Vec<i64>>, Vec<Vec<bool>>) = live.iter().map(|&r| (k_pos[r].clone(), k_real[r].clone())).unzip();
+            let mask = attention_mask(&q_pos, &lk_pos, &lk_real, &q_real, self.dtype, &self.device)?;
+            let ids = Tensor::from_vec(feed, (live.len(), 1), &self.device)?;
+            let positions = Tensor::from_vec(live.iter().map(|&r| next_pos[r] as u32).collect::<Vec<_>>(), (live.len(), 1), &self.device)?;
             let hidden = decoder.forward_hidden(&ids, &positions, &mask, Some(&mut cache))?;
-            logits = decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-            for p in next_pos.iter_mut() {
-                *p += 1;
+            let step_logits = decoder.logits(&hidden.squeeze(1)?)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            for (&r, l) in live.iter().zip(step_logits) {
+                logits[r] = l;
+                next_pos[r] += 1;
             }
         }
         let mut out: Vec<Vec<TeacherSample>> = Vec::with_capacity(prompts.len());
