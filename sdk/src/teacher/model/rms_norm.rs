@@ -47,6 +47,9 @@ fn hidden(xl: &Layout, wl: &Layout, op: &str) -> Result<usize> {
     Ok(h)
 }
 
+/// Rows per block of the weight gradient's sum (see `RmsNormGrad`).
+const ROWS_PER_BLOCK: usize = 32;
+
 /// The forward op: arguments x [.., H] and w [H].
 struct RmsNormOp {
     eps: f32,
@@ -100,12 +103,17 @@ impl CustomOp3 for RmsNormGrad {
         let n = x.len() / h;
         let mut out = vec![0f32; (n + 1) * h];
         let (dx, dw) = out.split_at_mut(n * h);
-        let partial = dx
-            .par_chunks_mut(h)
-            .zip(x.par_chunks(h).zip(g.par_chunks(h)))
-            .fold(
-                || vec![0f32; h],
-                |mut dw, (dx, (x, g))| {
+        // ∂L/∂w sums over rows. Blocks of a fixed number of rows, each summed by one thread and
+        // then added in block order, give the same bits on every run (rayon's own fold splits
+        // where work is stolen, so its sums change order from run to run, and a resumed training
+        // run would not repeat the uninterrupted one).
+        let rows = ROWS_PER_BLOCK * h;
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(rows)
+            .zip(x.par_chunks(rows).zip(g.par_chunks(rows)))
+            .map(|(dx, (x, g))| {
+                let mut dw = vec![0f32; h];
+                for (dx, (x, g)) in dx.chunks_mut(h).zip(x.chunks(h).zip(g.chunks(h))) {
                     let r = inv_rms(x, self.eps);
                     let dot: f32 = g.iter().zip(w).zip(x).map(|((g, w), x)| g * w * x).sum();
                     let c = r * r * r * dot / h as f32;
@@ -113,17 +121,13 @@ impl CustomOp3 for RmsNormGrad {
                         *dx = r * g * w - c * x;
                         *dw += g * x * r;
                     }
-                    dw
-                },
-            )
-            .reduce(
-                || vec![0f32; h],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        dw.copy_from_slice(&partial);
+                }
+                dw
+            })
+            .collect();
+        for p in partials {
+            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
         Ok((CpuStorage::F32(out), Shape::from((n + 1, h))))
     }
 }
@@ -172,6 +176,24 @@ mod tests {
             assert_eq!(a.dims(), b.dims());
             assert!(max_diff(a, b) < 1e-4, "{}", max_diff(a, b));
             assert!(a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-2, "a gradient that is not zero");
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_has_the_same_bits_every_time() {
+        // Many blocks of rows, summed on two threads: the order of the sum must not depend on
+        // which thread took which block.
+        let d = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (1000, 64), &d).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 64, &d).unwrap()).unwrap();
+        let g = Tensor::randn(0f32, 1.0, (1000, 64), &d).unwrap();
+        let dw = || {
+            let grads = (rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap() * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            grads.get(w.as_tensor()).unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let first = dw();
+        for _ in 0..20 {
+            assert_eq!(dw(), first);
         }
     }
 
