@@ -82,11 +82,8 @@ impl CustomOp3 for Rope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::teacher::model::testing::max_diff;
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
-    }
 
     #[test]
     fn a_quarter_turn_by_hand() {

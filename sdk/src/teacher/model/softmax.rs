@@ -93,6 +93,7 @@ impl CustomOp2 for MaskedSoftmaxGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::teacher::model::testing::max_diff;
     use candle_core::{Device, Var};
 
     #[test]
@@ -107,7 +108,6 @@ mod tests {
         let weights = Tensor::randn(0f32, 1.0, (2, 3, 4, 5), &d).unwrap();
         let fused = masked_softmax(scores.as_tensor(), &mask, 0.125).unwrap();
         let composed = candle_nn::ops::softmax(&(scores.as_tensor() * 0.125).unwrap().broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
-        let max_diff = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(max_diff(&fused, &composed) < 1e-6);
         // Masked keys get no probability.
         assert!(fused.get(1).unwrap().narrow(2, 4, 1).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-12);

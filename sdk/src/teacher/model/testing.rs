@@ -1,4 +1,5 @@
-//! Test helpers: a tiny random decoder whose every tensor is a `Var`.
+//! Test helpers: a tiny random decoder whose every tensor is a `Var`, and the largest
+//! difference between two tensors (the fused ops' tests compare against composed ops).
 
 use std::collections::BTreeMap;
 
@@ -46,4 +47,9 @@ pub fn random_decoder(layers: usize) -> (Decoder, BTreeMap<String, Var>) {
     let mut src = Random { vars: BTreeMap::new(), cfg: cfg.clone() };
     let d = Decoder::new(&cfg, &mut src, DType::F32, &Device::Cpu).expect("random decoder");
     (d, src.vars)
+}
+
+/// The largest absolute difference between two f32 tensors of the same shape.
+pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all()).and_then(|d| d.to_scalar::<f32>()).expect("comparable f32 tensors")
 }
