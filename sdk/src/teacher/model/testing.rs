@@ -1,5 +1,5 @@
-//! Test helpers: a tiny random decoder whose every tensor is a `Var`, and the largest
-//! difference between two tensors (the fused ops' tests compare against composed ops).
+//! Test helpers: a tiny random decoder whose every tensor is a `Var`, and the comparisons the
+//! fused ops' tests make against candle's composed ops.
 
 use std::collections::BTreeMap;
 
@@ -52,4 +52,20 @@ pub fn random_decoder(layers: usize) -> (Decoder, BTreeMap<String, Var>) {
 /// The largest absolute difference between two f32 tensors of the same shape.
 pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all()).and_then(|d| d.to_scalar::<f32>()).expect("comparable f32 tensors")
+}
+
+/// Checks that `fused` and `composed` (the same function of `vars`) agree within `tol`, and so
+/// do their gradients of Σ r ⊙ output for a random r, which must not vanish.
+pub fn assert_same_values_and_gradients(fused: &Tensor, composed: &Tensor, vars: &[&Var], tol: f32) {
+    assert!(max_diff(fused, composed) < tol, "values differ by {}", max_diff(fused, composed));
+    let r = Tensor::randn(0f32, 1.0, fused.shape(), fused.device()).expect("random weights");
+    let grads = |y: &Tensor| (y * &r).and_then(|t| t.sum_all()).and_then(|t| t.backward()).expect("backward");
+    let (gf, gc) = (grads(fused), grads(composed));
+    for (i, v) in vars.iter().enumerate() {
+        let (a, b) = (gf.get(v.as_tensor()).expect("fused gradient"), gc.get(v.as_tensor()).expect("composed gradient"));
+        assert_eq!(a.dims(), b.dims(), "argument {i}");
+        assert!(max_diff(a, b) < tol, "argument {i}: gradients differ by {}", max_diff(a, b));
+        let size = a.abs().and_then(|t| t.max_all()).and_then(|t| t.to_scalar::<f32>()).expect("max");
+        assert!(size > 1e-3, "argument {i}: a gradient that is not zero ({size})");
+    }
 }
