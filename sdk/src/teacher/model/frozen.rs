@@ -56,6 +56,7 @@ pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::teacher::model::testing::max_diff;
     use candle_core::{Device, Var};
 
     #[test]
@@ -68,11 +69,10 @@ mod tests {
         let ours = frozen_matmul(x.as_tensor(), &w).unwrap();
         let wt = w.t().unwrap();
         let plain = x.as_tensor().matmul(&wt).unwrap();
-        let max = |t: Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(max((&ours - &plain).unwrap()) < 1e-5);
+        assert!(max_diff(&ours, &plain) < 1e-5);
         let a = (ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
         let b = (plain * &g).unwrap().sum_all().unwrap().backward().unwrap();
-        assert!(max((a.get(x.as_tensor()).unwrap() - b.get(x.as_tensor()).unwrap()).unwrap()) < 1e-5);
+        assert!(max_diff(a.get(x.as_tensor()).unwrap(), b.get(x.as_tensor()).unwrap()) < 1e-5);
         assert!(a.get(&w).is_none(), "no gradient computed for the frozen weight");
         assert!(b.get(&wt).is_some(), "candle's matmul computes one (what this op saves)");
     }
