@@ -23,15 +23,12 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     /// Optional LoRA adapter.
     pub lora: Option<Lora>,
-    /// Inference only: the weight (LoRA merged) transposed to a contiguous [in, out], the layout
-    /// gemm reads without repacking the matrix at every call (decoding calls it per token).
-    pub weight_t: Option<Tensor>,
 }
 
 impl Linear {
     /// A layer from a [out, in] weight and optional bias, without adapter.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Linear {
-        Linear { weight, bias, lora: None, weight_t: None }
+        Linear { weight, bias, lora: None }
     }
 
     /// The same layer with every tensor detached from autograd (storage shared).
@@ -40,21 +37,18 @@ impl Linear {
             weight: self.weight.detach(),
             bias: self.bias.as_ref().map(Tensor::detach),
             lora: self.lora.as_ref().map(|l| Lora { a: l.a.detach(), b: l.b.detach(), scale: l.scale }),
-            weight_t: self.weight_t.as_ref().map(Tensor::detach),
         }
     }
 
     /// The same layer for inference: detached from autograd (no graph is recorded), LoRA merged
-    /// into the weight, and the weight kept as a contiguous [in, out] copy. A snapshot: later
-    /// optimiser updates are not seen.
+    /// into a contiguous weight, which a decoding step's few rows read by dot products
+    /// (`few_rows`). A snapshot: later optimiser updates are not seen.
     pub fn for_inference(&self) -> Result<Linear> {
         let mut w = self.weight.detach();
         if let Some(l) = &self.lora {
             w = (w + (l.b.detach().matmul(&l.a.detach())? * l.scale)?)?;
         }
-        let wt = w.t()?.contiguous()?;
-        // `weight` is a view of the transposed copy: the merged matrix is not kept twice.
-        Ok(Linear { weight: wt.t()?, bias: self.bias.as_ref().map(Tensor::detach), lora: None, weight_t: Some(wt) })
+        Ok(Linear { weight: w.contiguous()?, bias: self.bias.as_ref().map(Tensor::detach), lora: None })
     }
 }
 
@@ -65,10 +59,12 @@ impl Module for Linear {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, dims[dims.len() - 1]))?;
-        let mut y = match &self.weight_t {
-            Some(wt) => x2.matmul(wt)?,
-            None if super::frozen::applies(&x2, &self.weight) => super::frozen::frozen_matmul(&x2, &self.weight)?,
-            None => x2.matmul(&self.weight.t()?)?,
+        let mut y = if super::few_rows::applies(&x2, &self.weight) {
+            super::few_rows::few_rows_matmul(&x2, &self.weight)?
+        } else if super::frozen::applies(&x2, &self.weight) {
+            super::frozen::frozen_matmul(&x2, &self.weight)?
+        } else {
+            x2.matmul(&self.weight.t()?)?
         };
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;

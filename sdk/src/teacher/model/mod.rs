@@ -9,6 +9,7 @@
 pub(crate) mod checkpoint;
 pub mod config;
 pub(crate) mod cpu_slice;
+pub(crate) mod few_rows;
 pub(crate) mod frozen;
 pub mod gguf;
 pub(crate) mod linear;

@@ -375,8 +375,8 @@ impl Decoder {
 
     /// The same model for inference (sampling): weights detached from autograd, so a forward
     /// records no graph (tracked weights would keep every intermediate of a step alive), LoRA
-    /// merged, and matrices stored the way gemm reads them fastest. A snapshot of the weights:
-    /// build it again after an optimiser step.
+    /// merged into contiguous weights, which a decoding step reads by dot products (`few_rows`).
+    /// A snapshot of the weights: build it again after an optimiser step.
     pub fn for_inference(&self) -> Result<Decoder> {
         self.rebuilt(Linear::for_inference)
     }
@@ -417,6 +417,9 @@ impl Decoder {
 
     /// Logits [.., V] from hidden states [.., H].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        if super::few_rows::applies(hidden, &self.lm_head) {
+            return super::few_rows::few_rows_matmul(hidden, &self.lm_head);
+        }
         // CUDA matmul needs contiguous operands (a narrowed last position is not).
         hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
     }

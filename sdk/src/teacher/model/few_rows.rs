@@ -1,0 +1,256 @@
+//! x·Wᵀ for the few rows of a decoding step (one new token per sampled row), without gradients.
+//! W [out, in] is read once, row by row, and each output is the dot product of a W row with an
+//! x row, which stay in L1. gemm packs the whole of W into panels at every call, a copy as large
+//! as the product itself at so few rows; llama.cpp's f32 matmul is dot products for that reason.
+//! Each dot product is summed in one fixed order whatever the number of rows or threads, so a
+//! row's output does not depend on the batch it is in.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu_slice::f32_slice;
+
+/// The most rows this path takes; above it gemm's register blocking wins.
+pub(crate) const MAX_ROWS: usize = 32;
+
+/// Whether [`few_rows_matmul`] can serve `x` · `w`ᵀ: at most [`MAX_ROWS`] rows, f32 on the CPU,
+/// a contiguous `w`, and no gradient wanted (the op has no backward pass).
+pub(crate) fn applies(x: &Tensor, w: &Tensor) -> bool {
+    let few = x.rank() == 2 && x.dim(0).is_ok_and(|r| r <= MAX_ROWS);
+    few && w.rank() == 2
+        && !x.track_op()
+        && !w.track_op()
+        && x.device().is_cpu()
+        && w.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && w.is_contiguous()
+}
+
+/// `x` [rows, in] · `w`ᵀ with `w` [out, in]; see [`applies`].
+pub(crate) fn few_rows_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(w, &FewRows)
+}
+
+struct FewRows;
+
+impl CustomOp2 for FewRows {
+    fn name(&self) -> &'static str {
+        "few-rows-matmul"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (rows, k) = xl.shape().dims2()?;
+        let (out, k2) = wl.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("{}: x is [{rows}, {k}] but w is [{out}, {k2}]", self.name());
+        }
+        let (x, w) = (f32_slice(xs, xl, self.name())?, f32_slice(ws, wl, self.name())?);
+        if rows == 0 || out == 0 || k == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; rows * out]), Shape::from((rows, out))));
+        }
+        // Outputs in chunks of about 64 KiB of W per task; each task writes [outputs, rows].
+        let per_task = (16 * 1024 / k).max(1);
+        let mut by_output = vec![0f32; out * rows];
+        by_output.par_chunks_mut(per_task * rows).zip(w.par_chunks(per_task * k)).for_each(|(dst, w)| dots(x, rows, k, w, dst));
+        let y = if rows == 1 { by_output } else { transpose(&by_output, out, rows) };
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+    }
+}
+
+/// `dst[o * rows + r]` = x row r · w row o, for the w rows given, with the widest kernel the CPU runs.
+fn dots(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { x86::dots_avx512(x, rows, k, w, dst) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            return unsafe { x86::dots_avx2(x, rows, k, w, dst) };
+        }
+    }
+    dots_portable(x, rows, k, w, dst)
+}
+
+/// The kernel for any CPU: eight lanes of partial sums, added in a fixed order.
+fn dots_portable(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
+    for (wrow, d) in w.chunks_exact(k).zip(dst.chunks_exact_mut(rows)) {
+        for (r, d) in d.iter_mut().enumerate() {
+            let xrow = &x[r * k..(r + 1) * k];
+            let mut lanes = [0f32; 8];
+            let (wc, xc) = (wrow.chunks_exact(8), xrow.chunks_exact(8));
+            let (wt, xt) = (wc.remainder(), xc.remainder());
+            for (a, b) in wc.zip(xc) {
+                for l in 0..8 {
+                    lanes[l] += a[l] * b[l];
+                }
+            }
+            *d = lanes.iter().sum::<f32>() + wt.iter().zip(xt).map(|(a, b)| a * b).sum::<f32>();
+        }
+    }
+}
+
+/// `m` [n, c] row-major as [c, n].
+fn transpose(m: &[f32], n: usize, c: usize) -> Vec<f32> {
+    let mut t = vec![0f32; n * c];
+    for (i, row) in m.chunks_exact(c).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            t[j * n + i] = *v;
+        }
+    }
+    t
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The same dot products with AVX-512 (16 lanes) and AVX2+FMA (8 lanes): rows in blocks of
+    //! four share each load of a W chunk, and each row's lanes are summed once at the end.
+
+    use std::arch::x86_64::*;
+
+    /// Rows taken together: four accumulators and one W load per step.
+    const BLOCK: usize = 4;
+
+    macro_rules! kernel {
+        ($dots:ident, $block:ident, $features:literal, $lanes:literal, $zero:ident, $load:ident, $fma:ident, $sum:path) => {
+            /// See `super::dots`.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $dots(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
+                for (wrow, d) in w.chunks_exact(k).zip(dst.chunks_exact_mut(rows)) {
+                    let mut r = 0;
+                    while r + BLOCK <= rows {
+                        d[r..r + BLOCK].copy_from_slice(&$block::<BLOCK>(x, r, k, wrow));
+                        r += BLOCK;
+                    }
+                    match rows - r {
+                        1 => d[r..].copy_from_slice(&$block::<1>(x, r, k, wrow)),
+                        2 => d[r..].copy_from_slice(&$block::<2>(x, r, k, wrow)),
+                        3 => d[r..].copy_from_slice(&$block::<3>(x, r, k, wrow)),
+                        _ => {}
+                    }
+                }
+            }
+
+            /// x rows `r0..r0 + R` · `wrow`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn $block<const R: usize>(x: &[f32], r0: usize, k: usize, wrow: &[f32]) -> [f32; R] {
+                let mut acc = [$zero(); R];
+                let body = k / $lanes * $lanes;
+                let mut i = 0;
+                while i < body {
+                    // SAFETY: i + lanes <= body <= k = wrow.len(), and row r0 + j < rows of x.
+                    let wv = unsafe { $load(wrow.as_ptr().add(i)) };
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let xv = unsafe { $load(x.as_ptr().add((r0 + j) * k + i)) };
+                        *a = $fma(xv, wv, *a);
+                    }
+                    i += $lanes;
+                }
+                let mut s = [0f32; R];
+                for (j, s) in s.iter_mut().enumerate() {
+                    let xrow = &x[(r0 + j) * k..(r0 + j + 1) * k];
+                    *s = $sum(acc[j]) + xrow[body..].iter().zip(&wrow[body..]).map(|(a, b)| a * b).sum::<f32>();
+                }
+                s
+            }
+        };
+    }
+
+    kernel!(dots_avx512, block_avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps);
+    kernel!(dots_avx2, block_avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2);
+
+    /// The eight lanes' sum, in a fixed order.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn sum_avx2(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::teacher::model::testing::max_diff;
+    use candle_core::{Device, Var};
+
+    fn random(shape: (usize, usize)) -> Tensor {
+        Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn a_small_product_by_hand() {
+        let d = Device::Cpu;
+        let x = Tensor::new(&[[1f32, 2.0, 3.0], [-1.0, 0.5, 0.0]], &d).unwrap();
+        let w = Tensor::new(&[[1f32, 0.0, 1.0], [2.0, 2.0, -1.0]], &d).unwrap();
+        let y = few_rows_matmul(&x, &w).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(y, vec![vec![4.0, 3.0], vec![-1.0, -1.0]]);
+    }
+
+    /// Every kernel this CPU can run, by name.
+    fn kernels() -> Vec<(&'static str, fn(&[f32], usize, usize, &[f32], &mut [f32]))> {
+        let mut k: Vec<(&'static str, fn(&[f32], usize, usize, &[f32], &mut [f32]))> = vec![("portable", dots_portable)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA.
+                k.push(("avx2", |x, r, n, w, d| unsafe { x86::dots_avx2(x, r, n, w, d) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                k.push(("avx512", |x, r, n, w, d| unsafe { x86::dots_avx512(x, r, n, w, d) }));
+            }
+        }
+        k
+    }
+
+    #[test]
+    fn every_kernel_row_count_and_width_matches_gemm() {
+        // Widths below, at and past the vector lanes (with tails), rows 1..=MAX_ROWS (whole
+        // blocks of four and every remainder).
+        for k in [1, 7, 8, 16, 17, 33, 576] {
+            let w = random((37, k));
+            let ws = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for rows in [1, 2, 3, 4, 5, 8, 13, MAX_ROWS] {
+                let x = random((rows, k));
+                assert!(applies(&x, &w));
+                let gemm = x.matmul(&w.t().unwrap()).unwrap();
+                let tol = 1e-4 * (k as f32).sqrt();
+                assert!(max_diff(&few_rows_matmul(&x, &w).unwrap(), &gemm) < tol, "rows {rows}, k {k}");
+                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for (name, kernel) in kernels() {
+                    let mut d = vec![f32::NAN; 37 * rows];
+                    kernel(&xs, rows, k, &ws, &mut d);
+                    let ours = Tensor::from_vec(transpose(&d, 37, rows), (rows, 37), &Device::Cpu).unwrap();
+                    assert!(max_diff(&ours, &gemm) < tol, "{name} kernel, rows {rows}, k {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_same_bits_alone_and_in_a_batch() {
+        let w = random((300, 576));
+        let x = random((9, 576));
+        let batch = few_rows_matmul(&x, &w).unwrap().to_vec2::<f32>().unwrap();
+        for (r, row) in batch.iter().enumerate() {
+            let alone = few_rows_matmul(&x.narrow(0, r, 1).unwrap(), &w).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(alone[0], *row, "row {r}");
+        }
+    }
+
+    #[test]
+    fn it_stands_aside_when_a_gradient_is_wanted_or_rows_are_many() {
+        let w = random((4, 3));
+        let tracked = Var::from_tensor(&random((2, 3))).unwrap();
+        assert!(!applies(tracked.as_tensor(), &w));
+        assert!(!applies(&random((MAX_ROWS + 1, 3)), &w));
+        assert!(!applies(&random((2, 3)), &w.t().unwrap()), "a strided weight");
+        assert!(few_rows_matmul(&random((2, 5)), &w).is_err(), "widths that do not match");
+    }
+}
