@@ -17,14 +17,7 @@ pub(crate) const MAX_ROWS: usize = 32;
 /// a contiguous `w`, and no gradient wanted (the op has no backward pass).
 pub(crate) fn applies(x: &Tensor, w: &Tensor) -> bool {
     let few = x.rank() == 2 && x.dim(0).is_ok_and(|r| r <= MAX_ROWS);
-    few && w.rank() == 2
-        && !x.track_op()
-        && !w.track_op()
-        && x.device().is_cpu()
-        && w.device().is_cpu()
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && w.is_contiguous()
+    few && w.rank() == 2 && !x.track_op() && !w.track_op() && x.device().is_cpu() && w.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 && w.is_contiguous()
 }
 
 /// `x` [rows, in] · `w`ᵀ with `w` [out, in]; see [`applies`].
