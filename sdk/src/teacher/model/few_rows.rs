@@ -185,9 +185,12 @@ mod tests {
         assert_eq!(y, vec![vec![4.0, 3.0], vec![-1.0, -1.0]]);
     }
 
+    /// A kernel: `dots`' signature.
+    type Kernel = fn(&[f32], usize, usize, &[f32], &mut [f32]);
+
     /// Every kernel this CPU can run, by name.
-    fn kernels() -> Vec<(&'static str, fn(&[f32], usize, usize, &[f32], &mut [f32]))> {
-        let mut k: Vec<(&'static str, fn(&[f32], usize, usize, &[f32], &mut [f32]))> = vec![("portable", dots_portable)];
+    fn kernels() -> Vec<(&'static str, Kernel)> {
+        let mut k: Vec<(&'static str, Kernel)> = vec![("portable", dots_portable)];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
