@@ -6,7 +6,9 @@
 //!
 //! Usage: cargo bench -p wst-tests --bench teacher_sampling
 //! Env: WST_BENCH_THREADS (default 2: the machine's cores), WST_BENCH_TOKENS (default 128),
-//! WST_BENCH_ROUNDS (default 3: each side alternately, after one warm-up each).
+//! WST_BENCH_ROUNDS (default 3: each side alternately, after one warm-up each), WST_BENCH_PROMPTS
+//! (default 1, at most 4: distinct problems, each with G rows, as a training step of several
+//! prompts samples them).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,13 +48,14 @@ fn main() {
     let max_tokens = wst_tests::env_or::<usize>("WST_BENCH_TOKENS", 128);
     let rounds = wst_tests::env_or::<usize>("WST_BENCH_ROUNDS", 3);
     let g = 8;
+    let prompts = wst_tests::env_or::<usize>("WST_BENCH_PROMPTS", 1).clamp(1, wst_tests::GSM8K_PROBLEMS.len());
     let dir = tempfile::tempdir().unwrap();
     let f32_gguf = dir.path().join("smollm2-135m-instruct-f32.gguf");
     write_f32_gguf(&gguf, &f32_gguf);
 
     let opts = TeacherOptions { teacher: wst_tests::f32_teacher(), ..Default::default() };
     let mut teacher = LmTeacher::load(&gguf.display().to_string(), opts).unwrap();
-    let query = [Query::new("0", wst_tests::GSM8K_PROBLEMS[0])];
+    let query: Vec<Query> = wst_tests::GSM8K_PROBLEMS[..prompts].iter().enumerate().map(|(i, p)| Query::new(i.to_string(), *p)).collect();
     let sampling = |seed| TeacherSampling { num_generations: g, temperature: 1.0, top_p: 1.0, top_k: None, max_completion_length: max_tokens, seed, ..Default::default() };
     let mut teacher_round = |seed| {
         let start = Instant::now();
@@ -61,20 +64,22 @@ fn main() {
         (tokens as u64, start.elapsed().as_secs_f64())
     };
 
-    let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 4096, max_sequences: g, ..Default::default() };
+    let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 4096 * prompts as u32, max_sequences: g * prompts, ..Default::default() };
     let student = Arc::new(LlamaCppStudent::load(&f32_gguf, &cfg).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // The Teacher's own prompt would do as well; what matters is G rows decoding together.
-    let request = |seed| StudentRequest {
-        messages: vec![ChatMessage::user(format!("Write short, numbered hints for solving this problem, without solving it:\n{}", wst_tests::GSM8K_PROBLEMS[0]))],
+    let request = |problem: &str, seed| StudentRequest {
+        messages: vec![ChatMessage::user(format!("Write short, numbered hints for solving this problem, without solving it:\n{problem}"))],
         n: g,
         params: SamplingParams { temperature: 1.0, top_p: 1.0, max_tokens, seed: Some(seed), ..Default::default() },
     };
     let llama_round = |seed| {
         runtime.block_on(async {
             let start = Instant::now();
-            let answers = student.generate(&request(seed)).await.unwrap();
-            (answers.iter().map(|a| a.usage.completion_tokens).sum::<u64>(), start.elapsed().as_secs_f64())
+            // One request per prompt, all at once: the Student batches their rows together.
+            let requests: Vec<StudentRequest> = wst_tests::GSM8K_PROBLEMS[..prompts].iter().map(|p| request(p, seed)).collect();
+            let answers = futures::future::join_all(requests.iter().map(|r| student.generate(r))).await;
+            (answers.into_iter().flat_map(Result::unwrap).map(|a| a.usage.completion_tokens).sum::<u64>(), start.elapsed().as_secs_f64())
         })
     };
 
@@ -93,7 +98,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "model": "SmolLM2-135M-Instruct f32", "rows": g, "max_tokens": max_tokens, "threads": threads, "rounds": rounds,
+            "model": "SmolLM2-135M-Instruct f32", "prompts": prompts, "rows": g * prompts, "max_tokens": max_tokens, "threads": threads, "rounds": rounds,
             "wst_teacher_tokens_per_s": (rate_wst * 10.0).round() / 10.0,
             "llamacpp_tokens_per_s": (rate_llama * 10.0).round() / 10.0,
             "wst_over_llamacpp": (rate_wst / rate_llama * 100.0).round() / 100.0,
