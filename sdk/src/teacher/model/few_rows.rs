@@ -55,12 +55,15 @@ impl CustomOp2 for FewRows {
 fn dots(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked above).
+        // The SIMD kernels read x and w without bounds checks: only lengths that cover the shapes
+        // reach them (the portable kernel's slicing fails loudly on any other).
+        let fits = k > 0 && x.len() >= rows * k && w.len().is_multiple_of(k) && dst.len() == w.len() / k * rows;
+        if fits && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, and the lengths fit (both checked above).
             return unsafe { x86::dots_avx512(x, rows, k, w, dst) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
+        if fits && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, and the lengths fit (both checked above).
             return unsafe { x86::dots_avx2(x, rows, k, w, dst) };
         }
     }
