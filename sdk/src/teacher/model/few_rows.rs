@@ -1,7 +1,8 @@
 //! x·Wᵀ for the few rows of a decoding step (one new token per sampled row), without gradients.
 //! W [out, in] is read once, row by row, and each output is the dot product of a W row with an
-//! x row, which stay in L1. gemm packs the whole of W into panels at every call, a copy as large
-//! as the product itself at so few rows; llama.cpp's f32 matmul is dot products for that reason.
+//! x row (the x rows stay in L1). gemm packs the whole of W into panels at every call, a copy as
+//! large as the product itself at so few rows; llama.cpp's f32 matmul is dot products for that
+//! reason.
 //! Each dot product is summed in one fixed order whatever the number of rows or threads, so a
 //! row's output does not depend on the batch it is in.
 
