@@ -54,18 +54,26 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).and_then(|d| d.abs()).and_then(|d| d.max_all()).and_then(|d| d.to_scalar::<f32>()).expect("comparable f32 tensors")
 }
 
-/// Checks that `fused` and `composed` (the same function of `vars`) agree within `tol`, and so
-/// do their gradients of Σ r ⊙ output for a random r, which must not vanish.
-pub fn assert_same_values_and_gradients(fused: &Tensor, composed: &Tensor, vars: &[&Var], tol: f32) {
-    assert!(max_diff(fused, composed) < tol, "values differ by {}", max_diff(fused, composed));
+/// Checks that `fused` and `composed` (the same function of `vars`) agree within `value_tol`, and
+/// their gradients of Σ r ⊙ output for a random r within `grad_tol`, none of them vanishing.
+/// Returns the fused op's gradients, one per var, for checks of the caller's own.
+pub fn assert_same_values_and_gradients(fused: &Tensor, composed: &Tensor, vars: &[&Var], value_tol: f32, grad_tol: f32) -> Vec<Tensor> {
+    assert!(max_diff(fused, composed) < value_tol, "values differ by {}", max_diff(fused, composed));
     let r = Tensor::randn(0f32, 1.0, fused.shape(), fused.device()).expect("random weights");
     let grads = |y: &Tensor| (y * &r).and_then(|t| t.sum_all()).and_then(|t| t.backward()).expect("backward");
     let (gf, gc) = (grads(fused), grads(composed));
+    let mut fused_grads = Vec::with_capacity(vars.len());
     for (i, v) in vars.iter().enumerate() {
         let (a, b) = (gf.get(v.as_tensor()).expect("fused gradient"), gc.get(v.as_tensor()).expect("composed gradient"));
         assert_eq!(a.dims(), b.dims(), "argument {i}");
-        assert!(max_diff(a, b) < tol, "argument {i}: gradients differ by {}", max_diff(a, b));
-        let size = a.abs().and_then(|t| t.max_all()).and_then(|t| t.to_scalar::<f32>()).expect("max");
-        assert!(size > 1e-3, "argument {i}: a gradient that is not zero ({size})");
+        assert!(max_diff(a, b) < grad_tol, "argument {i}: gradients differ by {}", max_diff(a, b));
+        assert!(max_abs(a) > 1e-3, "argument {i}: a gradient that is not zero ({})", max_abs(a));
+        fused_grads.push(a.clone());
     }
+    fused_grads
+}
+
+/// The largest absolute value of an f32 tensor.
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs().and_then(|t| t.max_all()).and_then(|t| t.to_scalar::<f32>()).expect("an f32 tensor")
 }
