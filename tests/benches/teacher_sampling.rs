@@ -8,7 +8,7 @@
 //! Env: WST_BENCH_THREADS (default 2: the machine's cores), WST_BENCH_TOKENS (default 128),
 //! WST_BENCH_ROUNDS (default 3: each side alternately, after one warm-up each), WST_BENCH_PROMPTS
 //! (default 1, at most 4: distinct problems, each with G rows, as a training step of several
-//! prompts samples them).
+//! prompts samples them), WST_BENCH_G (default 8: rows per problem).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ fn main() {
     let threads = wst_tests::env_or::<usize>("WST_BENCH_THREADS", 2);
     let max_tokens = wst_tests::env_or::<usize>("WST_BENCH_TOKENS", 128);
     let rounds = wst_tests::env_or::<usize>("WST_BENCH_ROUNDS", 3);
-    let g = 8;
+    let g = wst_tests::env_or::<usize>("WST_BENCH_G", 8).max(1);
     let prompts = wst_tests::env_or::<usize>("WST_BENCH_PROMPTS", 1).clamp(1, wst_tests::GSM8K_PROBLEMS.len());
     let dir = tempfile::tempdir().unwrap();
     let f32_gguf = dir.path().join("smollm2-135m-instruct-f32.gguf");
@@ -64,7 +64,7 @@ fn main() {
         (tokens as u64, start.elapsed().as_secs_f64())
     };
 
-    let cfg = LlamaCppConfig { n_threads: threads, n_ctx: 4096 * prompts as u32, max_sequences: g * prompts, ..Default::default() };
+    let cfg = LlamaCppConfig { n_threads: threads, n_ctx: (512 * g * prompts) as u32, max_sequences: g * prompts, ..Default::default() };
     let student = Arc::new(LlamaCppStudent::load(&f32_gguf, &cfg).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // The Teacher's own prompt would do as well; what matters is G rows decoding together.

@@ -1,8 +1,7 @@
 //! x·Wᵀ for the few rows of a decoding step (one new token per sampled row), without gradients.
-//! W [out, in] is read once, row by row, and each output is the dot product of a W row with an
-//! x row (the x rows stay in L1). gemm packs the whole of W into panels at every call, a copy as
-//! large as the product itself at so few rows; llama.cpp's f32 matmul is dot products for that
-//! reason.
+//! W [out, in] is read once, a few rows at a time, and each output is the dot product of a W row
+//! with an x row. gemm packs the whole of W into panels at every call, a copy as large as the
+//! product itself at so few rows; llama.cpp's f32 matmul is dot products for that reason.
 //! Each dot product is summed in one fixed order whatever the number of rows or threads, so a
 //! row's output does not depend on the batch it is in.
 
@@ -11,8 +10,9 @@ use rayon::prelude::*;
 
 use super::cpu_slice::f32_slice;
 
-/// The most rows this path takes; above it gemm's register blocking wins.
-pub(crate) const MAX_ROWS: usize = 32;
+/// The most rows this path takes. Measured against gemm on the same [out, in] weights (SmolLM2's
+/// shapes, AVX-512, 2 threads; BENCHMARKS.md): faster up to 96 rows, slower from 128.
+pub(crate) const MAX_ROWS: usize = 96;
 
 /// Whether [`few_rows_matmul`] can serve `x` · `w`ᵀ: at most [`MAX_ROWS`] rows, f32 on the CPU,
 /// a contiguous `w`, and no gradient wanted (the op has no backward pass).
@@ -44,7 +44,7 @@ impl CustomOp2 for FewRows {
             return Ok((CpuStorage::F32(vec![0.0; rows * out]), Shape::from((rows, out))));
         }
         // Outputs in chunks of about 64 KiB of W per task; each task writes [outputs, rows].
-        let per_task = (16 * 1024 / k).max(1);
+        let per_task = (16 * 1024 / k).max(1).next_multiple_of(4);
         let mut by_output = vec![0f32; out * rows];
         by_output.par_chunks_mut(per_task * rows).zip(w.par_chunks(per_task * k)).for_each(|(dst, w)| dots(x, rows, k, w, dst));
         let y = if rows == 1 { by_output } else { transpose(&by_output, out, rows) };
@@ -102,62 +102,108 @@ fn transpose(m: &[f32], n: usize, c: usize) -> Vec<f32> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! The same dot products with AVX-512 (16 lanes) and AVX2+FMA (8 lanes): rows in blocks of
-    //! four share each load of a W chunk, and each row's lanes are summed once at the end.
+    //! The same dot products with AVX-512 (16 lanes) and AVX2+FMA (8 lanes), register-tiled:
+    //! a tile of R x rows by O W rows keeps R·O accumulators, so each step loads R + O vectors for
+    //! R·O multiply-adds (one W load per four FMAs untiled, with x re-read from L2 once the rows
+    //! outgrow L1). Each (row, output) pair is still one FMA chain over k, its lanes summed once
+    //! at the end, whatever tile it falls in: the result does not depend on the batch.
 
     use std::arch::x86_64::*;
 
-    /// Rows taken together: four accumulators and one W load per step.
-    const BLOCK: usize = 4;
+    /// x rows per tile (the remainder of the rows takes tiles of 1–3).
+    const ROWS: usize = 4;
 
     macro_rules! kernel {
-        ($dots:ident, $block:ident, $features:literal, $lanes:literal, $zero:ident, $load:ident, $fma:ident, $sum:path) => {
+        ($dots:ident, $tile:ident, $features:literal, $lanes:literal, $outs:literal, $zero:ident, $load:ident, $fma:ident, $sum:path) => {
             /// See `super::dots`.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $dots(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
-                for (wrow, d) in w.chunks_exact(k).zip(dst.chunks_exact_mut(rows)) {
-                    let mut r = 0;
-                    while r + BLOCK <= rows {
-                        d[r..r + BLOCK].copy_from_slice(&$block::<BLOCK>(x, r, k, wrow));
-                        r += BLOCK;
-                    }
-                    match rows - r {
-                        1 => d[r..].copy_from_slice(&$block::<1>(x, r, k, wrow)),
-                        2 => d[r..].copy_from_slice(&$block::<2>(x, r, k, wrow)),
-                        3 => d[r..].copy_from_slice(&$block::<3>(x, r, k, wrow)),
-                        _ => {}
+            pub(crate) unsafe fn $dots(x: &[f32], rows: usize, k: usize, w: &[f32], dst: &mut [f32]) {
+                let outs = w.len() / k;
+                let mut o = 0;
+                while o < outs {
+                    if o + $outs <= outs {
+                        tile_rows::<$outs>(x, rows, k, w, o, dst);
+                        o += $outs;
+                    } else {
+                        tile_rows::<1>(x, rows, k, w, o, dst);
+                        o += 1;
                     }
                 }
             }
 
-            /// x rows `r0..r0 + R` · `wrow`.
+            /// Outputs `o0..o0 + O` for every row, in tiles of `ROWS` rows and then the remainder.
             #[target_feature(enable = $features)]
             #[inline]
-            fn $block<const R: usize>(x: &[f32], r0: usize, k: usize, wrow: &[f32]) -> [f32; R] {
-                let mut acc = [$zero(); R];
+            fn tile_rows<const O: usize>(x: &[f32], rows: usize, k: usize, w: &[f32], o0: usize, dst: &mut [f32]) {
+                let mut r = 0;
+                while r + ROWS <= rows {
+                    put(dst, rows, o0, r, $tile::<ROWS, O>(x, r, k, w, o0));
+                    r += ROWS;
+                }
+                match rows - r {
+                    1 => put(dst, rows, o0, r, $tile::<1, O>(x, r, k, w, o0)),
+                    2 => put(dst, rows, o0, r, $tile::<2, O>(x, r, k, w, o0)),
+                    3 => put(dst, rows, o0, r, $tile::<3, O>(x, r, k, w, o0)),
+                    _ => {}
+                }
+            }
+
+            /// x rows `r0..r0 + R` · W rows `o0..o0 + O`, as `[output][row]`.
+            #[target_feature(enable = $features)]
+            #[inline]
+            fn $tile<const R: usize, const O: usize>(x: &[f32], r0: usize, k: usize, w: &[f32], o0: usize) -> [[f32; R]; O] {
+                let mut acc = [[$zero(); R]; O];
                 let body = k / $lanes * $lanes;
                 let mut i = 0;
                 while i < body {
-                    // SAFETY: i + lanes <= body <= k = wrow.len(), and row r0 + j < rows of x.
-                    let wv = unsafe { $load(wrow.as_ptr().add(i)) };
-                    for (j, a) in acc.iter_mut().enumerate() {
+                    // SAFETY (all loads): i + lanes <= body <= k; rows r0 + j of x and o0 + o of w
+                    // exist (the caller's lengths cover rows × k and outs × k).
+                    let mut wv = [$zero(); O];
+                    for (o, v) in wv.iter_mut().enumerate() {
+                        *v = unsafe { $load(w.as_ptr().add((o0 + o) * k + i)) };
+                    }
+                    for j in 0..R {
                         let xv = unsafe { $load(x.as_ptr().add((r0 + j) * k + i)) };
-                        *a = $fma(xv, wv, *a);
+                        for o in 0..O {
+                            acc[o][j] = $fma(xv, wv[o], acc[o][j]);
+                        }
                     }
                     i += $lanes;
                 }
-                let mut s = [0f32; R];
-                for (j, s) in s.iter_mut().enumerate() {
-                    let xrow = &x[(r0 + j) * k..(r0 + j + 1) * k];
-                    *s = $sum(acc[j]) + xrow[body..].iter().zip(&wrow[body..]).map(|(a, b)| a * b).sum::<f32>();
+                let mut s = [[0f32; R]; O];
+                for (o, s) in s.iter_mut().enumerate() {
+                    let wrow = &w[(o0 + o) * k..(o0 + o + 1) * k];
+                    for (j, s) in s.iter_mut().enumerate() {
+                        let xrow = &x[(r0 + j) * k..(r0 + j + 1) * k];
+                        *s = $sum(acc[o][j]) + xrow[body..].iter().zip(&wrow[body..]).map(|(a, b)| a * b).sum::<f32>();
+                    }
                 }
                 s
             }
         };
     }
 
-    kernel!(dots_avx512, block_avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps);
-    kernel!(dots_avx2, block_avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2);
+    /// Writes a tile's `[output][row]` sums into `dst` [outputs, rows].
+    #[inline]
+    fn put<const R: usize, const O: usize>(dst: &mut [f32], rows: usize, o0: usize, r0: usize, tile: [[f32; R]; O]) {
+        for (o, t) in tile.iter().enumerate() {
+            let at = (o0 + o) * rows + r0;
+            dst[at..at + R].copy_from_slice(t);
+        }
+    }
+
+    // AVX-512 has 32 registers: 4 × 4 accumulators, 4 W vectors and an x vector fit. AVX2 has
+    // 16: 4 × 2 accumulators and 2 W vectors.
+    mod avx512 {
+        use super::*;
+        kernel!(dots, tile, "avx512f", 16, 4, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps);
+    }
+    mod avx2 {
+        use super::*;
+        kernel!(dots, tile, "avx2,fma", 8, 2, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, sum_avx2);
+    }
+    pub(super) use avx2::dots as dots_avx2;
+    pub(super) use avx512::dots as dots_avx512;
 
     /// The eight lanes' sum, in a fixed order.
     #[target_feature(enable = "avx2,fma")]
@@ -252,5 +298,38 @@ mod tests {
         assert!(!applies(&random((MAX_ROWS + 1, 3)), &w));
         assert!(!applies(&random((2, 3)), &w.t().unwrap()), "a strided weight");
         assert!(few_rows_matmul(&random((2, 5)), &w).is_err(), "widths that do not match");
+    }
+
+    /// Measures (prints) this op against gemm on SmolLM2-135M's seven matrices of a layer, at
+    /// rows 1–1024, and checks every product against gemm's. `cargo test --release -p wst-sdk
+    /// --lib few_rows_against_gemm -- --ignored --nocapture` (BENCHMARKS.md: "Fifth run").
+    #[test]
+    #[ignore = "a timing harness: run by hand in release, on an idle machine"]
+    fn few_rows_against_gemm() {
+        let shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)];
+        for rows in [1, 4, 8, 16, 24, 32, 48, 64, 80, 96, 128, 256, 1024] {
+            let reps = if rows > 200 { 20 } else { 200 };
+            let mut seconds = [0f64; 3];
+            for (out, k) in shapes {
+                let (w, x) = (random((out, k)), random((rows, k)));
+                let w_in_out = w.t().unwrap().contiguous().unwrap();
+                let few = x.apply_op2_no_bwd(&w, &FewRows).unwrap();
+                assert!(max_diff(&few, &x.matmul(&w_in_out).unwrap()) < 1e-4 * (k as f32).sqrt());
+                for (way, s) in seconds.iter_mut().enumerate() {
+                    let product = || match way {
+                        0 => x.apply_op2_no_bwd(&w, &FewRows).unwrap(),
+                        1 => x.matmul(&w_in_out).unwrap(),
+                        _ => x.matmul(&w.t().unwrap()).unwrap(),
+                    };
+                    let start = std::time::Instant::now();
+                    for _ in 0..reps {
+                        std::hint::black_box(product());
+                    }
+                    *s += start.elapsed().as_secs_f64() / reps as f64;
+                }
+            }
+            let [few, in_out, out_in] = seconds.map(|s| s * 1e6);
+            println!("rows {rows:4}: few_rows {few:8.1} us, gemm on [in, out] {in_out:8.1} us, gemm on [out, in] {out_in:8.1} us");
+        }
     }
 }
