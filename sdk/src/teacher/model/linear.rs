@@ -59,19 +59,12 @@ impl Module for Linear {
         let dims = x.dims().to_vec();
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, dims[dims.len() - 1]))?;
-        let mut y = if super::few_rows::applies(&x2, &self.weight) {
-            super::few_rows::few_rows_matmul(&x2, &self.weight)?
-        } else if super::frozen::applies(&x2, &self.weight) {
-            super::frozen::frozen_matmul(&x2, &self.weight)?
-        } else {
-            x2.matmul(&self.weight.t()?)?
-        };
+        let mut y = xwt(&x2, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         if let Some(l) = &self.lora {
-            let down = x2.matmul(&l.a.t()?)?;
-            let up = down.matmul(&l.b.t()?)?;
+            let up = xwt(&xwt(&x2, &l.a)?, &l.b)?;
             y = (y + (up * l.scale)?)?;
         }
         let mut out = dims;
@@ -79,6 +72,18 @@ impl Module for Linear {
             *last = y.dim(1)?;
         }
         y.reshape(out)
+    }
+}
+
+/// `x` [rows, in] · `w`ᵀ for `w` [out, in], by the path that fits: dot products for a decoding
+/// step's few rows, the op with its own backward when a gradient is wanted, gemm otherwise.
+pub(crate) fn xwt(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if super::few_rows::applies(x, w) {
+        super::few_rows::few_rows_matmul(x, w)
+    } else if super::matmul_wt::applies(x, w) {
+        super::matmul_wt::matmul_wt(x, w)
+    } else {
+        x.matmul(&w.t()?)
     }
 }
 

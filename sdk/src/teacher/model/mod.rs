@@ -3,16 +3,16 @@
 //!
 //! Public: what an embedder or another backend needs to load and run a checkpoint (the
 //! configuration, the GGUF and safetensors readers, the decoder). The numerical internals
-//! (frozen-weight matmuls, the fused softmax and log-prob ops, the shared-prefix batch, the recompute
+//! (x·Wᵀ with its own backward, the fused softmax and log-prob ops, the shared-prefix batch, the recompute
 //! checkpoints, LoRA linears) are crate-private and may change without notice.
 
 pub(crate) mod checkpoint;
 pub mod config;
 pub(crate) mod cpu_slice;
 pub(crate) mod few_rows;
-pub(crate) mod frozen;
 pub mod gguf;
 pub(crate) mod linear;
+pub(crate) mod matmul_wt;
 pub(crate) mod rms_norm;
 pub(crate) mod rope;
 pub(crate) mod shared;
