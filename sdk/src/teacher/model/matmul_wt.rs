@@ -127,4 +127,29 @@ mod tests {
             assert!(!store.get(v.as_tensor()).unwrap().track_op());
         }
     }
+
+    /// Measures (prints) gemm's rate on large f32 products of a SmolLM2 step's shapes, the bound
+    /// BENCHMARKS.md sets against issue 27's goal 3, and checks one element of each by hand.
+    /// `cargo test --release -p wst-sdk --lib gemm_rate_at_training_shapes -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a timing harness: run by hand in release, on an idle machine"]
+    fn gemm_rate_at_training_shapes() {
+        let d = Device::Cpu;
+        for (m, k, n) in [(2048, 576, 1536), (2048, 1536, 576), (1536, 2048, 576), (2048, 2048, 2048), (2048, 576, 49152)] {
+            let a = Tensor::randn(0f32, 1.0, (m, k), &d).unwrap();
+            let b = Tensor::randn(0f32, 1.0, (k, n), &d).unwrap();
+            let c = a.matmul(&b).unwrap();
+            let (row, col) = (a.get(m - 1).unwrap().to_vec1::<f32>().unwrap(), b.t().unwrap().get(n - 1).unwrap().to_vec1::<f32>().unwrap());
+            let hand: f32 = row.iter().zip(&col).map(|(x, y)| x * y).sum();
+            let got = c.get(m - 1).unwrap().get(n - 1).unwrap().to_scalar::<f32>().unwrap();
+            assert!((got - hand).abs() < 1e-3 * (k as f32).sqrt());
+            let reps = 5;
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(a.matmul(&b).unwrap());
+            }
+            let s = start.elapsed().as_secs_f64() / reps as f64;
+            println!("{m}x{k}x{n}: {:.0} GFLOP/s", 2.0 * (m * k * n) as f64 / s / 1e9);
+        }
+    }
 }
