@@ -1,5 +1,5 @@
-//! The slices of CPU storage that the hand-written ops (fused softmax and log-probs, frozen
-//! matmul, in-place AdamW) read and write: the part a contiguous layout covers, or an error
+//! The slices of CPU storage that the hand-written ops (fused softmax and log-probs, x·Wᵀ
+//! with its own backward, in-place AdamW) read and write: the part a contiguous layout covers, or an error
 //! naming the op when the storage has another type or the layout is strided.
 
 use candle_core::{CpuStorage, Layout, Result};
