@@ -54,25 +54,29 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Fold the leading dims into rows: one gemm against the weight, and in backward one
-        // gemm for its gradient instead of a per-batch product summed afterwards.
-        let dims = x.dims().to_vec();
-        let rows: usize = dims[..dims.len() - 1].iter().product();
-        let x2 = x.reshape((rows, dims[dims.len() - 1]))?;
-        let mut y = xwt(&x2, &self.weight)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
-        if let Some(l) = &self.lora {
-            let up = xwt(&xwt(&x2, &l.a)?, &l.b)?;
-            y = (y + (up * l.scale)?)?;
-        }
-        let mut out = dims;
-        if let Some(last) = out.last_mut() {
-            *last = y.dim(1)?;
-        }
-        y.reshape(out)
+        on_rows(x, |x2| {
+            let mut y = xwt(x2, &self.weight)?;
+            if let Some(b) = &self.bias {
+                y = y.broadcast_add(b)?;
+            }
+            if let Some(l) = &self.lora {
+                let up = xwt(&xwt(x2, &l.a)?, &l.b)?;
+                y = (y + (up * l.scale)?)?;
+            }
+            Ok(y)
+        })
     }
+}
+
+/// `f` applied to `x` [.., in] with its leading dims folded into rows ([rows, in]), its
+/// [rows, out] result unfolded to [.., out]: one gemm against a weight, and in backward one gemm
+/// for its gradient, instead of a per-batch product summed afterwards.
+pub(crate) fn on_rows(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let Some((&width, lead)) = x.dims().split_last() else { candle_core::bail!("a product by a weight needs an input with a last dimension, got a scalar") };
+    let y = f(&x.reshape((lead.iter().product::<usize>(), width))?)?;
+    let mut out = lead.to_vec();
+    out.push(y.dim(1)?);
+    y.reshape(out)
 }
 
 /// `x` [rows, in] · `w`ᵀ for `w` [out, in], by the path that fits: dot products for a decoding

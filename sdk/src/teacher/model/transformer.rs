@@ -418,15 +418,7 @@ impl Decoder {
     /// Logits [.., V] from hidden states [.., H].
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         if hidden.device().is_cpu() {
-            // Leading dims folded into rows: one product against the head (see `linear::xwt`).
-            let dims = hidden.dims().to_vec();
-            let rows: usize = dims[..dims.len() - 1].iter().product();
-            let logits = super::linear::xwt(&hidden.reshape((rows, dims[dims.len() - 1]))?, &self.lm_head)?;
-            let mut out = dims;
-            if let Some(last) = out.last_mut() {
-                *last = logits.dim(1)?;
-            }
-            return logits.reshape(out);
+            return super::linear::on_rows(hidden, |h| super::linear::xwt(h, &self.lm_head));
         }
         // CUDA matmul needs contiguous operands (a narrowed last position is not).
         hidden.contiguous()?.broadcast_matmul(&self.lm_head.t()?)
