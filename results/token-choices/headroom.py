@@ -1,19 +1,21 @@
 """Headroom for a Teacher that picks among fixed instructions per problem, from the held-out
-outcomes already evaluated (results/token-choices/eval-w0.5, K = 1, 59 problems): the per-problem
-oracle over the menu, whether difficulty shows in the text (Spearman, cluster bootstrap over
-templates), and an untrained length router. Run from the checkout root:
-python3 results/token-choices/headroom.py"""
+outcomes already evaluated (by default results/token-choices/eval-w0.5, K = 1, 59 problems): the
+per-problem oracle over the menu, whether difficulty shows in the text (Spearman, cluster
+bootstrap over templates), and an untrained length router. Run from the checkout root:
+python3 results/token-choices/headroom.py [EVAL_DIR HELDOUT_JSONL]
+(e.g. results/token-budget/eval-heldout117 results/token-budget/heldout-117.jsonl: K = 4, where
+an outcome's values are the means of its K answers, so the oracle's pick is less luck)"""
 import json, glob, os, sys, statistics as st
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stats  # results/stats.py
 from stats import spearman
-D = "results/token-choices/eval-w0.5"
+D = sys.argv[1] if len(sys.argv) > 1 else "results/token-choices/eval-w0.5"
 rows = {}
 for f in sorted(glob.glob(f"{D}/outcomes-*.jsonl")):
     name = os.path.basename(f)[9:-6]
     rows[name] = {r["id"]: r for r in map(json.loads, open(f))}
 ids = list(rows["direct"])
-q = {r["id"]: r for r in map(json.loads, open("results/token-budget/heldout.jsonl"))}
+q = {r["id"]: r for r in map(json.loads, open(sys.argv[2] if len(sys.argv) > 2 else "results/token-budget/heldout.jsonl"))}
 def wr(o, w): return o["values"]["math/accuracy"] - w * o["values"]["cost/tokens"] / 512
 def boot(f, ids, n=2000):
     return stats.boot(f, ids, lambda i: rows["direct"][i]["cluster"], n)
@@ -25,7 +27,7 @@ for w in (0.5, 0.25):
         print(f"oracle {menu_name}: {st.mean(max(wr(rows[m][i], w) for m in menu) for i in ids):.3f} (direct {st.mean(wr(rows['direct'][i], w) for i in ids):.3f}); gain {f(ids):+.3f} {boot(f, ids)}")
         if menu_name == "direct+CoD":
             n_cod = sum(wr(rows['fixed_cod'][i], w) > wr(rows['direct'][i], w) for i in ids)
-            print(f"  CoD strictly better on {n_cod}/59")
+            print(f"  CoD strictly better on {n_cod}/{len(ids)}")
 # Is difficulty visible in the text? Spearman between question length and direct tokens / accuracy.
 qtext = lambda i: q[i].get("question") or q[i].get("query") or ""
 L = [len(qtext(i).split()) for i in ids]
