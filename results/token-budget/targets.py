@@ -101,6 +101,9 @@ for row in ("untrained-teacher", t):
     print(f"  {row}: a number in {len(have)} of {len(ids)} instructions")
     if len(have) < 5:
         continue
+    if len({budget[i] for i in have}) < 2:
+        print(f"    every one is {budget[have[0]]}: no correlation to measure")
+        continue
     for label, measure in (("direct tokens", tokens), ("direct accuracy", acc)):
         f = lambda s: spearman([budget[i] for i in s], [measure("direct", i) for i in s])
         lo, hi = boot(f, have, cluster.get)
