@@ -8,6 +8,8 @@
 #                                               training problems alone, beside direct and both Teachers
 #   examples/token_budget/heldout.sh router     the 0.5B router Teacher (examples/gsm8k_token_router.toml,
 #                                               trained into wst-token-router/w0.5), the same rows
+#   examples/token_budget/heldout.sh writer     the Student writing its own budget (--writer, primed
+#                                               like the Teacher), beside the same rows
 #   examples/token_budget/heldout.sh all        every row: + CoT few-shot and the whole menu,
 #                                               its best chosen on 16 training problems at K = 4
 # Resumable: every Student answer lands in the committed response cache
@@ -34,10 +36,14 @@ case "${1:-all}" in
     "$WST" eval --config examples/gsm8k_token_router.toml --set 'data.eval.path="results/token-budget/heldout-117.jsonl"' \
       --num-answers 4 --cluster-by template --teacher "$ROUTER" --few-shot 0 \
       --instruction-file examples/token_budget/menu-brief.txt --select-on 16 --out results/token-router/eval-heldout117 ;;
+  writer)
+    OUT=results/token-budget/eval-heldout117-writer
+    "$WST" eval "${COMMON[@]}" --few-shot 0 --writer llamacpp:qwen2.5-coder-1.5b-instruct \
+      --instruction-file examples/token_budget/menu-brief.txt --select-on 16 --out "$OUT" ;;
   all)
     OUT=results/token-budget/eval-heldout117
     "$WST" eval "${COMMON[@]}" --instruction-file examples/token_budget/menu.txt --select-on 16 --out "$OUT"
     "$WST" plot --pareto "$OUT/results.json" --x completion_tokens --minimise-x \
       --y math/accuracy --frontier-of fixed --out "$OUT/plots" ;;
-  *) echo "usage: $0 [teachers|best|router|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [teachers|best|router|writer|all]" >&2; exit 2 ;;
 esac
