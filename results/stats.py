@@ -42,4 +42,6 @@ def boot(f, ids, cluster_of, n=2000, seed=0):
         s = [i for k in (rnd.choice(keys) for _ in keys) for i in cl[k]]
         vals.append(f(s))
     vals = sorted(v for v in vals if v == v)  # a resample can make a rank correlation undefined
+    if not vals:  # every resample undefined (e.g. one side constant): no interval
+        return float("nan"), float("nan")
     return vals[int(0.025 * len(vals))], vals[int(0.975 * len(vals))]
