@@ -3,12 +3,11 @@ decoding (at each token, renormalised over the tokens that continue some choice,
 on the first 12 training problems of templates 0000-0069. Used to check that GRPO's groups will
 hold more than one action. Needs transformers and torch (reads the catalog's GGUF, dequantized):
 python results/token-router/choice_probe.py RECIPE.toml [TEMPERATURE]"""
-import json, sys, torch, tomllib
+import json, os, sys, torch, tomllib
 from transformers import AutoModelForCausalLM, AutoTokenizer
 torch.set_num_threads(2)
 cfg = tomllib.load(open(sys.argv[1], "rb"))
 t = cfg["teacher"]
-import os
 d = os.path.join(os.environ.get("WST_MODEL_CACHE", os.path.expanduser("~/.cache/wst/models")), "qwen2.5-coder-0.5b-instruct")
 f = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
@@ -17,12 +16,12 @@ qs = [json.loads(l) for l in open("examples/data/gsm_symbolic_train.jsonl")]
 qs = [q for q in qs if int(q["template"]) < 70][:12]
 temp = float(sys.argv[2]) if len(sys.argv) > 2 else cfg.get("grpo", {}).get("temperature", 1.0)
 choices = t["choices"]
+cids = [tok(c, add_special_tokens=False).input_ids for c in choices]
 for q in qs:
     user = t["prompt_template"].replace("{{ query }}", q["question"])
     msgs = [{"role": "system", "content": t["system_prompt"]}, {"role": "user", "content": user}]
     prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + t.get("instruction_prefix", "")
     p_ids = tok(prompt, return_tensors="pt").input_ids
-    cids = [tok(c, add_special_tokens=False).input_ids for c in choices]
     probs = []
     for i, c in enumerate(cids):
         ids = torch.cat([p_ids, torch.tensor([c])], 1)

@@ -18,9 +18,9 @@ load = lambda row: {r["id"]: r for r in map(json.loads, open(f"{d}/outcomes-{row
 direct = load("direct")
 ids = list(direct)
 cluster = {i: direct[i].get("cluster", i) for i in ids}
-short = {"Be brief: one line per step.": "brief",
-         "Let's think step by step and use less than 100 tokens.": "tale-100",
-         "Be brief: one line per step, no code, then the answer.": "brief-nocode"}
+# Each instruction by its menu name (examples/token_budget/menu.txt: `name: text` lines).
+short = {text.strip(): name.strip() for name, text in
+         (l.split(":", 1) for l in open("examples/token_budget/menu.txt") if ":" in l and not l.startswith("#"))}
 acc = lambda r: r["values"]["math/accuracy"]
 tok = lambda r: st.mean(r["completion_tokens"])
 for row in ("untrained-teacher", "trained-teacher"):
