@@ -22,24 +22,24 @@ WST=${WST:-wst}
 # llama.cpp's OpenMP threads spin while waiting; beside anything else they starve (FACTS.md).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 TEACHER=examples/teachers/gsm8k-token-budget
-COMMON=(--config "$TEACHER/config.toml" --set 'data.eval.path="results/token-budget/heldout-117.jsonl"'
-  --num-answers 4 --cluster-by template --teacher "$TEACHER")
+HELDOUT=(--set 'data.eval.path="results/token-budget/heldout-117.jsonl"' --num-answers 4 --cluster-by template)
+COMMON=(--config "$TEACHER/config.toml" "${HELDOUT[@]}" --teacher "$TEACHER")
+# The menu's best on training problems alone, re-chosen from the cache (no CoT few-shot row).
+BEST=(--few-shot 0 --instruction-file examples/token_budget/menu-brief.txt --select-on 16)
 case "${1:-all}" in
   teachers)
     OUT=results/token-budget/eval-heldout117-teachers
     "$WST" eval "${COMMON[@]}" --few-shot 0 --out "$OUT" ;;
   best)
     OUT=results/token-budget/eval-heldout117-brief
-    "$WST" eval "${COMMON[@]}" --few-shot 0 --instruction-file examples/token_budget/menu-brief.txt --select-on 16 --out "$OUT" ;;
+    "$WST" eval "${COMMON[@]}" "${BEST[@]}" --out "$OUT" ;;
   router)
     ROUTER=${ROUTER:-wst-token-router/w0.5/final}
-    "$WST" eval --config examples/gsm8k_token_router.toml --set 'data.eval.path="results/token-budget/heldout-117.jsonl"' \
-      --num-answers 4 --cluster-by template --teacher "$ROUTER" --few-shot 0 \
-      --instruction-file examples/token_budget/menu-brief.txt --select-on 16 --out results/token-router/eval-heldout117 ;;
+    "$WST" eval --config examples/gsm8k_token_router.toml "${HELDOUT[@]}" --teacher "$ROUTER" "${BEST[@]}" \
+      --out results/token-router/eval-heldout117 ;;
   writer)
     OUT=results/token-budget/eval-heldout117-writer
-    "$WST" eval "${COMMON[@]}" --few-shot 0 --writer llamacpp:qwen2.5-coder-1.5b-instruct \
-      --instruction-file examples/token_budget/menu-brief.txt --select-on 16 --out "$OUT" ;;
+    "$WST" eval "${COMMON[@]}" "${BEST[@]}" --writer llamacpp:qwen2.5-coder-1.5b-instruct --out "$OUT" ;;
   all)
     OUT=results/token-budget/eval-heldout117
     "$WST" eval "${COMMON[@]}" --instruction-file examples/token_budget/menu.txt --select-on 16 --out "$OUT"
