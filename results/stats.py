@@ -1,8 +1,23 @@
 """Statistics shared by the analysis scripts under results/: ranks with ties, Spearman's rho,
-and the cluster bootstrap (resampling whole templates, as the token-cost issue asks, or single
-problems when every problem is its own cluster)."""
+the cluster bootstrap (resampling whole templates, as the token-cost issue asks, or single
+problems when every problem is its own cluster), and the loader of a `wst eval` folder's outcomes."""
+import glob
+import json
+import os
 import random
 import statistics as st
+
+
+def outcomes(d):
+    """A `wst eval` folder's per-problem outcomes: {row: {problem id: outcome}}, a row named as its
+    file `outcomes-<row>.jsonl` names it (`fixed_brief`, `trained-teacher`, ...)."""
+    rows = {}
+    for f in sorted(glob.glob(os.path.join(d, "outcomes-*.jsonl"))):
+        with open(f) as lines:
+            rows[os.path.basename(f)[len("outcomes-"):-len(".jsonl")]] = {r["id"]: r for r in map(json.loads, lines)}
+    if not rows:
+        raise SystemExit(f"{d}: no outcomes-*.jsonl (expected a `wst eval --out` folder)")
+    return rows
 
 
 def rank(v):

@@ -5,7 +5,6 @@ accuracy-tokens plane; its token cut and accuracy loss against direct prompting;
 budgets it writes track the problem's difficulty. Every interval is a 95% bootstrap by template
 (whole templates resampled) with the one by problem beside it.
 Usage, from the checkout root: python3 results/token-budget/targets.py EVAL_DIR"""
-import glob
 import json
 import os
 import re
@@ -13,11 +12,10 @@ import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import boot, spearman  # results/stats.py
+from stats import boot, outcomes, spearman  # results/stats.py
 
 d = sys.argv[1]
-rows = {os.path.basename(f)[len("outcomes-"):-len(".jsonl")]: {r["id"]: r for r in map(json.loads, open(f))}
-        for f in sorted(glob.glob(f"{d}/outcomes-*.jsonl"))}
+rows = outcomes(d)
 results = json.load(open(f"{d}/results.json"))
 ids = list(rows["direct"])
 cluster = {i: rows["direct"][i].get("cluster", i) for i in ids}

@@ -5,15 +5,12 @@ bootstrap over templates), and an untrained length router. Run from the checkout
 python3 results/token-choices/headroom.py [EVAL_DIR HELDOUT_JSONL]
 (e.g. results/token-budget/eval-heldout117 results/token-budget/heldout-117.jsonl: K = 4, where
 an outcome's values are the means of its K answers, so the oracle's pick is less luck)"""
-import json, glob, os, sys, statistics as st
+import json, os, sys, statistics as st
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import stats  # results/stats.py
 from stats import spearman
 D = sys.argv[1] if len(sys.argv) > 1 else "results/token-choices/eval-w0.5"
-rows = {}
-for f in sorted(glob.glob(f"{D}/outcomes-*.jsonl")):
-    name = os.path.basename(f)[9:-6]
-    rows[name] = {r["id"]: r for r in map(json.loads, open(f))}
+rows = stats.outcomes(D)
 ids = list(rows["direct"])
 q = {r["id"]: r for r in map(json.loads, open(sys.argv[2] if len(sys.argv) > 2 else "results/token-budget/heldout.jsonl"))}
 def wr(o, w): return o["values"]["math/accuracy"] - w * o["values"]["cost/tokens"] / 512

@@ -5,17 +5,16 @@ TALE line (the one that lets the Student spend the most) and the Student's direc
 direct accuracy on that problem.
 Usage, from the checkout root: python3 results/token-router/choices.py [EVAL_DIR]"""
 import collections
-import json
 import os
 import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import boot, spearman  # results/stats.py
+from stats import boot, outcomes, spearman  # results/stats.py
 
 d = sys.argv[1] if len(sys.argv) > 1 else "results/token-router/eval-heldout117"
-load = lambda row: {r["id"]: r for r in map(json.loads, open(f"{d}/outcomes-{row}.jsonl"))}
-direct = load("direct")
+rows_of = outcomes(d)
+direct = rows_of["direct"]
 ids = list(direct)
 cluster = {i: direct[i].get("cluster", i) for i in ids}
 # Each instruction by its menu name (examples/token_budget/menu.txt: `name: text` lines).
@@ -24,7 +23,7 @@ short = {text.strip(): name.strip() for name, text in
 acc = lambda r: r["values"]["math/accuracy"]
 tok = lambda r: st.mean(r["completion_tokens"])
 for row in ("untrained-teacher", "trained-teacher"):
-    rows = load(row)
+    rows = rows_of[row]
     pick = {i: short.get(rows[i]["instruction"], rows[i]["instruction"]) for i in ids}
     print(f"{row}: chose " + ", ".join(f"{c} {n}" for c, n in collections.Counter(pick.values()).most_common()))
     for c in sorted(set(pick.values())):
