@@ -26,7 +26,12 @@ You are a helpful assistant.<|im_end|>
 {% endif %}";
 
 fn conversations() -> Vec<Vec<ChatMessage>> {
-    vec![vec![ChatMessage::user("What is 2 + 3?")], vec![ChatMessage::system("Be brief."), ChatMessage::user("What is 2 + 3?\n\nThink first.")]]
+    vec![
+        vec![ChatMessage::user("What is 2 + 3?")],
+        vec![ChatMessage::system("Be brief."), ChatMessage::user("What is 2 + 3?\n\nThink first.")],
+        // A primed reply (an instruction writer's): continued, not closed.
+        vec![ChatMessage::user("What is 2 + 3?"), ChatMessage::assistant("Use less than")],
+    ]
 }
 
 fn renders(gguf: &std::path::Path) -> [Vec<String>; 3] {
@@ -48,6 +53,7 @@ fn teacher_candle_and_llama_cpp_render_the_same_prompt() {
         "blocks trimmed and stripped as transformers renders them (the tiny model's BOS is <|im_start|>)"
     );
     assert!(teacher[1].contains("<|im_start|>system\nBe brief.<|im_end|>\n") && !teacher[1].contains("helpful assistant"));
+    assert_eq!(teacher[2], format!("{}Use less than", teacher[0]), "the assistant's turn opened as for an answer, its text left unclosed");
     assert_eq!(teacher, candle);
     assert_eq!(teacher, llama);
 }

@@ -76,7 +76,10 @@ impl wst_sdk::Student for SlowWriter {
     async fn generate(&self, request: &wst_sdk::StudentRequest) -> wst_sdk::Result<Vec<wst_sdk::StudentSample>> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        let user = request.messages.last().expect("a user message").content.clone();
+        // Primed like the Teacher: the conversation ends with the prefix as the writer's own turn.
+        let last = request.messages.last().expect("messages");
+        assert_eq!((last.role.as_str(), last.content.as_str()), ("assistant", "Be brief:"), "the writer's reply is primed with the prefix");
+        let user = request.messages.iter().rfind(|m| m.role == "user").expect("a user message").content.clone();
         // Later queries answer sooner, so a writer row that kept completion order would be shuffled.
         let wait = 40 - 8 * user.chars().filter(char::is_ascii_digit).count().min(4) as u64;
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;

@@ -8,8 +8,10 @@
 #                                               training problems alone, beside direct and both Teachers
 #   examples/token_budget/heldout.sh router     the 0.5B router Teacher (examples/gsm8k_token_router.toml,
 #                                               trained into wst-token-router/w0.5), the same rows
-#   examples/token_budget/heldout.sh writer     the Student writing its own budget (--writer, primed
-#                                               like the Teacher), beside the same rows
+#   examples/token_budget/heldout.sh writer     the Student writing its own budget (--writer, its reply
+#                                               primed with TALE's sentence as the Teacher's is), beside
+#                                               direct and the best fixed instruction; the Teachers' rows
+#                                               are paired with it from their folders (pair.py)
 #   examples/token_budget/heldout.sh all        every row: + CoT few-shot and the whole menu,
 #                                               its best chosen on 16 training problems at K = 4
 # Resumable: every Student answer lands in the committed response cache
@@ -39,7 +41,10 @@ case "${1:-all}" in
       --out results/token-router/eval-heldout117 ;;
   writer)
     OUT=results/token-budget/eval-heldout117-writer
-    "$WST" eval "${COMMON[@]}" "${BEST[@]}" --writer llamacpp:qwen2.5-coder-1.5b-instruct --out "$OUT" ;;
+    # No Teacher rows: they need the build that sampled the Teachers' instructions (any later
+    # build samples other last bits, so other instructions, and pays the Student again).
+    "$WST" eval --config "$TEACHER/config.toml" "${HELDOUT[@]}" "${BEST[@]}" --no-untrained \
+      --writer llamacpp:qwen2.5-coder-1.5b-instruct --out "$OUT" ;;
   all)
     OUT=results/token-budget/eval-heldout117
     "$WST" eval "${COMMON[@]}" --instruction-file examples/token_budget/menu.txt --select-on 16 --out "$OUT"

@@ -60,14 +60,22 @@ impl ChatTemplate {
         Self::new(text("tokenizer.chat_template").as_deref(), &bos, &eos, &path.display().to_string())
     }
 
-    /// The prompt text for `messages`, ending where the assistant's answer begins.
+    /// The prompt text for `messages`, ending where the assistant's answer begins. When the last
+    /// message is the assistant's, the answer continues it: the turns before it are rendered with
+    /// the assistant's turn opened, and its text follows unclosed (as the Teacher primes its reply
+    /// with `instruction_prefix`), so the model writes on from that text.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String> {
-        self.template.render(context! {
-            messages => minijinja::Value::from(minijinja::value::Serde(messages)),
+        let (turns, prefill) = match messages.split_last() {
+            Some((last, before)) if last.role == "assistant" => (before, last.content.as_str()),
+            _ => (messages, ""),
+        };
+        let prompt = self.template.render(context! {
+            messages => minijinja::Value::from(minijinja::value::Serde(turns)),
             add_generation_prompt => true,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
-        })
+        })?;
+        Ok(prompt + prefill)
     }
 
     /// The checkpoint's own template source (`None` when ChatML stands in for a missing one).
@@ -108,6 +116,20 @@ mod tests {
         let t = ChatTemplate::new(None, "", "", "test").unwrap();
         assert_eq!(t.render(&msgs()).unwrap(), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
         assert!(t.source().is_none());
+    }
+
+    #[test]
+    fn a_final_assistant_message_is_continued_not_closed() {
+        let t = ChatTemplate::new(None, "", "", "test").unwrap();
+        let mut m = msgs();
+        m.push(ChatMessage::assistant("Let's think step by step and use less than"));
+        assert_eq!(
+            t.render(&m).unwrap(),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nLet's think step by step and use less than"
+        );
+        // An earlier assistant turn (a worked example) is still closed.
+        m.push(ChatMessage::user("And 3?"));
+        assert!(t.render(&m).unwrap().contains("use less than<|im_end|>\n<|im_start|>user\nAnd 3?<|im_end|>\n<|im_start|>assistant\n"));
     }
 
     #[test]

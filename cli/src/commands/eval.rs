@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub teacher: Option<String>,
     /// Another instruction writer, as a Student spec (e.g. openai:gpt-4o-mini), prompted and
-    /// sampled like the Teacher, its text after `teacher.instruction_prefix`; repeatable.
+    /// sampled like the Teacher, its reply primed with `teacher.instruction_prefix`; repeatable.
     #[arg(long)]
     pub writer: Vec<String>,
     /// Student answers per query, K (default: wst.student_samples); `--k` is a hidden alias.

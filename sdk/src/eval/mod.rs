@@ -48,7 +48,10 @@ pub enum InstructionSource {
         /// Its sampling settings.
         params: SamplingParams,
         /// Text every instruction starts with (the Teacher's `instruction_prefix`), so that a
-        /// writer's row differs from a primed Teacher's only in who writes the rest.
+        /// writer's row differs from a primed Teacher's only in who writes the rest: the writer's
+        /// reply is primed with it (a final assistant message), as the Teacher's is. A backend
+        /// that renders the chat template (llama.cpp, candle; llama-server too) continues it; a
+        /// chat API without assistant prefill (OpenAI's) answers after it instead.
         prefix: String,
     },
 }
@@ -197,8 +200,12 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
                 .iter()
                 .map(|q| {
                     let user = t.render(minijinja::context! { query => q.text.as_str() })?;
+                    let mut messages = vec![ChatMessage::system(system.clone()), ChatMessage::user(user)];
+                    if !prefix.is_empty() {
+                        messages.push(ChatMessage::assistant(prefix.clone()));
+                    }
                     Ok(StudentRequest {
-                        messages: vec![ChatMessage::system(system.clone()), ChatMessage::user(user)],
+                        messages,
                         n: 1,
                         params: SamplingParams { seed: params.seed.map(|s| mix(&[s, hash_str(&q.id)])), ..params.clone() },
                     })
@@ -215,7 +222,8 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
 }
 
 /// `prefix` followed by the trimmed `text`, a space between them unless the prefix already ends
-/// with whitespace (a writer does not continue the prefix as a primed Teacher does).
+/// with whitespace (a continuation's leading space is trimmed with the rest, and a chat API that
+/// answers after the prefix instead of continuing it gives text without one).
 fn with_prefix(prefix: &str, text: &str) -> String {
     let text = text.trim();
     if prefix.is_empty() || text.is_empty() || prefix.ends_with(char::is_whitespace) { format!("{prefix}{text}") } else { format!("{prefix} {text}") }
