@@ -53,11 +53,37 @@ def show(label, diff, by_template, by_problem, scale=1.0, unit=""):
     return lo > 0
 
 
+def budget_tracking(row_names):
+    """Spearman's rho between the number an instruction holds and the problem's direct tokens and
+    accuracy, for each row whose instructions are written per problem (Teachers, writers)."""
+    print("\nDoes the written budget track difficulty? (Spearman, problems whose instruction holds a number)")
+    for row in row_names:
+        budget = {}
+        for i in ids:
+            m = re.search(r"\d+", rows[row][i]["instruction"] or "")
+            if m:
+                budget[i] = int(m.group())
+        have = [i for i in ids if i in budget]
+        print(f"  {row}: a number in {len(have)} of {len(ids)} instructions")
+        if len(have) < 5:
+            continue
+        if len({budget[i] for i in have}) < 2:
+            print(f"    every one is {budget[have[0]]}: no correlation to measure")
+            continue
+        for label, measure in (("direct tokens", tokens), ("direct accuracy", acc)):
+            f = lambda s: spearman([budget[i] for i in s], [measure("direct", i) for i in s])
+            lo, hi = boot(f, have, cluster.get)
+            print(f"    rho(budget, {label}) {f(have):+.2f} [{lo:+.2f}, {hi:+.2f}] by template")
+
+
 print(f"{d}: {len(ids)} problems in {len(set(cluster.values()))} templates; K = {len(rows['direct'][ids[0]]['scores'])}")
 for r in rows:
     print(f"  {r:28} weighted {mean(weighted, r):+.3f}  accuracy {mean(acc, r):.3f}  tokens {mean(tokens, r):6.1f}")
+written = [r for r in ("untrained-teacher", "trained-teacher") if r in rows] + sorted(r for r in rows if r.startswith("writer_"))
 if "trained-teacher" not in rows:
-    sys.exit("no trained-teacher row: nothing to check")
+    print("\nno trained-teacher row: no target to check")
+    budget_tracking(written)
+    sys.exit(0)
 t = "trained-teacher"
 
 print("\nTarget 1: the trained Teacher above direct prompting and its untrained self (weighted reward)")
@@ -86,23 +112,4 @@ show("accuracy vs direct (points)", *a, scale=100)
 ok3 = cut[0] / direct_tokens <= -0.40 and a[0] >= -0.02 and a[1][0] > -0.05
 print(f"  -> {'met' if ok3 else 'not met'}")
 
-print("\nDoes the written budget track difficulty? (Spearman, problems whose instruction holds a number)")
-for row in ("untrained-teacher", t):
-    if row not in rows:
-        continue
-    budget = {}
-    for i in ids:
-        m = re.search(r"\d+", rows[row][i]["instruction"] or "")
-        if m:
-            budget[i] = int(m.group())
-    have = [i for i in ids if i in budget]
-    print(f"  {row}: a number in {len(have)} of {len(ids)} instructions")
-    if len(have) < 5:
-        continue
-    if len({budget[i] for i in have}) < 2:
-        print(f"    every one is {budget[have[0]]}: no correlation to measure")
-        continue
-    for label, measure in (("direct tokens", tokens), ("direct accuracy", acc)):
-        f = lambda s: spearman([budget[i] for i in s], [measure("direct", i) for i in s])
-        lo, hi = boot(f, have, cluster.get)
-        print(f"    rho(budget, {label}) {f(have):+.2f} [{lo:+.2f}, {hi:+.2f}] by template")
+budget_tracking(written)
