@@ -1,6 +1,7 @@
 """Statistics shared by the analysis scripts under results/: ranks with ties, Spearman's rho,
 the cluster bootstrap (resampling whole templates, as the token-cost issue asks, or single
-problems when every problem is its own cluster), and the loader of a `wst eval` folder's outcomes."""
+problems when every problem is its own cluster), the loader of a `wst eval` folder's outcomes and
+the measures read from one outcome."""
 import glob
 import json
 import os
@@ -18,6 +19,21 @@ def outcomes(d):
     if not rows:
         raise SystemExit(f"{d}: no outcomes-*.jsonl (expected a `wst eval --out` folder)")
     return rows
+
+
+def weighted(o):
+    """An outcome's weighted reward: the mean over its K answers of the recipe's reward."""
+    return o["mean"]
+
+
+def accuracy(o):
+    """An outcome's accuracy: the share of its K answers graded right."""
+    return o["values"]["math/accuracy"]
+
+
+def tokens(o):
+    """An outcome's Student completion tokens per answer (mean over its K answers)."""
+    return st.mean(o["completion_tokens"])
 
 
 def rank(v):

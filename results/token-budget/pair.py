@@ -11,7 +11,7 @@ import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import boot, outcomes  # results/stats.py
+from stats import accuracy, boot, outcomes, tokens, weighted  # results/stats.py
 
 
 def load(spec):
@@ -28,9 +28,9 @@ args = sys.argv[1:]
 if not args or len(args) % 2:
     raise SystemExit(__doc__)
 measures = {
-    "weighted reward": lambda o: o["mean"],
-    "tokens / answer": lambda o: st.mean(o["completion_tokens"]),
-    "accuracy (points)": lambda o: 100 * o["values"]["math/accuracy"],
+    "weighted reward": weighted,
+    "tokens / answer": tokens,
+    "accuracy (points)": lambda o: 100 * accuracy(o),
 }
 for a_spec, b_spec in zip(args[::2], args[1::2]):
     (a_rows, a), (b_rows, b) = load(a_spec), load(b_spec)

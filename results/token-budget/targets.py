@@ -12,7 +12,8 @@ import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import boot, outcomes, spearman  # results/stats.py
+import stats  # results/stats.py
+from stats import boot, outcomes, spearman
 
 d = sys.argv[1]
 rows = outcomes(d)
@@ -24,15 +25,15 @@ best = (results.get("best_fixed") or {}).get("method", "").replace(":", "_")
 
 
 def weighted(row, i):
-    return rows[row][i]["mean"]
+    return stats.weighted(rows[row][i])
 
 
 def acc(row, i):
-    return rows[row][i]["values"]["math/accuracy"]
+    return stats.accuracy(rows[row][i])
 
 
 def tokens(row, i):
-    return st.mean(rows[row][i]["completion_tokens"])
+    return stats.tokens(rows[row][i])
 
 
 def mean(measure, row):

@@ -10,7 +10,7 @@ import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import boot, outcomes, spearman  # results/stats.py
+from stats import accuracy as acc, boot, outcomes, spearman, tokens as tok  # results/stats.py
 
 d = sys.argv[1] if len(sys.argv) > 1 else "results/token-router/eval-heldout117"
 rows_of = outcomes(d)
@@ -20,8 +20,6 @@ cluster = {i: direct[i].get("cluster", i) for i in ids}
 # Each instruction by its menu name (examples/token_budget/menu.txt: `name: text` lines).
 short = {text.strip(): name.strip() for name, text in
          (l.split(":", 1) for l in open("examples/token_budget/menu.txt") if ":" in l and not l.startswith("#"))}
-acc = lambda r: r["values"]["math/accuracy"]
-tok = lambda r: st.mean(r["completion_tokens"])
 for row in ("untrained-teacher", "trained-teacher"):
     rows = rows_of[row]
     pick = {i: short.get(rows[i]["instruction"], rows[i]["instruction"]) for i in ids}
