@@ -204,11 +204,7 @@ pub async fn instructions(pipeline: &Pipeline, queries: &[Query], source: &Instr
                     if !prefix.is_empty() {
                         messages.push(ChatMessage::assistant(prefix.clone()));
                     }
-                    Ok(StudentRequest {
-                        messages,
-                        n: 1,
-                        params: SamplingParams { seed: params.seed.map(|s| mix(&[s, hash_str(&q.id)])), ..params.clone() },
-                    })
+                    Ok(StudentRequest { messages, n: 1, params: SamplingParams { seed: params.seed.map(|s| mix(&[s, hash_str(&q.id)])), ..params.clone() } })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let jobs = requests.iter().map(|r| async move {
