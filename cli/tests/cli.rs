@@ -422,3 +422,45 @@ fn eval_leaves_failing_queries_out_and_writes_every_finished_method() {
     }
     assert!(!out.status.success(), "a failed method makes the run exit non-zero: {stderr}");
 }
+
+#[test]
+fn a_pareto_plot_of_many_rows_draws_the_frontier_in_black_and_every_row_in_its_own_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    // Thirteen rows, as the token-cost table has: five fixed instructions (their frontier is
+    // (70, 0.2), (140, 0.37), (250, 0.40); (240, 0.36) is dominated) and eight others.
+    let fixed = [(70.0, 0.2), (140.0, 0.37), (240.0, 0.36), (250.0, 0.40), (260.0, 0.38)];
+    let others = [(300.0, 0.49), (280.0, 0.48), (226.0, 0.38), (242.0, 0.38), (165.0, 0.37), (199.0, 0.39), (229.0, 0.35), (150.0, 0.30)];
+    let row = |name: String, (t, a): (f64, f64)| serde_json::json!({"name": name, "values": {"math/accuracy": a}, "measures": {"completion_tokens": {"value": t}}});
+    let methods: Vec<_> =
+        fixed.iter().enumerate().map(|(i, &p)| row(format!("fixed:{i}"), p)).chain(others.iter().enumerate().map(|(i, &p)| row(format!("teacher-{i}"), p))).collect();
+    let results = dir.path().join("results.json");
+    std::fs::write(&results, serde_json::json!({ "methods": methods }).to_string()).unwrap();
+    let out = wst()
+        .args(["plot", "--pareto"])
+        .arg(&results)
+        .args(["--x", "completion_tokens", "--minimise-x", "--y", "math/accuracy", "--frontier-of", "fixed", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("pareto.svg")).unwrap();
+    let attr = |tag: &str, name: &str| tag.split(&format!(" {name}=\"")).nth(1).and_then(|s| s.split('"').next()).map(str::to_string);
+    // The frontier: one black line of width 2 through its three points, with a ring round each.
+    let black_lines: Vec<usize> = svg
+        .lines()
+        .filter(|l| l.trim_start().starts_with("<polyline") && attr(l, "stroke").as_deref() == Some("#000000") && attr(l, "stroke-width").as_deref() == Some("2"))
+        .map(|l| attr(l, "points").unwrap_or_default().split_whitespace().count())
+        .collect();
+    assert!(black_lines.contains(&3), "no black frontier line through 3 points: {black_lines:?}\n{svg}");
+    let rings = svg.lines().filter(|l| l.trim_start().starts_with("<circle") && attr(l, "r").as_deref() == Some("7") && attr(l, "stroke").as_deref() == Some("#000000")).count();
+    assert_eq!(rings, 3, "a ring round each frontier point");
+    // The rows: filled points, thirteen colours, none black and none so pale it vanishes on white.
+    let fills: std::collections::BTreeSet<String> = svg.lines().filter(|l| l.trim_start().starts_with("<circle")).filter_map(|l| attr(l, "fill")).filter(|f| f != "none").collect();
+    assert_eq!(fills.len(), 13, "{fills:?}");
+    for f in &fills {
+        let c: Vec<f64> = (0..3).map(|i| f64::from(u8::from_str_radix(&f[1 + 2 * i..3 + 2 * i], 16).unwrap()) / 255.0).collect();
+        let lin = |c: f64| if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) };
+        let luminance = 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+        assert!(f != "#000000" && luminance <= 0.5, "row colour {f}: luminance {luminance:.2}");
+    }
+}

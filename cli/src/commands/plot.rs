@@ -50,12 +50,44 @@ fn pad(lo: f64, hi: f64, legend: usize) -> (f64, f64) {
 /// One line series: a name and (x, y) points.
 type Series = (String, Vec<(f64, f64)>);
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, x_label: &str, y_label: &str, series: &[Series], lines: bool) -> anyhow::Result<()>
+/// Row colours: matplotlib's ten (`tab10`) then five darker ones, every one readable on white
+/// (relative luminance at most 0.5) and none black, which marks the frontier.
+const ROW_COLOURS: [RGBColor; 15] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 139),
+    RGBColor(139, 0, 0),
+    RGBColor(0, 100, 0),
+    RGBColor(184, 134, 11),
+    RGBColor(75, 0, 130),
+];
+
+/// What `draw` draws: the rows, as points (or lines through them), and optionally a frontier,
+/// drawn first in black with open rings round its points so the rows it passes through show.
+struct Figure<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    series: &'a [Series],
+    lines: bool,
+    frontier: Option<&'a Series>,
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, fig: &Figure<'_>) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
+    let Figure { title, x_label, y_label, series, lines, frontier } = *fig;
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let pts = series.iter().chain(frontier).flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in pts {
         x0 = x0.min(x);
@@ -66,7 +98,7 @@ where
     if !x0.is_finite() {
         anyhow::bail!("nothing to plot for {title}");
     }
-    let ((x0, x1), (y0, y1)) = (pad(x0, x1, 0), pad(y0, y1, series.len()));
+    let ((x0, x1), (y0, y1)) = (pad(x0, x1, 0), pad(y0, y1, series.len() + usize::from(frontier.is_some())));
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(12)
@@ -75,8 +107,16 @@ where
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some((name, points)) = frontier {
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), BLACK.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(name.clone())
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+        chart.draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 7, BLACK.stroke_width(1)))).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     for (i, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = ROW_COLOURS[i % ROW_COLOURS.len()];
         if lines {
             chart
                 .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
@@ -95,10 +135,10 @@ where
 }
 
 /// Writes `NAME.svg` in `out`; returns the file.
-fn render(out: &Path, name: &str, title: &str, x: &str, y: &str, series: &[Series], lines: bool) -> anyhow::Result<PathBuf> {
+fn render(out: &Path, name: &str, fig: &Figure<'_>) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let svg = out.join(format!("{name}.svg"));
-    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, x, y, series, lines)?;
+    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), fig)?;
     Ok(svg)
 }
 
@@ -122,7 +162,8 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> 
     if series.is_empty() {
         anyhow::bail!("{} has no metrics to plot", metrics.display());
     }
-    Ok(vec![render(out, "training", "WST training", "step", "score / reward", &series, true)?])
+    let fig = Figure { title: "WST training", x_label: "step", y_label: "score / reward", series: &series, lines: true, frontier: None };
+    Ok(vec![render(out, "training", &fig)?])
 }
 
 /// The non-dominated points (maximising both coordinates), sorted by x.
@@ -176,15 +217,15 @@ fn plot_pareto(files: &[PathBuf], spec: &ParetoSpec<'_>, out: &Path) -> anyhow::
     if candidates.is_empty() {
         anyhow::bail!("no row's name starts with `{}`: nothing to draw a frontier of", spec.frontier_of.unwrap_or_default());
     }
-    let mut series: Vec<Series> = by_method.into_iter().collect();
-    let front = frontier(&candidates, spec.minimise_x);
+    let series: Vec<Series> = by_method.into_iter().collect();
     let label = match spec.frontier_of {
         Some(p) => format!("Pareto frontier of the {p}* rows"),
         None => "Pareto frontier".into(),
     };
-    let points = render(out, "pareto_points", &format!("{y} vs {x}"), x, y, &series, false)?;
-    series.push((label, front));
-    Ok(vec![render(out, "pareto", &format!("Pareto frontier: {y} vs {x}"), x, y, &series, true)?, points])
+    let front = (label, frontier(&candidates, spec.minimise_x));
+    let (points_title, title) = (format!("{y} vs {x}"), format!("Pareto frontier: {y} vs {x}"));
+    let points = render(out, "pareto_points", &Figure { title: &points_title, x_label: x, y_label: y, series: &series, lines: false, frontier: None })?;
+    Ok(vec![render(out, "pareto", &Figure { title: &title, x_label: x, y_label: y, series: &series, lines: true, frontier: Some(&front) })?, points])
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -217,6 +258,23 @@ mod tests {
         assert!(close(pad(-0.6, 1.0, 3), (-0.68, 1.416)));
         assert!(close(pad(2.0, 2.0, 0), (1.5, 2.5)));
         assert!(close(pad(2.0, 2.0, 2), (1.5, 2.64)));
+    }
+
+    #[test]
+    fn every_row_colour_reads_on_white_and_none_is_the_frontiers_black() {
+        // WCAG's relative luminance of an sRGB colour.
+        let lin = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        };
+        for (i, &RGBColor(r, g, b)) in ROW_COLOURS.iter().enumerate() {
+            let luminance = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+            assert!(luminance <= 0.5, "colour {i} ({r}, {g}, {b}): luminance {luminance:.3}");
+            assert_ne!((r, g, b), (0, 0, 0));
+            assert!(ROW_COLOURS[..i].iter().all(|c| *c != ROW_COLOURS[i]), "colour {i} repeats");
+        }
+        // By hand: tab10's olive (188, 189, 34) is 0.2126 · 0.5029 + 0.7152 · 0.5089 + 0.0722 · 0.0160.
+        assert!((0.2126 * lin(188) + 0.7152 * lin(189) + 0.0722 * lin(34) - 0.4720).abs() < 1e-3);
     }
 
     #[test]
