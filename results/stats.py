@@ -21,6 +21,16 @@ def outcomes(d):
     return rows
 
 
+def same_protocol(a, b):
+    """Whether two folders' outcomes (`outcomes(d)`) are one protocol: the same problems, and
+    direct rows that are the same answers (tokens and scores of every answer), so rows run at
+    different times can be set beside each other."""
+    da, db = a.get("direct"), b.get("direct")
+    if da is None or db is None or set(da) != set(db):
+        return False
+    return all(da[i]["completion_tokens"] == db[i]["completion_tokens"] and da[i]["scores"] == db[i]["scores"] for i in da)
+
+
 def weighted(o):
     """An outcome's weighted reward: the mean over its K answers of the recipe's reward."""
     return o["mean"]

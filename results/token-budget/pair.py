@@ -11,7 +11,7 @@ import statistics as st
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from stats import accuracy, boot, outcomes, tokens, weighted  # results/stats.py
+from stats import accuracy, boot, outcomes, same_protocol, tokens, weighted  # results/stats.py
 
 
 def load(spec):
@@ -37,8 +37,7 @@ for a_spec, b_spec in zip(args[::2], args[1::2]):
     if set(a) != set(b):
         raise SystemExit(f"{a_spec} and {b_spec} hold different problems ({len(a)} and {len(b)})")
     # The same protocol: the two folders' direct answers must be the same answers.
-    da, db = a_rows.get("direct"), b_rows.get("direct")
-    if da is None or db is None or any(da[i]["completion_tokens"] != db[i]["completion_tokens"] or da[i]["scores"] != db[i]["scores"] for i in da):
+    if not same_protocol(a_rows, b_rows):
         raise SystemExit(f"{a_spec} and {b_spec}: their folders' direct rows differ (or one has none): not the same protocol")
     ids = list(a)
     cluster = {i: a[i].get("cluster", i) for i in ids}
