@@ -27,16 +27,19 @@ args = sys.argv[1:]
 if len(args) < 2:
     raise SystemExit(__doc__)
 out, specs = args[0], [parse(s) for s in args[1:]]
-first, methods, names = None, [], set()
+# Each folder's outcomes and methods, read and checked once however many of its rows are named.
+first, found_in, methods, names = None, {}, [], set()
 for d, row, name in specs:
-    rows = outcomes(d)
-    if first is None:
-        first = (d, rows)
-    elif not same_protocol(first[1], rows):
-        raise SystemExit(f"{d}: its direct answers are not {first[0]}'s (or one has none): not the same protocol")
     path = os.path.join(d, "results.json")
-    with open(path) as f:
-        found = {m["name"]: m for m in json.load(f)["methods"]}
+    if d not in found_in:
+        rows = outcomes(d)
+        if first is None:
+            first = (d, rows)
+        elif not same_protocol(first[1], rows):
+            raise SystemExit(f"{d}: its direct answers are not {first[0]}'s (or one has none): not the same protocol")
+        with open(path) as f:
+            found_in[d] = {m["name"]: m for m in json.load(f)["methods"]}
+    found = found_in[d]
     if row not in found:
         raise SystemExit(f"{path}: no method {row!r} (methods: {', '.join(found)})")
     if name in names:
